@@ -1,0 +1,1 @@
+"""The HTTP front: accepts uploads, records jobs, enqueues them and serves results."""

@@ -1,0 +1,60 @@
+"""Every error leaves the api as `{"error": {"code", "message"}}`; this is the one place that maps
+exceptions to HTTP statuses."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException
+
+from stt_common.errors import SttError
+
+log = logging.getLogger(__name__)
+
+HTTP_CODES = {
+    400: "bad_request", 404: "not_found", 405: "method_not_allowed", 409: "conflict",
+    413: "file_too_large", 415: "unsupported_media_type", 422: "validation_error",
+    429: "rate_limited", 503: "service_unavailable",
+}
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from inside request parsing; an HTTPException so FastAPI re-raises it untouched."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the upload is larger than the limit of {limit} bytes")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(SttError)
+    async def _stt_error(_: Request, exc: SttError) -> JSONResponse:
+        headers = {"Retry-After": "5"} if exc.http_status == 503 else None
+        return error_response(exc.http_status, exc.code, exc.message, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+        return error_response(422, "validation_error", "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(DBAPIError)
+    async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
+        log.warning("database unavailable: %s", exc.__class__.__name__)
+        return error_response(503, "database_unavailable", "the database is unavailable; retry shortly",
+                              {"Retry-After": "5"})

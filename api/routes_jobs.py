@@ -1,0 +1,98 @@
+"""/v1/jobs: submit audio, poll a job, list jobs, fetch a transcript, delete a job."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi.responses import PlainTextResponse, Response
+
+from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
+from api.schemas import ErrorBody, JobList, JobOut, ResultOut
+from api.uploads import accept_upload
+from stt_common import jobs
+from stt_common.errors import Conflict, TransientError
+from stt_common.models import JobStatus
+from stt_common.queue import publish_transcription
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody} for code in (400, 404, 409, 413, 415, 422, 503)
+}
+
+
+@router.post("", status_code=202, response_model=JobOut, responses=ERRORS)
+def create_job(
+    session: SessionDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+    celery: CeleryDep,
+    file: Annotated[UploadFile, File(description="The audio: wav, flac, ogg or mp3.")],
+    model: Annotated[str | None, Form(max_length=128, description="Model name; see GET /v1/models.")] = None,
+) -> JobOut:
+    """Accept an audio file and queue it for transcription. Returns at once with the queued job."""
+    job = accept_upload(session, storage, settings, file.file, file.size or 0, file.filename, model)
+    try:
+        session.commit()
+    except BaseException:
+        session.rollback()
+        storage.delete(job.audio_key or "")
+        raise
+    try:
+        publish_transcription(celery, job.id)
+    except Exception as exc:  # the broker is down: take the job back rather than leave it orphaned
+        log.warning("publishing job %s failed: %s", job.id, exc)
+        key = jobs.delete(session, job.id)
+        session.commit()
+        storage.delete(key or "")
+        raise TransientError("the job queue is unavailable; retry shortly", code="queue_unavailable") from exc
+    return JobOut.of(job)
+
+
+@router.get("", response_model=JobList, responses=ERRORS)
+def list_jobs(
+    session: SessionDep,
+    status: JobStatus | None = None,
+    cursor: Annotated[str | None, Query(max_length=256)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> JobList:
+    """Jobs, newest first. Follow `next_cursor` for older pages."""
+    page = jobs.list_jobs(session, status=status, cursor=cursor, limit=limit)
+    return JobList(data=[JobOut.of(j) for j in page.jobs], next_cursor=page.next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobOut, responses=ERRORS)
+def get_job(session: SessionDep, job_id: str) -> JobOut:
+    """The job's status, progress, timings, and its result once it has succeeded."""
+    return JobOut.of(jobs.get_job(session, jobs.parse_job_id(job_id)))
+
+
+@router.get(
+    "/{job_id}/transcript",
+    responses={**ERRORS, 200: {"content": {"text/plain": {}, "application/json": {}}}},
+)
+def get_transcript(
+    session: SessionDep, job_id: str, format: Literal["txt", "json"] = "txt"
+) -> Response:
+    """The transcript of a succeeded job as plain text or JSON (text and timed words)."""
+    job = jobs.get_job(session, jobs.parse_job_id(job_id))
+    if job.status != JobStatus.succeeded or job.result is None:
+        raise Conflict(f"the job is {job.status}; a transcript exists once it has succeeded",
+                       code="job_not_succeeded")
+    if format == "txt":
+        return PlainTextResponse(job.result["text"] + "\n")
+    body = ResultOut(text=job.result["text"], words=job.result.get("words", []))
+    return Response(body.model_dump_json(), media_type="application/json")
+
+
+@router.delete("/{job_id}", status_code=204, responses=ERRORS)
+def delete_job(session: SessionDep, storage: StorageDep, job_id: str) -> Response:
+    """Cancel the job if it has not finished, and delete its audio and transcript."""
+    key = jobs.delete(session, jobs.parse_job_id(job_id))
+    session.commit()
+    if key:
+        storage.delete(key)
+    return Response(status_code=204)

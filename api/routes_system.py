@@ -1,0 +1,58 @@
+"""Liveness, readiness and the model catalogue."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from redis import Redis
+from sqlalchemy import text
+
+from api.deps import CeleryDep, SessionDep, SettingsDep
+from api.schemas import ModelList, ModelOut, ReadyOut
+from stt_common.model_folder import list_models
+
+router = APIRouter()
+
+
+@router.get("/health", tags=["system"])
+def health() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/ready", response_model=ReadyOut, tags=["system"], responses={503: {"model": ReadyOut}})
+def ready(session: SessionDep, settings: SettingsDep, celery: CeleryDep) -> JSONResponse:
+    """Readiness: the database and the broker answer, and at least one worker replies to a ping."""
+    checks: dict[str, str] = {}
+    try:
+        session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {exc.__class__.__name__}"
+    try:
+        Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2).ping()
+        checks["broker"] = "ok"
+    except Exception as exc:
+        checks["broker"] = f"error: {exc.__class__.__name__}"
+    if checks["broker"] == "ok":
+        try:
+            replies = celery.control.ping(timeout=settings.ready_worker_timeout, limit=1)
+            checks["workers"] = "ok" if replies else "error: no worker replied"
+        except Exception as exc:
+            checks["workers"] = f"error: {exc.__class__.__name__}"
+    else:
+        checks["workers"] = "error: broker unreachable"
+    ok = all(v == "ok" for v in checks.values())
+    body = ReadyOut(status="ready" if ok else "not_ready", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+
+@router.get("/v1/models", response_model=ModelList, tags=["models"])
+def models(settings: SettingsDep) -> ModelList:
+    """The models this deployment serves."""
+    data = [
+        ModelOut(name=name, language=m.language, sample_rate=m.sample_rate, variants=m.variants(),
+                 default=name == settings.default_model, description=m.description, metrics=m.metrics)
+        for name, (_, m) in list_models(settings.models_dir).items()
+    ]
+    return ModelList(data=data)

@@ -1,0 +1,71 @@
+"""Accepting an upload: check it is audio within limits, store it, record the queued job."""
+
+from __future__ import annotations
+
+import uuid
+from typing import BinaryIO
+
+from sqlalchemy.orm import Session
+
+from stt_common import audio
+from stt_common.errors import EmptyFile, FileTooLarge, UnknownModel
+from stt_common.model_folder import list_models
+from stt_common.models import Job, JobStatus
+from stt_common.settings import Settings
+from stt_common.storage import LocalStorage, audio_key
+
+
+def resolve_model(settings: Settings, requested: str | None) -> str:
+    name = requested or settings.default_model
+    if name not in list_models(settings.models_dir):
+        raise UnknownModel(f"unknown model {name[:128]!r}; GET /v1/models lists the available ones")
+    return name
+
+
+def clean_filename(name: str | None) -> str | None:
+    """Keep the client's filename for display only: no directories, no control characters, bounded."""
+    if not name:
+        return None
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(ch for ch in base if ch.isprintable())
+    return base[:255] or None
+
+
+def accept_upload(
+    session: Session,
+    storage: LocalStorage,
+    settings: Settings,
+    upload: BinaryIO,
+    size: int,
+    filename: str | None,
+    model: str | None,
+) -> Job:
+    """Validate, store and record (flushed, not committed). On failure nothing stays in storage."""
+    if size == 0:
+        raise EmptyFile("the uploaded file is empty")
+    if size > settings.max_upload_bytes:
+        raise FileTooLarge(f"the upload is larger than the limit of {settings.max_upload_bytes} bytes")
+    model_name = resolve_model(settings, model)
+    info = audio.probe(upload)
+    audio.check_limits(info, settings.max_audio_seconds)
+
+    job_id = uuid.uuid4()
+    stored = storage.put(audio_key(job_id), upload)
+    try:
+        job = Job(
+            id=job_id,
+            status=JobStatus.queued,
+            model=model_name,
+            audio_key=stored.key,
+            audio_sha256=stored.sha256,
+            audio_bytes=stored.bytes,
+            audio_format=info.format,
+            filename=clean_filename(filename),
+            duration_s=round(info.duration_s, 3),
+        )
+        session.add(job)
+        session.flush()
+    except BaseException:
+        storage.delete(stored.key)
+        raise
+    return job

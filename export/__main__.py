@@ -1,0 +1,41 @@
+"""python -m export CHECKPOINT --out models/NAME
+
+CHECKPOINT is a Hugging Face hub id (e.g. a Turkish fine-tune of facebook/wav2vec2-large-xlsr-53) or a
+local folder saved with `save_pretrained`. Writes model.onnx, model.int8.onnx, vocab.json and
+manifest.json, after checking that the ONNX logits match PyTorch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from export.onnx_export import ExportError, ExportOptions, export_checkpoint
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", help="Hub id or local folder of a Wav2Vec2ForCTC checkpoint.")
+    parser.add_argument("--out", type=Path, required=True, help="Model folder to write (replaced if present).")
+    parser.add_argument("--name", help="Model name served by the api (default: the folder's name).")
+    parser.add_argument("--language", default="tr")
+    parser.add_argument("--description", default="")
+    parser.add_argument("--no-int8", action="store_true", help="Write only the fp32 model.")
+    args = parser.parse_args(argv)
+    options = ExportOptions(name=args.name or args.out.name, language=args.language,
+                            quantize=not args.no_int8, description=args.description)
+    try:
+        manifest = export_checkpoint(args.checkpoint, args.out, options)
+    except ExportError as exc:
+        print(f"export failed: {exc}", file=sys.stderr)
+        return 2
+    for name, entry in manifest.files.items():
+        print(f"{name:20s} {entry.bytes / 1e6:9.3f} MB  sha256 {entry.sha256[:12]}")
+    print(f"metrics: {manifest.metrics}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

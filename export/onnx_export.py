@@ -1,0 +1,176 @@
+"""Checkpoint → ONNX fp32 → INT8 (dynamic, MatMul only) → verified model folder."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stt_common.model_folder import MANIFEST, ONNX_FILES, VOCAB, Manifest, file_entry, write_manifest
+
+log = logging.getLogger(__name__)
+
+
+class ExportError(Exception):
+    """The checkpoint cannot become a servable model; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    name: str
+    language: str = "tr"
+    opset: int = 17
+    quantize: bool = True
+    # What to quantize: MatMul only. Quantizing convolutions too (onnxruntime's default) ran slower
+    # on CPU for wav2vec2 and is a known source of accuracy loss.
+    quantize_ops: tuple[str, ...] = ("MatMul",)
+    parity_atol: float = 1e-3
+    description: str = ""
+
+
+def load_checkpoint(checkpoint: str) -> tuple[Any, dict[str, int], Any]:
+    """Load model, vocabulary and feature-extractor settings from a hub id or a local folder."""
+    from transformers import AutoConfig, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC
+
+    try:
+        config = AutoConfig.from_pretrained(checkpoint)
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"cannot read a model config from {checkpoint!r}: {exc}") from exc
+    if config.model_type != "wav2vec2" or not any(a.endswith("ForCTC") for a in config.architectures or []):
+        raise ExportError(
+            f"{checkpoint!r} is a {config.model_type} model ({config.architectures}); a Wav2Vec2ForCTC "
+            "checkpoint (fine-tuned with a CTC head) is needed"
+        )
+    try:
+        tokenizer = Wav2Vec2CTCTokenizer.from_pretrained(checkpoint)
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"{checkpoint!r} has no CTC tokenizer (vocab.json): {exc}") from exc
+    vocab = dict(tokenizer.get_vocab())
+    if len(vocab) != config.vocab_size:
+        raise ExportError(
+            f"the vocabulary has {len(vocab)} tokens but the model's CTC head has {config.vocab_size} "
+            "outputs; export the tokenizer the model was trained with"
+        )
+    try:
+        extractor = Wav2Vec2FeatureExtractor.from_pretrained(checkpoint)
+    except (OSError, ValueError):
+        extractor = Wav2Vec2FeatureExtractor()  # the wav2vec2 defaults: 16 kHz, normalised
+    model = Wav2Vec2ForCTC.from_pretrained(checkpoint).eval()
+    return model, vocab, (tokenizer, extractor)
+
+
+def frame_geometry(config: Any) -> tuple[int, int]:
+    """(stride, receptive field) of the convolutional feature encoder, in input samples."""
+    stride = math.prod(config.conv_stride)
+    field, jump = 1, 1
+    for kernel, step in zip(config.conv_kernel, config.conv_stride, strict=True):
+        field += (kernel - 1) * jump
+        jump *= step
+    return stride, field
+
+
+def export_fp32(model: Any, path: Path, opset: int) -> None:
+    import torch
+
+    dummy = torch.zeros(1, 16000, dtype=torch.float32)
+    with torch.no_grad():
+        torch.onnx.export(
+            model, (dummy,), str(path), input_names=["input_values"], output_names=["logits"],
+            dynamic_axes={"input_values": {0: "batch", 1: "samples"}, "logits": {0: "batch", 1: "frames"}},
+            opset_version=opset, dynamo=False, do_constant_folding=True,
+        )
+
+
+def quantize_int8(source: Path, target: Path, ops: tuple[str, ...]) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(source), str(target), op_types_to_quantize=list(ops), weight_type=QuantType.QInt8)
+
+
+def add_metadata(path: Path, metadata: dict[str, str]) -> None:
+    """ONNX files carry their own description, so a lone file still says what it is."""
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(path))
+
+
+def torch_logits(model: Any, samples: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return model(torch.from_numpy(samples[np.newaxis, :])).logits[0].numpy()  # type: ignore[no-any-return]
+
+
+def ort_logits(path: Path, samples: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"input_values": samples[np.newaxis, :]})[0][0]  # type: ignore[no-any-return]
+
+
+def parity_samples(seconds: float = 3.0, rate: int = 16000) -> np.ndarray:
+    rng = np.random.default_rng(1234)
+    samples = rng.standard_normal(int(seconds * rate)).astype(np.float32)
+    return (samples - samples.mean()) / (samples.std() + 1e-7)
+
+
+def export_checkpoint(checkpoint: str, out: Path, options: ExportOptions) -> Manifest:
+    """Write the model folder at `out` atomically: it appears complete, or not at all."""
+    model, vocab, (tokenizer, extractor) = load_checkpoint(checkpoint)
+    stride, field = frame_geometry(model.config)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent))
+    try:
+        fp32 = staging / ONNX_FILES["fp32"]
+        export_fp32(model, fp32, options.opset)
+        samples = parity_samples(rate=extractor.sampling_rate)
+        reference = torch_logits(model, samples)
+        max_diff = float(np.abs(ort_logits(fp32, samples) - reference).max())
+        if max_diff > options.parity_atol:
+            raise ExportError(f"ONNX fp32 logits differ from PyTorch by {max_diff:.2e} > {options.parity_atol}")
+        metrics: dict[str, Any] = {"parity_fp32_max_abs_diff": max_diff}
+        if options.quantize:
+            int8 = staging / ONNX_FILES["int8"]
+            quantize_int8(fp32, int8, options.quantize_ops)
+            agreement = float((ort_logits(int8, samples).argmax(-1) == reference.argmax(-1)).mean())
+            metrics["parity_int8_frame_agreement"] = agreement
+        (staging / VOCAB).write_text(json.dumps(vocab, ensure_ascii=False, indent=1), encoding="utf-8")
+        onnx_meta = {
+            "name": options.name, "language": options.language, "sample_rate": str(extractor.sampling_rate),
+            "frame_stride_samples": str(stride), "vocab": json.dumps(vocab, ensure_ascii=False),
+        }
+        for name in ONNX_FILES.values():
+            if (staging / name).exists():
+                add_metadata(staging / name, onnx_meta)
+        manifest = Manifest(
+            name=options.name, language=options.language, sample_rate=extractor.sampling_rate,
+            frame_stride_samples=stride, receptive_field_samples=field,
+            do_normalize=bool(extractor.do_normalize),
+            blank_token=tokenizer.pad_token, word_delimiter_token=tokenizer.word_delimiter_token,
+            unk_token=tokenizer.unk_token,
+            files={p.name: file_entry(p) for p in sorted(staging.iterdir()) if p.name != MANIFEST},
+            metrics=metrics, description=options.description,
+            source={"checkpoint": str(checkpoint), "parameters": sum(p.numel() for p in model.parameters()),
+                    "quantized_ops": list(options.quantize_ops) if options.quantize else []},
+        )
+        write_manifest(staging, manifest)
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+        return manifest
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -1,0 +1,99 @@
+"""The one error hierarchy of the service.
+
+`InputError`s are permanent: the request or the audio is at fault, so they become a 4xx with a stable
+`code` at the edge and are never retried by a worker. `TransientError`s (a database or broker hiccup)
+are retried with back-off. The api maps them to HTTP in `api/errors.py`; the worker maps them to
+retries in `worker/tasks.py`.
+"""
+
+from __future__ import annotations
+
+
+class SttError(Exception):
+    code = "internal_error"
+    http_status = 500
+
+    def __init__(self, message: str, *, code: str | None = None, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        if http_status:
+            self.http_status = http_status
+
+
+class InputError(SttError):
+    """The caller's input is wrong; retrying cannot help."""
+
+    code = "invalid_input"
+    http_status = 400
+
+
+class EmptyFile(InputError):
+    code = "empty_file"
+
+
+class InvalidAudio(InputError):
+    code = "invalid_audio"
+    http_status = 415
+
+
+class EmptyAudio(InputError):
+    code = "empty_audio"
+    http_status = 422
+
+
+class FileTooLarge(InputError):
+    code = "file_too_large"
+    http_status = 413
+
+
+class AudioTooLong(InputError):
+    code = "audio_too_long"
+    http_status = 422
+
+
+class UnknownModel(InputError):
+    code = "unknown_model"
+
+
+class NotFound(SttError):
+    code = "not_found"
+    http_status = 404
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
+
+
+class Conflict(SttError):
+    code = "conflict"
+    http_status = 409
+
+
+class TransientError(SttError):
+    """A dependency is briefly unavailable; the same work may succeed later."""
+
+    code = "service_unavailable"
+    http_status = 503
+
+
+class ModelError(SttError):
+    """A model folder is incomplete or corrupt: an operator must fix the deployment."""
+
+    code = "model_error"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """The one classification of failures a retry may cure (a dependency down or timing out)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    if isinstance(exc, InputError | ModelError):
+        return False
+    return isinstance(
+        exc,
+        TransientError | OperationalError | InterfaceError | RedisConnectionError | RedisTimeoutError
+        | ConnectionError | TimeoutError,
+    )

@@ -1,0 +1,183 @@
+"""The job state machine. Every transition is a compare-and-set UPDATE, so a duplicate or late
+delivery of the same message is a no-op. Helpers flush; callers commit at their boundary.
+
+    queued ──claim──▶ processing ──complete──▶ succeeded
+      │                  │  └──────fail──────▶ failed
+      └──cancel──────────┴─────cancel────────▶ canceled
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import and_, or_, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from stt_common.db import utcnow
+from stt_common.errors import InputError, JobNotFound
+from stt_common.models import Job, JobStatus
+from stt_common.transcript import Transcript
+
+ACTIVE = (JobStatus.queued, JobStatus.processing)
+
+
+def parse_job_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except (ValueError, TypeError, AttributeError):
+        raise JobNotFound(f"no job with id {raw[:64]!r}") from None
+
+
+def get_job(session: Session, job_id: uuid.UUID) -> Job:
+    job = session.get(Job, job_id)
+    if job is None or job.deleted_at is not None:
+        raise JobNotFound(f"no job with id {job_id}")
+    return job
+
+
+@dataclass(frozen=True)
+class Page:
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+def _encode_cursor(job: Job) -> str:
+    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, ident = raw.split("|", 1)
+        return dt.datetime.fromisoformat(created), uuid.UUID(ident)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError("the cursor is not one this service issued", code="invalid_cursor") from exc
+
+
+def list_jobs(session: Session, *, status: JobStatus | None, cursor: str | None, limit: int) -> Page:
+    """Newest first, keyset-paginated on (created_at, id) so pages stay stable while jobs arrive."""
+    query = select(Job).where(Job.deleted_at.is_(None))
+    if status is not None:
+        query = query.where(Job.status == status)
+    if cursor:
+        created, ident = _decode_cursor(cursor)
+        query = query.where(tuple_(Job.created_at, Job.id) < tuple_(created, ident))
+    rows = list(session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(jobs=rows, next_cursor=_encode_cursor(rows[-1]) if more and rows else None)
+
+
+def claim(session: Session, job_id: uuid.UUID, lease_seconds: int) -> int | None:
+    """Take a queued job (or one whose worker's lease ran out). Returns the attempt number, or None
+    when another delivery already owns or finished it."""
+    now = utcnow()
+    claimable = or_(
+        Job.status == JobStatus.queued,
+        and_(Job.status == JobStatus.processing, Job.lease_expires_at < now),
+    )
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.deleted_at.is_(None), claimable)
+        .values(
+            status=JobStatus.processing,
+            attempts=Job.attempts + 1,
+            started_at=now,
+            lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
+            progress=0.0,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return None
+    attempt = session.scalar(select(Job.attempts).where(Job.id == job_id))
+    session.flush()
+    return attempt
+
+
+def _owned(job_id: uuid.UUID, attempt: int):  # type: ignore[no-untyped-def]
+    return and_(Job.id == job_id, Job.status == JobStatus.processing, Job.attempts == attempt)
+
+
+def complete(
+    session: Session, job_id: uuid.UUID, attempt: int, transcript: Transcript, processing_s: float
+) -> bool:
+    """Store the result, only if this attempt still owns the job."""
+    job = session.get(Job, job_id)
+    if job is None:
+        return False
+    now = utcnow()
+    started = job.started_at or now
+    result = session.execute(
+        update(Job)
+        .where(_owned(job_id, attempt))
+        .values(
+            status=JobStatus.succeeded,
+            finished_at=now,
+            progress=1.0,
+            lease_expires_at=None,
+            text=transcript.text,
+            result=transcript.to_dict(),
+            duration_s=transcript.duration_s,
+            queue_wait_s=(started - job.created_at).total_seconds(),
+            processing_s=processing_s,
+            real_time_factor=processing_s / transcript.duration_s if transcript.duration_s else None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def fail(session: Session, job_id: uuid.UUID, attempt: int | None, code: str, message: str) -> bool:
+    """Mark the job failed. With `attempt=None` any active job may be failed (final retry exhausted)."""
+    where = (
+        _owned(job_id, attempt)
+        if attempt is not None
+        else and_(Job.id == job_id, Job.status.in_(ACTIVE))
+    )
+    result = session.execute(
+        update(Job)
+        .where(where)
+        .values(
+            status=JobStatus.failed,
+            finished_at=utcnow(),
+            lease_expires_at=None,
+            error_code=code,
+            error_message=message[:2000],
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def release(session: Session, job_id: uuid.UUID, attempt: int) -> bool:
+    """Give a job back to the queue after a transient failure, so a retry can claim it."""
+    result = session.execute(
+        update(Job)
+        .where(_owned(job_id, attempt))
+        .values(status=JobStatus.queued, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def delete(session: Session, job_id: uuid.UUID) -> str | None:
+    """Cancel the job if still active, drop its transcript and hide it. Returns the audio key to remove
+    from storage after the commit (None if the job had none)."""
+    job = get_job(session, job_id)
+    now = utcnow()
+    if job.status in ACTIVE:
+        job.status = JobStatus.canceled
+        job.finished_at = now
+        job.lease_expires_at = None
+    key = job.audio_key
+    job.audio_key = None
+    job.text = None
+    job.result = None
+    job.deleted_at = now
+    session.flush()
+    return key

@@ -1,0 +1,64 @@
+"""Pre-start step: wait for the database, then `alembic upgrade head`.
+
+    python -m stt_common.migrate [--wait SECONDS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
+
+from stt_common.db import make_engine
+from stt_common.settings import REPO_ROOT, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def alembic_config(url: str) -> Config:
+    config = Config(str(REPO_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(REPO_ROOT / "migrations"))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["configure_logger"] = False
+    return config
+
+
+def wait_for_database(url: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    engine = make_engine(url)
+    try:
+        while True:
+            try:
+                with engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+                return
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the database did not answer within {seconds} s: {exc}") from exc
+                log.info("waiting for the database: %s", exc.__class__.__name__)
+                time.sleep(1)
+    finally:
+        engine.dispose()
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(url), revision)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--wait", type=float, default=30.0, help="Seconds to wait for the database.")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    url = get_settings().database_url
+    wait_for_database(url, args.wait)
+    upgrade(url)
+    log.info("database schema is at head")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""The servable model folder: `model.int8.onnx` and/or `model.onnx`, `vocab.json`, `manifest.json`.
+
+export/ writes it; the worker loads it (verifying sha256s); the api lists it. No onnxruntime here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from stt_common.errors import ModelError
+
+MANIFEST = "manifest.json"
+VOCAB = "vocab.json"
+ONNX_FILES = {"int8": "model.int8.onnx", "fp32": "model.onnx"}
+FORMAT_VERSION = 1
+
+
+class FileEntry(BaseModel):
+    sha256: str
+    bytes: int
+
+
+class Manifest(BaseModel):
+    format_version: int = FORMAT_VERSION
+    name: str
+    language: str
+    sample_rate: int = 16000
+    frame_stride_samples: int = Field(320, description="Input samples per output frame (CTC time step).")
+    receptive_field_samples: int = Field(400, description="Shortest input that yields one frame.")
+    do_normalize: bool = True
+    blank_token: str = "<pad>"
+    word_delimiter_token: str = "|"
+    unk_token: str = "<unk>"
+    files: dict[str, FileEntry]
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    source: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def frame_seconds(self) -> float:
+        return self.frame_stride_samples / self.sample_rate
+
+    def variants(self) -> list[str]:
+        return [v for v, f in ONNX_FILES.items() if f in self.files]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_entry(path: Path) -> FileEntry:
+    return FileEntry(sha256=sha256_file(path), bytes=path.stat().st_size)
+
+
+def read_manifest(folder: Path) -> Manifest:
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise ModelError(f"model folder {folder} has no {MANIFEST}")
+    try:
+        manifest = Manifest.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, ValidationError) as exc:
+        raise ModelError(f"{path} is not a valid manifest: {exc}") from exc
+    if manifest.format_version != FORMAT_VERSION:
+        raise ModelError(f"{path}: format_version {manifest.format_version} is not {FORMAT_VERSION}")
+    if VOCAB not in manifest.files or not manifest.variants():
+        raise ModelError(f"{path} must list {VOCAB} and at least one of {sorted(ONNX_FILES.values())}")
+    return manifest
+
+
+def verify_files(folder: Path, manifest: Manifest, names: list[str]) -> None:
+    """Fail unless each named file exists with the size and sha256 the manifest records."""
+    for name in names:
+        path = Path(folder) / name
+        entry = manifest.files.get(name)
+        if entry is None:
+            raise ModelError(f"{folder}: {name} is not listed in {MANIFEST}")
+        if not path.is_file():
+            raise ModelError(f"{folder}: {name} is missing")
+        if path.stat().st_size != entry.bytes or sha256_file(path) != entry.sha256:
+            raise ModelError(f"{folder}: {name} does not match the sha256 in {MANIFEST}; re-export it")
+
+
+def read_vocab(folder: Path) -> dict[str, int]:
+    try:
+        vocab = json.loads((Path(folder) / VOCAB).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{folder}: cannot read {VOCAB}: {exc}") from exc
+    if not isinstance(vocab, dict) or not all(isinstance(v, int) for v in vocab.values()):
+        raise ModelError(f"{folder}: {VOCAB} must map tokens to integer ids")
+    return vocab
+
+
+def write_manifest(folder: Path, manifest: Manifest) -> None:
+    (Path(folder) / MANIFEST).write_text(
+        manifest.model_dump_json(indent=2) + "\n", encoding="utf-8"
+    )
+
+
+def list_models(models_dir: Path) -> dict[str, tuple[Path, Manifest]]:
+    """Every valid model folder under `models_dir`, by name. Broken folders are skipped."""
+    found: dict[str, tuple[Path, Manifest]] = {}
+    if not Path(models_dir).is_dir():
+        return found
+    for folder in sorted(Path(models_dir).iterdir()):
+        if (folder / MANIFEST).is_file():
+            try:
+                manifest = read_manifest(folder)
+            except ModelError:
+                continue
+            found[manifest.name] = (folder, manifest)
+    return found

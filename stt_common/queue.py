@@ -1,0 +1,56 @@
+"""The Celery application as both sides see it. Messages carry a job id and nothing else.
+
+The api only publishes (by task name, so it never imports the worker); worker/tasks.py registers the
+task bodies on the same app.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from celery import Celery
+
+from stt_common.settings import Settings
+
+TRANSCRIBE_TASK = "stt.transcribe"
+TRANSCRIBE_QUEUE = "transcribe"
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("stt", broker=settings.redis_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,  # the database holds results, not a Celery backend
+        task_default_queue=TRANSCRIBE_QUEUE,
+        task_routes={TRANSCRIBE_TASK: {"queue": TRANSCRIBE_QUEUE}},
+        # At-least-once delivery: ack after the task body ran; a worker lost mid-task puts it back.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=settings.task_time_limit,
+        task_soft_time_limit=max(5, settings.task_time_limit - 30),
+        broker_transport_options={
+            "visibility_timeout": settings.broker_visibility_timeout,
+            "socket_connect_timeout": 3,
+            "socket_timeout": 10,
+        },
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=3,
+        # Task events let Flower show jobs (by id: arguments are job ids only).
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+    )
+    return app
+
+
+def publish_transcription(app: Celery, job_id: uuid.UUID) -> None:
+    """Enqueue a job; call only after the job row is committed."""
+    app.send_task(
+        TRANSCRIBE_TASK,
+        args=[str(job_id)],
+        retry=True,
+        retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
+    )

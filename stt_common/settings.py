@@ -1,0 +1,70 @@
+"""One settings class for every deployable, read from `STT_*` environment variables (or a .env file).
+
+Every default works on a single machine: a SQLite file, ./data storage, Redis on localhost and the
+bundled model. docs/CONFIGURATION.md lists the same fields for operators.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STT_", env_file=".env", extra="ignore")
+
+    environment: str = Field("development", description="`development` or `production`.")
+    database_url: str = Field(
+        "sqlite:///./data/stt.db",
+        description="SQLAlchemy URL. SQLite by default; `postgresql+psycopg://user@host/db` in production.",
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker (Redis) URL.")
+    storage_dir: Path = Field(Path("./data/storage"), description="Directory for uploaded audio.")
+    models_dir: Path = Field(REPO_ROOT / "models", description="Directory holding one folder per model.")
+    default_model: str = Field("tr-tiny-random", description="Model used when a job names none.")
+    worker_models: list[str] = Field(
+        default_factory=list,
+        description="Models each worker process preloads; empty means every model in `models_dir`.",
+    )
+    model_variant: str = Field("int8", description="`int8` (model.int8.onnx) or `fp32` (model.onnx).")
+    max_upload_bytes: int = Field(100 * 1024 * 1024, description="Largest accepted upload, in bytes.")
+    max_audio_seconds: float = Field(600.0, description="Longest accepted audio, in seconds.")
+    worker_concurrency: int = Field(1, ge=1, description="Worker processes per Celery worker.")
+    worker_threads: int = Field(
+        0, ge=0, description="ONNX Runtime intra-op threads per worker process; 0 = cores / concurrency."
+    )
+    warmup_seconds: float = Field(5.0, ge=0, description="Length of the warm-up clip, in seconds; 0 = none.")
+    task_max_retries: int = Field(5, ge=0, description="Retries of a transient failure before a job fails.")
+    task_retry_backoff_max: int = Field(60, ge=1, description="Cap on the retry back-off, in seconds.")
+    job_lease_seconds: int = Field(
+        900, ge=10, description="How long a worker owns a `processing` job before another may take it."
+    )
+    task_time_limit: int = Field(1800, ge=10, description="Hard time limit of one transcription task, in s.")
+    broker_visibility_timeout: int = Field(
+        3600, ge=10, description="Seconds before Redis redelivers an unacknowledged task message."
+    )
+    ready_worker_timeout: float = Field(1.0, gt=0, description="How long /ready waits for a worker ping, s.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.model_variant not in ("int8", "fp32"):
+            raise ValueError("STT_MODEL_VARIANT must be 'int8' or 'fp32'")
+        return self
+
+    @property
+    def onnx_threads(self) -> int:
+        """Intra-op threads so that threads x concurrency does not exceed the cores by default."""
+        if self.worker_threads:
+            return self.worker_threads
+        return max(1, (os.cpu_count() or 1) // self.worker_concurrency)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

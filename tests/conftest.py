@@ -1,0 +1,100 @@
+"""Fixtures build real objects: a private Redis, SQLite files and fresh PostgreSQL databases migrated
+with Alembic, the bundled model, real audio clips."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from stt_common.db import make_engine, make_session_factory
+from stt_common.migrate import upgrade
+from stt_common.settings import REPO_ROOT, Settings
+from stt_common.storage import LocalStorage
+from tests.services import RedisServer, create_postgres_database, drop_postgres_database
+
+SAMPLES = REPO_ROOT / "samples"
+MODELS = REPO_ROOT / "models"
+POSTGRES_SERVER = os.environ.get("STT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+def _postgres_available() -> str | None:
+    try:
+        engine = create_engine(POSTGRES_SERVER, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:
+        return f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    problem = _postgres_available()
+    if problem:
+        if os.environ.get("STT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required but unreachable at {POSTGRES_SERVER}: {problem}")
+        pytest.skip(f"PostgreSQL unreachable at {POSTGRES_SERVER}: {problem}")
+    return POSTGRES_SERVER
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A freshly migrated, empty database on each backend."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'stt.db'}"
+        upgrade(url)
+        yield url
+        return
+    server = request.getfixturevalue("postgres_server")
+    url = create_postgres_database(server)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        drop_postgres_database(server, url)
+
+
+@dataclass
+class Stack:
+    """Settings for one test, plus the same as STT_* variables for subprocesses."""
+
+    settings: Settings
+    env: dict[str, str]
+    session_factory: sessionmaker[Session]
+    storage: LocalStorage
+
+
+def make_stack(database_url: str, redis_url: str, tmp_path: Path, **overrides: object) -> Stack:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "storage_dir": tmp_path / "storage",
+        "models_dir": MODELS,
+        "warmup_seconds": 1.0,
+        "worker_threads": 1,
+        **overrides,
+    }
+    env = {f"STT_{k.upper()}": str(v) for k, v in values.items()}
+    settings = Settings(_env_file=None, **values)  # type: ignore[arg-type]
+    return Stack(settings, env, make_session_factory(make_engine(database_url)), LocalStorage(settings.storage_dir))
+
+
+@pytest.fixture
+def stack(database_url: str, redis_server: RedisServer, tmp_path: Path) -> Stack:
+    Redis.from_url(redis_server.url).flushall()  # our own server: no messages left from other tests
+    return make_stack(database_url, redis_server.url, tmp_path)

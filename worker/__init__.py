@@ -1,0 +1,1 @@
+"""The Celery worker: preloaded ONNX recognizers turn queued jobs into transcripts."""

@@ -1,0 +1,71 @@
+"""The worker's Celery app: `celery -A worker.celery_app worker`.
+
+Each worker process loads and warms every model before it takes its first job, so the first job is
+as fast as the hundredth.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import signals
+from celery.utils.time import get_exponential_backoff_interval
+
+from stt_common.errors import JobNotFound, TransientError
+from stt_common.jobs import parse_job_id
+from stt_common.queue import TRANSCRIBE_QUEUE, TRANSCRIBE_TASK, make_celery
+from stt_common.settings import get_settings
+from worker.context import build_context
+from worker.runner import WorkerContext, fail_exhausted, run_job
+
+log = logging.getLogger(__name__)
+settings = get_settings()
+app = make_celery(settings)
+app.conf.update(
+    worker_concurrency=settings.worker_concurrency,
+    task_default_queue=TRANSCRIBE_QUEUE,
+    worker_proc_alive_timeout=300,  # model loading and warm-up happen in the child's init
+)
+
+_context: WorkerContext | None = None
+
+
+def context() -> WorkerContext:
+    global _context
+    if _context is None:
+        _context = build_context(settings)
+    return _context
+
+
+@signals.worker_process_init.connect
+def _preload_in_child(**_: Any) -> None:
+    context()  # prefork: each child loads its own sessions after the fork
+
+
+@signals.worker_init.connect
+def _preload_in_main(sender: Any = None, **_: Any) -> None:
+    pool = str(getattr(sender, "pool_cls", "")).lower()
+    if "prefork" not in pool and "processes" not in pool:
+        context()  # solo and thread pools run tasks in this process
+
+
+@app.task(name=TRANSCRIBE_TASK, bind=True, max_retries=settings.task_max_retries)
+def transcribe(self: Any, job_id: str) -> str:
+    """Thin: everything happens in `run_job`; this maps transient failures to bounded retries."""
+    try:
+        ident = parse_job_id(job_id)
+    except JobNotFound:
+        log.error("dropping a message with a malformed job id %r", job_id[:64])
+        return "skipped"
+    try:
+        return run_job(context(), ident).value
+    except TransientError as exc:
+        if self.request.retries >= self.max_retries:
+            fail_exhausted(context(), ident, f"gave up after {self.request.retries + 1} attempts: {exc}")
+            return "failed"
+        countdown = get_exponential_backoff_interval(
+            factor=1, retries=self.request.retries, maximum=settings.task_retry_backoff_max, full_jitter=True
+        )
+        log.warning("job %s: %s; retry %d in %d s", job_id, exc, self.request.retries + 1, countdown)
+        raise self.retry(exc=exc, countdown=countdown) from exc

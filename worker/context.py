@@ -1,0 +1,44 @@
+"""Builds the per-process worker context: database, storage and the preloaded, warmed recognizers."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from stt_common.db import make_engine, make_session_factory
+from stt_common.errors import ModelError
+from stt_common.model_folder import list_models
+from stt_common.settings import Settings
+from stt_common.storage import LocalStorage
+from worker.recognizer import Recognizer
+from worker.runner import WorkerContext
+
+log = logging.getLogger(__name__)
+
+
+def load_recognizers(settings: Settings) -> dict[str, Recognizer]:
+    available = list_models(settings.models_dir)
+    wanted = settings.worker_models or sorted(available)
+    missing = [name for name in wanted if name not in available]
+    if missing or not wanted:
+        raise ModelError(f"models not found in {settings.models_dir}: {missing or 'none at all'}")
+    recognizers = {}
+    for name in wanted:
+        started = time.perf_counter()
+        recognizer = Recognizer.load(
+            available[name][0], variant=settings.model_variant, threads=settings.onnx_threads
+        )
+        recognizer.warm_up(settings.warmup_seconds)
+        recognizers[name] = recognizer
+        log.info("model %s loaded and warmed in %.2f s (%d threads)", name,
+                 time.perf_counter() - started, settings.onnx_threads)
+    return recognizers
+
+
+def build_context(settings: Settings) -> WorkerContext:
+    return WorkerContext(
+        settings=settings,
+        session_factory=make_session_factory(make_engine(settings.database_url)),
+        storage=LocalStorage(settings.storage_dir),
+        recognizers=load_recognizers(settings),
+    )

@@ -1,0 +1,109 @@
+"""One job, start to finish, as a plain function: claim → decode → transcribe → store.
+
+Each database step is its own short transaction, so a long transcription holds no connection or lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from stt_common import jobs
+from stt_common.db import session_scope
+from stt_common.errors import InputError, TransientError, is_transient
+from stt_common.models import Job
+from stt_common.settings import Settings
+from stt_common.storage import LocalStorage
+from worker.recognizer import Recognizer
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(StrEnum):
+    succeeded = "succeeded"
+    failed = "failed"
+    skipped = "skipped"  # another delivery owns or finished the job, or it was canceled
+    discarded = "discarded"  # finished, but the job was canceled or taken over meanwhile
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    session_factory: sessionmaker[Session]
+    storage: LocalStorage
+    recognizers: Mapping[str, Recognizer]
+
+
+def run_job(ctx: WorkerContext, job_id: uuid.UUID) -> Outcome:
+    """Raises TransientError when a retry may succeed; every other failure ends the job `failed`."""
+    with session_scope(ctx.session_factory) as session:
+        attempt = jobs.claim(session, job_id, ctx.settings.job_lease_seconds)
+        job = session.get(Job, job_id) if attempt is not None else None
+        model, key = (job.model, job.audio_key) if job else ("", None)
+    if attempt is None:
+        log.info("job %s: not claimable (duplicate delivery, canceled or finished); skipped", job_id)
+        return Outcome.skipped
+    log.info("job %s: attempt %d started on model %s", job_id, attempt, model)
+
+    started = time.perf_counter()
+    try:
+        timed = _transcribe(ctx, model, key)
+    except InputError as exc:
+        return _fail(ctx, job_id, attempt, exc.code, exc.message)
+    except Exception as exc:
+        if is_transient(exc):
+            _release(ctx, job_id, attempt)
+            raise TransientError(f"transient failure: {exc.__class__.__name__}") from exc
+        log.exception("job %s: unexpected error", job_id)
+        return _fail(ctx, job_id, attempt, "internal_error", f"transcription failed: {exc.__class__.__name__}")
+    processing_s = time.perf_counter() - started
+
+    try:
+        with session_scope(ctx.session_factory) as session:
+            stored = jobs.complete(session, job_id, attempt, timed.transcript, processing_s)
+    except Exception as exc:
+        if is_transient(exc):
+            _release(ctx, job_id, attempt)
+            raise TransientError(f"could not store the result: {exc.__class__.__name__}") from exc
+        raise
+    if not stored:
+        log.info("job %s: canceled or taken over while running; result discarded", job_id)
+        return Outcome.discarded
+    log.info("job %s: succeeded in %.3f s (audio %.2f s)", job_id, processing_s, timed.transcript.duration_s)
+    return Outcome.succeeded
+
+
+def _transcribe(ctx: WorkerContext, model: str, key: str | None):  # type: ignore[no-untyped-def]
+    recognizer = ctx.recognizers.get(model)
+    if recognizer is None:
+        raise InputError(f"model {model!r} is not loaded by this worker", code="model_unavailable")
+    if not key or not ctx.storage.exists(key):
+        raise InputError("the job's audio is no longer in storage", code="audio_missing")
+    return recognizer.transcribe_file(ctx.storage.path(key), ctx.settings.max_audio_seconds)
+
+
+def _fail(ctx: WorkerContext, job_id: uuid.UUID, attempt: int, code: str, message: str) -> Outcome:
+    with session_scope(ctx.session_factory) as session:
+        jobs.fail(session, job_id, attempt, code, message)
+    log.info("job %s: failed with %s", job_id, code)
+    return Outcome.failed
+
+
+def _release(ctx: WorkerContext, job_id: uuid.UUID, attempt: int) -> None:
+    try:
+        with session_scope(ctx.session_factory) as session:
+            jobs.release(session, job_id, attempt)
+    except Exception:  # the lease expiry reclaims it if even this fails
+        log.warning("job %s: could not release after a transient failure", job_id)
+
+
+def fail_exhausted(ctx: WorkerContext, job_id: uuid.UUID, message: str) -> None:
+    """The last retry failed: end the job instead of leaving it queued forever."""
+    with session_scope(ctx.session_factory) as session:
+        jobs.fail(session, job_id, None, "retries_exhausted", message)
