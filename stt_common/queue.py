@@ -32,6 +32,9 @@ def make_celery(settings: Settings) -> Celery:
         task_soft_time_limit=max(5, settings.task_time_limit - 30),
         broker_transport_options={
             "visibility_timeout": settings.broker_visibility_timeout,
+            # Sweep for messages of dead workers every interval (kombu's default scans every 100 s).
+            "unacked_restore_interval": settings.broker_restore_interval,
+            "unacked_restore_throttle": 1,
             "socket_connect_timeout": 3,
             "socket_timeout": 10,
         },

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     broker_visibility_timeout: int = Field(
         3600, ge=10, description="Seconds before Redis redelivers an unacknowledged task message."
     )
+    broker_restore_interval: int = Field(
+        10, ge=1, description="Seconds between sweeps that return such messages to the queue."
+    )
     ready_worker_timeout: float = Field(1.0, gt=0, description="How long /ready waits for a worker ping, s.")
 
     @model_validator(mode="after")

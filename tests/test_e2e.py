@@ -1,0 +1,162 @@
+"""End to end through real processes: uvicorn, a real Redis, a real Celery worker, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+from sqlalchemy import select
+
+from api.main import create_app
+from stt_common.models import Job
+from tests.conftest import SAMPLES, Stack, make_stack
+from tests.services import CeleryWorker, RedisServer, ThreadedServer, wait_for
+
+pytestmark = pytest.mark.slow
+TERMINAL = {"succeeded", "failed", "canceled"}
+
+
+@pytest.fixture
+def api(stack: Stack) -> Iterator[httpx.Client]:
+    server = ThreadedServer(create_app(stack.settings))
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client
+    server.stop()
+
+
+@pytest.fixture
+def worker(stack: Stack, tmp_path: Path) -> Iterator[CeleryWorker]:
+    w = CeleryWorker(stack.env, tmp_path / "worker.log")
+    yield w
+    w.stop()
+
+
+def submit(api: httpx.Client, path: Path) -> str:
+    r = api.post("/v1/jobs", files={"file": (path.name, path.read_bytes())})
+    assert r.status_code == 202, r.text
+    return str(r.json()["id"])
+
+
+def wait_done(api: httpx.Client, job_id: str, timeout: float = 60) -> dict:  # type: ignore[type-arg]
+    def done() -> dict | None:  # type: ignore[type-arg]
+        body = api.get(f"/v1/jobs/{job_id}").json()
+        return body if body["status"] in TERMINAL else None
+
+    return wait_for(done, timeout, f"job {job_id}", interval=0.05)  # type: ignore[return-value]
+
+
+def test_submit_poll_and_fetch_the_transcript(stack: Stack, api: httpx.Client, worker: CeleryWorker) -> None:
+    worker.start()
+    assert api.get("/ready").status_code == 200
+    ids = {submit(api, clip): clip for clip in sorted(SAMPLES.glob("clip*"))}
+    for job_id, clip in ids.items():
+        job = wait_done(api, job_id)
+        assert job["status"] == "succeeded", job
+        assert job["attempts"] == 1 and job["progress"] == 1.0 and job["error"] is None
+        duration = sf.info(clip).duration
+        words = job["result"]["words"]
+        assert job["result"]["text"] == " ".join(w["word"] for w in words) and words
+        for w in words:
+            assert 0 <= w["start"] < w["end"] <= duration + 0.05 and 0 < w["confidence"] <= 1
+        timings = job["timings"]
+        assert timings["queue_wait_s"] >= 0 and timings["processing_s"] > 0
+        assert timings["real_time_factor"] == pytest.approx(timings["processing_s"] / job["audio"]["duration_s"], rel=0.05)
+        assert api.get(f"/v1/jobs/{job_id}/transcript").text == job["result"]["text"] + "\n"
+        assert api.get(f"/v1/jobs/{job_id}/transcript", params={"format": "json"}).json()["words"] == words
+    assert "job " in worker.log() and "RIFF" not in worker.log()
+
+
+def test_undecodable_audio_fails_the_job_once_with_a_code(stack: Stack, api: httpx.Client, worker: CeleryWorker,
+                                                          tmp_path: Path) -> None:
+    # A float WAV whose header is fine (so the api accepts it) but whose samples are NaN.
+    path = tmp_path / "nan.wav"
+    sf.write(path, np.full(16000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
+    worker.start()
+    job = wait_done(api, submit(api, path))
+    assert job["status"] == "failed" and job["error"]["code"] == "invalid_audio" and job["attempts"] == 1
+    good = wait_done(api, submit(api, SAMPLES / "clip02.flac"))  # the worker lived on
+    assert good["status"] == "succeeded"
+
+
+def test_delete_of_a_queued_job_cancels_it_for_good(stack: Stack, api: httpx.Client, worker: CeleryWorker) -> None:
+    canceled = submit(api, SAMPLES / "clip01.wav")  # no worker yet: it stays queued
+    assert api.delete(f"/v1/jobs/{canceled}").status_code == 204
+    worker.start()
+    later = submit(api, SAMPLES / "clip02.flac")
+    assert wait_done(api, later)["status"] == "succeeded"
+    wait_for(lambda: "skipped" in worker.log(), 10, "the canceled job's message to be consumed")
+    with stack.session_factory() as s:
+        job = s.get(Job, uuid.UUID(canceled))
+        assert job is not None and job.status == "canceled" and job.attempts == 0 and job.text is None
+    assert stack.storage.keys() == [f"audio/{later[:2]}/{later}"]
+
+
+def long_clip(tmp_path: Path, seconds: float) -> Path:
+    data, rate = sf.read(SAMPLES / "clip01.wav", dtype="float32")
+    path = tmp_path / f"long-{seconds}.wav"
+    sf.write(path, np.tile(data, int(seconds * rate / len(data)) + 1)[: int(seconds * rate)], rate)
+    return path
+
+
+def test_a_killed_and_restarted_worker_loses_no_queued_job(
+    database_url: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    # Short visibility timeout and lease, so the job running at the kill comes back within the test.
+    stack = make_stack(database_url, redis_server.url, tmp_path, broker_visibility_timeout=10,
+                       job_lease_seconds=10, broker_restore_interval=1)
+    server = ThreadedServer(create_app(stack.settings))
+    worker = CeleryWorker(stack.env, tmp_path / "worker.log")
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as api:
+            worker.start()
+            clip = long_clip(tmp_path, 120)
+            ids = [submit(api, clip) for _ in range(6)]
+
+            def processing() -> str | None:
+                with stack.session_factory() as s:
+                    job = s.scalars(select(Job).where(Job.status == "processing")).first()
+                    return str(job.id) if job else None
+
+            interrupted = wait_for(processing, 30, "a job to start", interval=0.01)
+            worker.kill()
+            with stack.session_factory() as s:
+                statuses = [s.get(Job, uuid.UUID(i)).status for i in ids]  # type: ignore[union-attr]
+            assert "queued" in statuses  # some were still waiting in Redis when the worker died
+            worker.start()
+            jobs = [wait_done(api, i, timeout=120) for i in ids]
+        assert [j["status"] for j in jobs] == ["succeeded"] * 6
+        by_id = {j["id"]: j for j in jobs}
+        assert by_id[interrupted]["attempts"] == 2  # redelivered after the kill, reclaimed after its lease
+        assert all(j["attempts"] == 1 for i, j in by_id.items() if i != interrupted)
+        texts = {j["result"]["text"] for j in jobs}
+        assert len(texts) == 1  # the same audio, the same transcript, whichever attempt produced it
+    finally:
+        worker.stop()
+        server.stop()
+
+
+def test_a_client_that_disconnects_mid_upload_leaves_nothing(stack: Stack, api: httpx.Client) -> None:
+    payload = (SAMPLES / "clip01.wav").read_bytes()
+    boundary = "xyzzy"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
+            f"Content-Type: audio/wav\r\n\r\n").encode()
+    total = len(head) + len(payload) + len(f"\r\n--{boundary}--\r\n")
+    port = int(str(api.base_url).rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(
+            f"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
+            f"Content-Length: {total}\r\n\r\n".encode() + head + payload[: len(payload) // 2]
+        )
+        time.sleep(0.3)
+    time.sleep(0.5)
+    assert stack.storage.keys() == []
+    with stack.session_factory() as s:
+        assert s.scalars(select(Job)).first() is None
+    assert api.get("/health").status_code == 200
