@@ -1,0 +1,57 @@
+"""Greedy CTC decoding on hand-made logits: collapsing, blanks, word boundaries and times."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from worker.ctc import CtcDecoder
+
+VOCAB = {"<pad>": 0, "|": 1, "a": 2, "l": 3, "m": 4, "<unk>": 5}
+FRAME = 0.02
+
+
+def logits_for(tokens: str) -> np.ndarray:
+    """One frame per character of `tokens`: '_' is blank, ' ' the delimiter, '?' <unk>."""
+    ids = {"_": 0, " ": 1, "a": 2, "l": 3, "m": 4, "?": 5}
+    out = np.full((len(tokens), len(VOCAB)), -10.0, dtype=np.float32)
+    for frame, ch in enumerate(tokens):
+        out[frame, ids[ch]] = 10.0
+    return out
+
+
+@pytest.fixture
+def decoder() -> CtcDecoder:
+    return CtcDecoder(VOCAB, blank="<pad>", word_delimiter="|")
+
+
+def test_repeats_collapse_and_blank_separates_doubled_letters(decoder: CtcDecoder) -> None:
+    text, words = decoder.decode(logits_for("aal_l__m"), FRAME)
+    assert text == "allm"
+    assert [(w.word, w.start, w.end) for w in words] == [("allm", 0.0, 0.16)]
+
+
+def test_words_split_at_the_delimiter_with_their_own_times(decoder: CtcDecoder) -> None:
+    text, words = decoder.decode(logits_for("__al__  __ma_a_ _"), FRAME)
+    assert text == "al maa"
+    assert [(w.word, w.start, w.end) for w in words] == [("al", 0.04, 0.08), ("maa", 0.2, 0.28)]
+    assert all(w.confidence == pytest.approx(1.0, abs=1e-6) for w in words)
+
+
+def test_special_tokens_and_empty_output(decoder: CtcDecoder) -> None:
+    assert decoder.decode(logits_for("____"), FRAME) == ("", [])
+    text, words = decoder.decode(logits_for("a?l"), FRAME)
+    assert text == "al" and words[0].end == 0.06
+
+
+def test_confidence_reflects_uncertain_frames(decoder: CtcDecoder) -> None:
+    logits = logits_for("ma")
+    logits[1, :] = 0.0  # uniform: the 'a' frame is a coin toss among 6 classes
+    logits[1, 2] = 0.1
+    _, words = decoder.decode(logits, FRAME)
+    assert 0.5 < words[0].confidence < 0.7
+
+
+def test_vocabulary_without_blank_is_refused() -> None:
+    with pytest.raises(ValueError, match="blank"):
+        CtcDecoder({"a": 0}, blank="<pad>", word_delimiter="|")

@@ -1,0 +1,86 @@
+"""export/: a Wav2Vec2ForCTC checkpoint becomes a verified model folder the worker serves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="export needs the `export` extra (torch)")
+
+from export.__main__ import main as export_main  # noqa: E402
+from export.onnx_export import ExportError, ExportOptions, export_checkpoint, frame_geometry  # noqa: E402
+from stt_common import audio  # noqa: E402
+from tests.conftest import MODELS, SAMPLES  # noqa: E402
+from training.random_checkpoint import write_random_checkpoint  # noqa: E402
+from worker.recognizer import Recognizer  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_random_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", "tiny", seed=0)
+
+
+def test_export_writes_a_folder_the_worker_serves_with_torch_parity(checkpoint: Path, tmp_path: Path) -> None:
+    assert export_main([str(checkpoint), "--out", str(tmp_path / "m"), "--name", "tiny-test"]) == 0
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert set(manifest["files"]) == {"model.onnx", "model.int8.onnx", "vocab.json"}
+    assert manifest["metrics"]["parity_fp32_max_abs_diff"] < 1e-3
+    assert manifest["frame_stride_samples"] == 320 and manifest["receptive_field_samples"] == 400
+    assert not list(tmp_path.glob(".export-*"))  # staging folder gone
+
+    from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
+
+    samples = audio.decode(SAMPLES / "clip01.wav", 16000, 60)
+    processor = Wav2Vec2Processor.from_pretrained(checkpoint)
+    model = Wav2Vec2ForCTC.from_pretrained(checkpoint).eval()
+    inputs = processor(samples, sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        reference = model(inputs.input_values).logits[0].numpy()
+    served = Recognizer.load(tmp_path / "m", variant="fp32")
+    assert np.abs(served.logits(samples) - reference).max() < 1e-3
+    expected = processor.batch_decode(reference.argmax(-1)[None, :])[0]
+    assert served.transcribe(samples).text == expected
+
+
+def test_the_bundled_tiny_model_is_what_the_export_script_makes(checkpoint: Path, tmp_path: Path) -> None:
+    export_checkpoint(str(checkpoint), tmp_path / "again", ExportOptions(name="tr-tiny-random"))
+    samples = audio.decode(SAMPLES / "clip02.flac", 16000, 60)
+    bundled = Recognizer.load(MODELS / "tr-tiny-random", variant="fp32").logits(samples)
+    rebuilt = Recognizer.load(tmp_path / "again", variant="fp32").logits(samples)
+    assert np.abs(bundled - rebuilt).max() < 1e-4
+    assert (MODELS / "tr-tiny-random" / "vocab.json").read_text() == (tmp_path / "again" / "vocab.json").read_text()
+
+
+def test_a_checkpoint_without_a_ctc_head_is_refused(tmp_path: Path) -> None:
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    Wav2Vec2Model(Wav2Vec2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                 intermediate_size=32, conv_dim=(32,) * 7)).save_pretrained(tmp_path / "base")
+    with pytest.raises(ExportError, match="Wav2Vec2ForCTC"):
+        export_checkpoint(str(tmp_path / "base"), tmp_path / "out", ExportOptions(name="x"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_vocabulary_that_does_not_match_the_head_is_refused(checkpoint: Path, tmp_path: Path) -> None:
+    import shutil
+
+    broken = Path(shutil.copytree(checkpoint, tmp_path / "broken"))
+    vocab = json.loads((broken / "vocab.json").read_text())
+    vocab["ğğ"] = len(vocab)
+    (broken / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    with pytest.raises(ExportError, match="vocabulary has 40 tokens but the model's CTC head has 39"):
+        export_checkpoint(str(broken), tmp_path / "out", ExportOptions(name="x"))
+
+
+def test_a_missing_checkpoint_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert export_main([str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 2
+    assert "cannot read a model config" in capsys.readouterr().err
+
+
+def test_frame_geometry_of_the_xlsr_architecture() -> None:
+    from transformers import Wav2Vec2Config
+
+    assert frame_geometry(Wav2Vec2Config()) == (320, 400)

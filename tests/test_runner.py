@@ -1,0 +1,139 @@
+"""The job state machine and `run_job`, on SQLite and PostgreSQL, with the real engine and no broker."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from sqlalchemy import update
+
+from stt_common import jobs
+from stt_common.db import session_scope
+from stt_common.errors import TransientError
+from stt_common.models import Job
+from stt_common.storage import audio_key
+from tests.conftest import MODELS, SAMPLES, Stack
+from worker.recognizer import Recognizer
+from worker.runner import Outcome, WorkerContext, run_job
+
+
+@pytest.fixture(scope="module")
+def recognizers() -> dict[str, Recognizer]:
+    return {"tr-tiny-random": Recognizer.load(MODELS / "tr-tiny-random")}
+
+
+@pytest.fixture
+def ctx(stack: Stack, recognizers: dict[str, Recognizer]) -> WorkerContext:
+    return WorkerContext(stack.settings, stack.session_factory, stack.storage, recognizers)
+
+
+def add_job(stack: Stack, path: Path, model: str = "tr-tiny-random") -> uuid.UUID:
+    job_id = uuid.uuid4()
+    with path.open("rb") as fh:
+        stored = stack.storage.put(audio_key(job_id), fh)
+    with session_scope(stack.session_factory) as s:
+        s.add(Job(id=job_id, model=model, audio_key=stored.key, audio_sha256=stored.sha256,
+                  audio_bytes=stored.bytes))
+    return job_id
+
+
+def load(stack: Stack, job_id: uuid.UUID) -> Job:
+    with stack.session_factory() as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        return job
+
+
+def test_run_job_stores_the_result_and_a_second_delivery_is_a_no_op(ctx: WorkerContext, stack: Stack) -> None:
+    job_id = add_job(stack, SAMPLES / "clip02.flac")
+    assert run_job(ctx, job_id) is Outcome.succeeded
+    first = load(stack, job_id)
+    assert first.status == "succeeded" and first.attempts == 1 and first.text is not None
+    assert first.result is not None and first.result["words"] and first.processing_s and first.real_time_factor
+    assert first.finished_at and first.started_at and first.created_at <= first.started_at <= first.finished_at
+    assert run_job(ctx, job_id) is Outcome.skipped
+    again = load(stack, job_id)
+    assert (again.attempts, again.finished_at, again.text) == (first.attempts, first.finished_at, first.text)
+
+
+def test_bad_audio_fails_with_a_code_and_is_not_retried(ctx: WorkerContext, stack: Stack, tmp_path: Path) -> None:
+    path = tmp_path / "garbage.wav"
+    path.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk" * 10)
+    job_id = add_job(stack, path)
+    assert run_job(ctx, job_id) is Outcome.failed
+    job = load(stack, job_id)
+    assert job.status == "failed" and job.error_code == "invalid_audio" and job.attempts == 1
+
+
+def test_missing_audio_and_unloaded_model_fail_with_codes(ctx: WorkerContext, stack: Stack) -> None:
+    gone = add_job(stack, SAMPLES / "clip01.wav")
+    stack.storage.delete(audio_key(gone))
+    assert run_job(ctx, gone) is Outcome.failed
+    assert load(stack, gone).error_code == "audio_missing"
+    other = add_job(stack, SAMPLES / "clip01.wav", model="not-loaded")
+    assert run_job(ctx, other) is Outcome.failed
+    assert load(stack, other).error_code == "model_unavailable"
+
+
+def test_a_canceled_job_is_never_run(ctx: WorkerContext, stack: Stack) -> None:
+    job_id = add_job(stack, SAMPLES / "clip01.wav")
+    with session_scope(stack.session_factory) as s:
+        jobs.delete(s, job_id)
+    assert run_job(ctx, job_id) is Outcome.skipped
+    assert load(stack, job_id).attempts == 0
+
+
+def test_claim_is_compare_and_set_and_a_lapsed_lease_can_be_reclaimed(stack: Stack) -> None:
+    job_id = add_job(stack, SAMPLES / "clip01.wav")
+    with session_scope(stack.session_factory) as s:
+        assert jobs.claim(s, job_id, lease_seconds=60) == 1
+    with session_scope(stack.session_factory) as s:
+        assert jobs.claim(s, job_id, lease_seconds=60) is None  # a duplicate delivery loses
+    with session_scope(stack.session_factory) as s:  # the first worker died; its lease runs out
+        s.execute(update(Job).where(Job.id == job_id).values(
+            lease_expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
+    with session_scope(stack.session_factory) as s:
+        assert jobs.claim(s, job_id, lease_seconds=60) == 2
+    from stt_common.transcript import Transcript
+
+    with session_scope(stack.session_factory) as s:  # the dead worker's late result is refused
+        assert not jobs.complete(s, job_id, 1, Transcript(text="stale"), 1.0)
+    with session_scope(stack.session_factory) as s:
+        assert jobs.complete(s, job_id, 2, Transcript(text="fresh", duration_s=2.0), 1.0)
+    job = load(stack, job_id)
+    assert (job.status, job.text, job.real_time_factor) == ("succeeded", "fresh", 0.5)
+
+
+def test_a_transient_failure_releases_the_job_for_a_retry(
+    ctx: WorkerContext, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    job_id = add_job(stack, SAMPLES / "clip01.wav")
+    recognizer = ctx.recognizers["tr-tiny-random"]
+
+    def flaky(*_: object, **__: object) -> None:
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(recognizer, "transcribe_file", flaky)
+    with pytest.raises(TransientError):
+        run_job(ctx, job_id)
+    assert load(stack, job_id).status == "queued"
+    monkeypatch.undo()
+    assert run_job(ctx, job_id) is Outcome.succeeded
+    assert load(stack, job_id).attempts == 2
+
+
+def test_stereo_44k_audio_transcribes_like_the_mono_original(ctx: WorkerContext, stack: Stack,
+                                                             tmp_path: Path) -> None:
+    data, rate = sf.read(SAMPLES / "clip01.wav", dtype="float32")
+    path = tmp_path / "stereo.wav"
+    sf.write(path, np.stack([data, data], 1), rate)
+    ids = [add_job(stack, SAMPLES / "clip01.wav"), add_job(stack, path)]
+    for job_id in ids:
+        assert run_job(ctx, job_id) is Outcome.succeeded
+    assert load(stack, ids[0]).text == load(stack, ids[1]).text
