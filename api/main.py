@@ -3,19 +3,48 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.limits import UploadSizeLimit
 from api.routes_jobs import router as jobs_router
 from api.routes_system import router as system_router
+from stt_common import jobs
 from stt_common.db import make_engine, make_session_factory
-from stt_common.queue import make_celery
+from stt_common.queue import TRANSCRIBE_QUEUE, make_celery
 from stt_common.settings import Settings, get_settings
 from stt_common.storage import LocalStorage
+
+log = logging.getLogger(__name__)
+
+
+def warm_up(app: FastAPI) -> None:
+    """Open the database and broker connections now, so the first request does not pay for them."""
+    celery = app.state.celery
+    try:
+        with app.state.session_factory() as session:
+            jobs.rehearse(session, app.state.settings.job_lease_seconds)
+        celery.finalize(auto=True)
+        with celery.producer_or_acquire() as producer:
+            producer.connection.ensure_connection(max_retries=1, timeout=2)
+            producer.maybe_declare(celery.amqp.queues[TRANSCRIBE_QUEUE])
+    except Exception as exc:  # /ready reports what is down; starting up anyway is fine
+        log.warning("warm-up incomplete: %s", exc.__class__.__name__)
+
+
+async def warm_routes(app: FastAPI) -> None:
+    """Send the app two requests that write nothing (an empty upload, an unknown job) so that the
+    first real client does not pay for building the middleware stack, multipart parsing and
+    validators."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://warm-up") as client:
+        await client.post("/v1/jobs", files={"file": ("warm-up.wav", b"", "audio/wav")})
+        await client.get(f"/v1/jobs/{uuid.uuid4()}")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -28,6 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.session_factory = make_session_factory(engine)
         app.state.storage = LocalStorage(settings.storage_dir)
         app.state.celery = make_celery(settings)
+        warm_up(app)
+        await warm_routes(app)
         yield
         engine.dispose()
 

@@ -12,8 +12,9 @@ import base64
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, CursorResult, Update, and_, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from stt_common.db import utcnow
@@ -72,6 +73,12 @@ def list_jobs(session: Session, *, status: JobStatus | None, cursor: str | None,
     return Page(jobs=rows, next_cursor=_encode_cursor(rows[-1]) if more and rows else None)
 
 
+def _changed_one(session: Session, statement: Update) -> bool:
+    """Execute a compare-and-set UPDATE; True when it matched (and so changed) exactly one row."""
+    result = session.execute(statement.execution_options(synchronize_session=False))
+    return cast(CursorResult[Any], result).rowcount == 1
+
+
 def claim(session: Session, job_id: uuid.UUID, lease_seconds: int) -> int | None:
     """Take a queued job (or one whose worker's lease ran out). Returns the attempt number, or None
     when another delivery already owns or finished it."""
@@ -80,7 +87,8 @@ def claim(session: Session, job_id: uuid.UUID, lease_seconds: int) -> int | None
         Job.status == JobStatus.queued,
         and_(Job.status == JobStatus.processing, Job.lease_expires_at < now),
     )
-    result = session.execute(
+    changed = _changed_one(
+        session,
         update(Job)
         .where(Job.id == job_id, Job.deleted_at.is_(None), claimable)
         .values(
@@ -89,17 +97,16 @@ def claim(session: Session, job_id: uuid.UUID, lease_seconds: int) -> int | None
             started_at=now,
             lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
             progress=0.0,
-        )
-        .execution_options(synchronize_session=False)
+        ),
     )
-    if result.rowcount != 1:
+    if not changed:
         return None
     attempt = session.scalar(select(Job.attempts).where(Job.id == job_id))
     session.flush()
     return attempt
 
 
-def _owned(job_id: uuid.UUID, attempt: int):  # type: ignore[no-untyped-def]
+def _owned(job_id: uuid.UUID, attempt: int) -> ColumnElement[bool]:
     return and_(Job.id == job_id, Job.status == JobStatus.processing, Job.attempts == attempt)
 
 
@@ -112,7 +119,8 @@ def complete(
         return False
     now = utcnow()
     started = job.started_at or now
-    result = session.execute(
+    changed = _changed_one(
+        session,
         update(Job)
         .where(_owned(job_id, attempt))
         .values(
@@ -126,10 +134,9 @@ def complete(
             queue_wait_s=(started - job.created_at).total_seconds(),
             processing_s=processing_s,
             real_time_factor=processing_s / transcript.duration_s if transcript.duration_s else None,
-        )
-        .execution_options(synchronize_session=False)
+        ),
     )
-    return result.rowcount == 1
+    return changed
 
 
 def fail(session: Session, job_id: uuid.UUID, attempt: int | None, code: str, message: str) -> bool:
@@ -139,7 +146,8 @@ def fail(session: Session, job_id: uuid.UUID, attempt: int | None, code: str, me
         if attempt is not None
         else and_(Job.id == job_id, Job.status.in_(ACTIVE))
     )
-    result = session.execute(
+    changed = _changed_one(
+        session,
         update(Job)
         .where(where)
         .values(
@@ -148,21 +156,20 @@ def fail(session: Session, job_id: uuid.UUID, attempt: int | None, code: str, me
             lease_expires_at=None,
             error_code=code,
             error_message=message[:2000],
-        )
-        .execution_options(synchronize_session=False)
+        ),
     )
-    return result.rowcount == 1
+    return changed
 
 
 def release(session: Session, job_id: uuid.UUID, attempt: int) -> bool:
     """Give a job back to the queue after a transient failure, so a retry can claim it."""
-    result = session.execute(
+    changed = _changed_one(
+        session,
         update(Job)
         .where(_owned(job_id, attempt))
-        .values(status=JobStatus.queued, lease_expires_at=None)
-        .execution_options(synchronize_session=False)
+        .values(status=JobStatus.queued, lease_expires_at=None),
     )
-    return result.rowcount == 1
+    return changed
 
 
 def delete(session: Session, job_id: uuid.UUID) -> str | None:
@@ -181,3 +188,16 @@ def delete(session: Session, job_id: uuid.UUID) -> str | None:
     job.deleted_at = now
     session.flush()
     return key
+
+
+def rehearse(session: Session, lease_seconds: int) -> None:
+    """Run a job's statements once inside a transaction that is rolled back: the connection opens
+    and the statements compile at start-up instead of on the first real job. Leaves no trace."""
+    job = Job(id=uuid.uuid4(), model="warm-up", audio_sha256="0" * 64, audio_bytes=0)
+    session.add(job)
+    session.flush()
+    attempt = claim(session, job.id, lease_seconds)
+    if attempt is not None:
+        complete(session, job.id, attempt, Transcript(text="", duration_s=1.0), 0.0)
+    session.get(Job, job.id)
+    session.rollback()

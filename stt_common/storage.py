@@ -59,7 +59,7 @@ class LocalStorage:
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
 
-    def keys(self) -> list[str]:
+    def list_keys(self) -> list[str]:
         """Every stored key (used by tests and maintenance to find orphans)."""
         return sorted(
             str(p.relative_to(self.root)) for p in self.root.rglob("*") if p.is_file()

@@ -32,8 +32,13 @@ PRESETS: dict[str, dict[str, object]] = {
 
 def write_random_checkpoint(out: Path, preset: str, seed: int = 0) -> Path:
     import torch
-    from transformers import Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor
-    from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
+    from transformers import (
+        Wav2Vec2Config,
+        Wav2Vec2CTCTokenizer,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2ForCTC,
+        Wav2Vec2Processor,
+    )
 
     out.mkdir(parents=True, exist_ok=True)
     vocab = turkish_vocab()

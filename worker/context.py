@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+from stt_common import jobs
 from stt_common.db import make_engine, make_session_factory
 from stt_common.errors import ModelError
 from stt_common.model_folder import list_models
@@ -36,9 +37,16 @@ def load_recognizers(settings: Settings) -> dict[str, Recognizer]:
 
 
 def build_context(settings: Settings) -> WorkerContext:
-    return WorkerContext(
+    factory = make_session_factory(make_engine(settings.database_url))
+    context = WorkerContext(
         settings=settings,
-        session_factory=make_session_factory(make_engine(settings.database_url)),
+        session_factory=factory,
         storage=LocalStorage(settings.storage_dir),
         recognizers=load_recognizers(settings),
     )
+    try:
+        with factory() as session:
+            jobs.rehearse(session, settings.job_lease_seconds)
+    except Exception as exc:  # jobs retry on database errors anyway
+        log.warning("database warm-up failed: %s", exc.__class__.__name__)
+    return context

@@ -20,7 +20,7 @@ from stt_common.errors import InputError, TransientError, is_transient
 from stt_common.models import Job
 from stt_common.settings import Settings
 from stt_common.storage import LocalStorage
-from worker.recognizer import Recognizer
+from worker.recognizer import Recognizer, Timed
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def run_job(ctx: WorkerContext, job_id: uuid.UUID) -> Outcome:
     return Outcome.succeeded
 
 
-def _transcribe(ctx: WorkerContext, model: str, key: str | None):  # type: ignore[no-untyped-def]
+def _transcribe(ctx: WorkerContext, model: str, key: str | None) -> Timed:
     recognizer = ctx.recognizers.get(model)
     if recognizer is None:
         raise InputError(f"model {model!r} is not loaded by this worker", code="model_unavailable")
