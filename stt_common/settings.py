@@ -19,7 +19,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STT_", env_file=".env", extra="ignore")
 
-    environment: str = Field("development", description="`development` or `production`.")
     database_url: str = Field(
         "sqlite:///./data/stt.db",
         description="SQLAlchemy URL. SQLite by default; `postgresql+psycopg://user@host/db` in production.",
@@ -43,7 +42,7 @@ class Settings(BaseSettings):
     task_max_retries: int = Field(5, ge=0, description="Retries of a transient failure before a job fails.")
     task_retry_backoff_max: int = Field(60, ge=1, description="Cap on the retry back-off, in seconds.")
     job_lease_seconds: int = Field(
-        900, ge=10, description="How long a worker owns a `processing` job before another may take it."
+        1800, ge=10, description="How long a worker owns a `processing` job before another may take it."
     )
     task_time_limit: int = Field(1800, ge=10, description="Hard time limit of one transcription task, in s.")
     broker_visibility_timeout: int = Field(

@@ -1,0 +1,119 @@
+"""No Docker engine runs here, so check what can be checked without one: the compose file parses, every
+image is built from files that exist, and every command a container runs names a real module."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import importlib.util
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stt_common.settings import REPO_ROOT, Settings
+
+COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+
+
+def dockerfile(name: str) -> list[tuple[str, str]]:
+    """(instruction, argument) pairs, with continuation lines joined."""
+    text = re.sub(r"\\\n\s*", " ", (REPO_ROOT / name).read_text())
+    pairs = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            op, _, arg = line.partition(" ")
+            pairs.append((op.upper(), arg.strip()))
+    return pairs
+
+
+def image_of(service: dict) -> str | None:  # type: ignore[type-arg]
+    build = service.get("build")
+    return build["dockerfile"] if isinstance(build, dict) else None
+
+
+def copied(name: str) -> set[str]:
+    """Top-level paths the image's COPY instructions take from the build context."""
+    return {src for op, arg in dockerfile(name) if op == "COPY" for src in arg.split()[:-1]}
+
+
+def default_command(name: str) -> list[str]:
+    (cmd,) = [arg for op, arg in dockerfile(name) if op == "CMD"]
+    return list(json.loads(cmd))  # exec (JSON array) form
+
+
+def test_the_stack_has_every_part() -> None:
+    assert {"api", "worker", "redis", "postgres", "flower", "migrate"} <= set(SERVICES)
+    assert image_of(SERVICES["api"]) == "Dockerfile.api" and image_of(SERVICES["migrate"]) == "Dockerfile.api"
+    assert image_of(SERVICES["worker"]) == "Dockerfile.worker" and image_of(SERVICES["flower"]) == "Dockerfile.worker"
+    for name in ("redis", "postgres"):
+        assert "healthcheck" in SERVICES[name]
+    for name in ("api", "worker"):
+        assert SERVICES[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+@pytest.mark.parametrize("name", ["Dockerfile.api", "Dockerfile.worker"])
+def test_dockerfiles_are_slim_non_root_and_copy_files_that_exist(name: str) -> None:
+    ops = dockerfile(name)
+    assert ops[0] == ("FROM", "python:3.11-slim")
+    assert any(op == "USER" and arg != "root" for op, arg in ops)
+    assert any(op == "HEALTHCHECK" for op, _ in ops)
+    for op, arg in ops:
+        if op == "COPY":
+            for src in arg.split()[:-1]:
+                assert (REPO_ROOT / src).exists(), f"{name} copies missing {src}"
+    installs = " ".join(arg for op, arg in ops if op == "RUN" and "pip install" in arg)
+    extras = set(re.findall(r"\.\[([a-z,]+)\]", installs)[0].split(","))
+    assert extras == ({"api"} if name == "Dockerfile.api" else {"worker"})  # never export/train/all: no torch
+
+
+def check_command(argv: list[str], files_in_image: set[str]) -> None:
+    """The program exists here and the module it names is importable and shipped in the image."""
+    program = argv[0]
+    if program == "python":
+        assert argv[1] == "-m"
+        module = argv[2]
+    elif program == "uvicorn":
+        module, attr = argv[1].split(":")
+        assert hasattr(importlib.import_module(module), attr)
+    elif program == "celery":
+        assert argv[1] == "-A"
+        module = argv[2]
+        assert argv[3] in {"worker", "flower", "inspect"}
+    elif program in {"sh", "redis-server", "redis-cli", "pg_isready", "CMD-SHELL", "CMD"}:
+        return
+    else:
+        raise AssertionError(f"unknown program {program}")
+    assert importlib.util.find_spec(module) is not None, module
+    assert module.split(".")[0] in files_in_image, f"{module} is not copied into the image"
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_every_container_command_names_a_real_module(name: str) -> None:
+    service = SERVICES[name]
+    image = image_of(service)
+    if image is None:
+        return
+    check_command(service.get("command") or default_command(image), copied(image))
+    health = [a for op, a in dockerfile(image) if op == "HEALTHCHECK"][0]
+    cmd = json.loads(health.split("CMD", 1)[1].strip())
+    if cmd[0] == "sh":
+        check_command(shlex.split(cmd[2]), copied(image))
+
+
+def test_compose_sets_only_real_settings() -> None:
+    fields = {f"STT_{name.upper()}" for name in Settings.model_fields}
+    for name, service in SERVICES.items():
+        env = service.get("environment") or {}
+        for key in env:
+            if key.startswith("STT_"):
+                assert key in fields, f"{name} sets unknown setting {key}"
+
+
+def test_flower_and_celery_cli_exist() -> None:
+    assert importlib.util.find_spec("flower") is not None
+    assert Path(REPO_ROOT / "worker" / "celery_app.py").is_file()
