@@ -4,8 +4,8 @@ image is built from files that exist, and every command a container runs names a
 from __future__ import annotations
 
 import importlib
-import json
 import importlib.util
+import json
 import re
 import shlex
 from pathlib import Path
