@@ -32,6 +32,7 @@ demo: $(VENV)/.stamp-run
 test: $(VENV)/.stamp-test
 	@scripts/ensure_redis.sh >/dev/null  # the tests start their own redis-server; this installs it if missing
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 up: $(VENV)/.stamp-run migrate

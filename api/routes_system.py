@@ -7,8 +7,9 @@ from fastapi.responses import JSONResponse
 from redis import Redis
 from sqlalchemy import text
 
-from api.deps import CeleryDep, SessionDep, SettingsDep
+from api.deps import SessionDep, SettingsDep
 from api.schemas import ModelList, ModelOut, ReadyOut
+from stt_common import readiness
 from stt_common.model_folder import list_models
 
 router = APIRouter()
@@ -21,8 +22,9 @@ def health() -> dict[str, str]:
 
 
 @router.get("/ready", response_model=ReadyOut, tags=["system"], responses={503: {"model": ReadyOut}})
-def ready(session: SessionDep, settings: SettingsDep, celery: CeleryDep) -> JSONResponse:
-    """Readiness: the database and the broker answer, and at least one worker replies to a ping."""
+def ready(session: SessionDep, settings: SettingsDep) -> JSONResponse:
+    """Readiness: the database and the broker answer, and at least one worker process has the default
+    model loaded and warmed."""
     checks: dict[str, str] = {}
     try:
         session.execute(text("SELECT 1"))
@@ -30,17 +32,13 @@ def ready(session: SessionDep, settings: SettingsDep, celery: CeleryDep) -> JSON
     except Exception as exc:
         checks["database"] = f"error: {exc.__class__.__name__}"
     try:
-        Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2).ping()
+        client = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+        client.ping()
         checks["broker"] = "ok"
+        warm = readiness.ready_models(client).get(settings.default_model, 0)
+        checks["workers"] = "ok" if warm else f"error: no worker has {settings.default_model} warm yet"
     except Exception as exc:
-        checks["broker"] = f"error: {exc.__class__.__name__}"
-    if checks["broker"] == "ok":
-        try:
-            replies = celery.control.ping(timeout=settings.ready_worker_timeout, limit=1)
-            checks["workers"] = "ok" if replies else "error: no worker replied"
-        except Exception as exc:
-            checks["workers"] = f"error: {exc.__class__.__name__}"
-    else:
+        checks.setdefault("broker", f"error: {exc.__class__.__name__}")
         checks["workers"] = "error: broker unreachable"
     ok = all(v == "ok" for v in checks.values())
     body = ReadyOut(status="ready" if ok else "not_ready", checks=checks)

@@ -66,6 +66,7 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--poll-ms", type=float, default=2.0, help="Client polling interval.")
     parser.add_argument("--model", default=None, help="Model to run (default: the service default).")
+    parser.add_argument("--models-dir", type=Path, default=None, help="Serve models from this folder.")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "queue_overhead.json")
     args = parser.parse_args()
 
@@ -76,6 +77,10 @@ def main() -> int:
         "STT_DATABASE_URL": f"sqlite:///{work / 'stt.db'}", "STT_STORAGE_DIR": str(work / "storage"),
         "STT_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "PYTHONUNBUFFERED": "1",
     })
+    if args.models_dir:
+        env["STT_MODELS_DIR"] = str(args.models_dir.resolve())
+    if args.model:
+        env["STT_DEFAULT_MODEL"] = args.model
     procs: list[subprocess.Popen[bytes]] = []
 
     def spawn(name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
@@ -108,10 +113,10 @@ def main() -> int:
                     raise SystemExit(f"stack did not become ready; logs in {work}")
                 time.sleep(0.1)
             ready_s = time.perf_counter() - worker_started
-            data = {"model": args.model} if args.model else {}
+            model = next(m["name"] for m in client.get("/v1/models").json()["data"] if m["default"])
             for _ in range(args.jobs):
                 t0 = time.perf_counter()
-                r = client.post("/v1/jobs", files={"file": ("clip.wav", clip, "audio/wav")}, data=data)
+                r = client.post("/v1/jobs", files={"file": ("clip.wav", clip, "audio/wav")})
                 r.raise_for_status()
                 accepted = time.perf_counter()
                 job_id = r.json()["id"]
@@ -138,7 +143,7 @@ def main() -> int:
     submit_ms = [r["submit_s"] * 1000 for r in rows]
     median_e2e = statistics.median(e2e_ms)
     summary = {
-        "jobs": len(rows), "poll_ms": args.poll_ms, "worker_ready_s": round(ready_s, 2),
+        "model": model, "jobs": len(rows), "poll_ms": args.poll_ms, "worker_ready_s": round(ready_s, 2),
         "overhead_ms": {"p50": percentile(overhead_ms, 50), "p95": percentile(overhead_ms, 95)},
         "e2e_ms": {"p50": percentile(e2e_ms, 50), "p95": percentile(e2e_ms, 95)},
         "engine_ms": {"p50": percentile(engine_ms, 50), "p95": percentile(engine_ms, 95)},
@@ -148,7 +153,7 @@ def main() -> int:
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
         "date": time.strftime("%Y-%m-%d"), "command": " ".join(["python", *sys.argv]),
     }
-    print(f"queue overhead, {len(rows)} sequential 5 s jobs, polling every {args.poll_ms} ms "
+    print(f"queue overhead, model {model}, {len(rows)} sequential 5 s jobs, polling every {args.poll_ms} ms "
           f"({summary['machine']['cpu']}, {os.cpu_count()} cores)")
     print(f"{'metric':28s} {'p50 ms':>10s} {'p95 ms':>10s}")
     for key in ("overhead_ms", "e2e_ms", "engine_ms", "submit_ms"):

@@ -169,6 +169,7 @@ def export_checkpoint(checkpoint: str, out: Path, options: ExportOptions) -> Man
         write_manifest(staging, manifest)
         if out.exists():
             shutil.rmtree(out)
+        staging.chmod(0o755)  # mkdtemp makes it private
         staging.rename(out)
         return manifest
     except BaseException:

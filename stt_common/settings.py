@@ -51,7 +51,6 @@ class Settings(BaseSettings):
     broker_restore_interval: int = Field(
         10, ge=1, description="Seconds between sweeps that return such messages to the queue."
     )
-    ready_worker_timeout: float = Field(1.0, gt=0, description="How long /ready waits for a worker ping, s.")
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -12,9 +12,11 @@ import httpx
 import numpy as np
 import pytest
 import soundfile as sf
+from redis import Redis
 from sqlalchemy import select
 
 from api.main import create_app
+from stt_common import readiness
 from stt_common.models import Job
 from tests.conftest import SAMPLES, Stack, make_stack
 from tests.services import CeleryWorker, RedisServer, ThreadedServer, wait_for
@@ -54,7 +56,9 @@ def wait_done(api: httpx.Client, job_id: str, timeout: float = 60) -> dict:  # t
 
 def test_submit_poll_and_fetch_the_transcript(stack: Stack, api: httpx.Client, worker: CeleryWorker) -> None:
     worker.start()
-    assert api.get("/ready").status_code == 200
+    wait_for(lambda: api.get("/ready").status_code == 200, 30, "the worker's models to be warm")
+    redis = Redis.from_url(stack.settings.redis_url)
+    assert readiness.ready_models(redis) == {"tr-tiny-random": 1}
     ids = {submit(api, clip): clip for clip in sorted(SAMPLES.glob("clip*"))}
     for job_id, clip in ids.items():
         job = wait_done(api, job_id)
@@ -72,6 +76,9 @@ def test_submit_poll_and_fetch_the_transcript(stack: Stack, api: httpx.Client, w
         assert api.get(f"/v1/jobs/{job_id}/transcript").text == job["result"]["text"] + "\n"
         assert api.get(f"/v1/jobs/{job_id}/transcript", params={"format": "json"}).json()["words"] == words
     assert "job " in worker.log() and "RIFF" not in worker.log()
+    worker.stop()
+    assert readiness.ready_models(redis) == {}  # withdrawn on shutdown
+    assert api.get("/ready").status_code == 503
 
 
 def test_undecodable_audio_fails_the_job_once_with_a_code(stack: Stack, api: httpx.Client, worker: CeleryWorker,

@@ -6,12 +6,15 @@ as fast as the hundredth.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
 from celery import signals
 from celery.utils.time import get_exponential_backoff_interval
+from redis import Redis
 
+from stt_common import readiness
 from stt_common.errors import JobNotFound, TransientError
 from stt_common.jobs import parse_job_id
 from stt_common.queue import TRANSCRIBE_QUEUE, TRANSCRIBE_TASK, make_celery
@@ -35,6 +38,10 @@ def context() -> WorkerContext:
     global _context
     if _context is None:
         _context = build_context(settings)
+        try:
+            readiness.keep_announcing(settings.redis_url, sorted(_context.recognizers))
+        except Exception as exc:  # the broker is down now; tasks cannot arrive until it is back anyway
+            log.warning("could not announce readiness: %s", exc.__class__.__name__)
     return _context
 
 
@@ -48,6 +55,13 @@ def _preload_in_main(sender: Any = None, **_: Any) -> None:
     pool = str(getattr(sender, "pool_cls", "")).lower()
     if "prefork" not in pool and "processes" not in pool:
         context()  # solo and thread pools run tasks in this process
+
+
+@signals.worker_process_shutdown.connect
+def _withdraw(**_: Any) -> None:
+    if _context is not None:
+        with contextlib.suppress(Exception):
+            readiness.withdraw(Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=1))
 
 
 @app.task(name=TRANSCRIBE_TASK, bind=True, max_retries=settings.task_max_retries)
