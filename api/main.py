@@ -30,6 +30,7 @@ def warm_up(app: FastAPI) -> None:
         with app.state.session_factory() as session:
             jobs.rehearse(session, app.state.settings.job_lease_seconds)
         celery.finalize(auto=True)
+        _ = celery.backend, celery.amqp.send_task_message  # both are built lazily on the first publish
         with celery.producer_or_acquire() as producer:
             producer.connection.ensure_connection(max_retries=1, timeout=2)
             producer.maybe_declare(celery.amqp.queues[TRANSCRIBE_QUEUE])
