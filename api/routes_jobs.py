@@ -39,7 +39,8 @@ def create_job(
         session.commit()
     except BaseException:
         session.rollback()
-        storage.delete(job.audio_key or "")
+        if job.audio_key:
+            storage.delete(job.audio_key)
         raise
     try:
         publish_transcription(celery, job.id)
@@ -47,7 +48,8 @@ def create_job(
         log.warning("publishing job %s failed: %s", job.id, exc)
         key = jobs.delete(session, job.id)
         session.commit()
-        storage.delete(key or "")
+        if key:
+            storage.delete(key)
         raise TransientError("the job queue is unavailable; retry shortly", code="queue_unavailable") from exc
     return JobOut.of(job)
 
