@@ -16,9 +16,10 @@ $(VENV)/.stamp-run: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install -q -e '.[api,worker,dev]'
 	touch $@
 
-# Tests also exercise export/ (torch, pinned to the CPU build).
+# Tests also exercise training/ and export/ (torch, pinned to the CPU build), and espeak-ng.
 $(VENV)/.stamp-test: pyproject.toml $(VENV)/.stamp-run
-	$(PY) -m pip install -q -e '.[api,worker,export,dev]'
+	$(PY) -m pip install -q -e '.[api,worker,export,train,dev]'
+	@command -v espeak-ng >/dev/null || scripts/install_system_packages.sh espeak-ng
 	touch $@
 
 migrate: $(VENV)/.stamp-run

@@ -23,9 +23,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--language", default="tr")
     parser.add_argument("--description", default="")
     parser.add_argument("--no-int8", action="store_true", help="Write only the fp32 model.")
+    parser.add_argument("--dev-set", help="Parity gate data: a folder of {split}.jsonl manifests, a manifest "
+                        "file or a hub id (columns `audio` and `text`).")
+    parser.add_argument("--dev-split", default="validation")
+    parser.add_argument("--dev-max-clips", type=int, default=300)
+    parser.add_argument("--max-int8-wer-increase", type=float, default=0.01,
+                        help="Fail when INT8 WER exceeds fp32 WER by more than this (default: 1 point).")
     args = parser.parse_args(argv)
     options = ExportOptions(name=args.name or args.out.name, language=args.language,
-                            quantize=not args.no_int8, description=args.description)
+                            quantize=not args.no_int8, description=args.description, dev_set=args.dev_set,
+                            dev_split=args.dev_split, dev_max_clips=args.dev_max_clips,
+                            max_int8_wer_increase=args.max_int8_wer_increase)
     try:
         manifest = export_checkpoint(args.checkpoint, args.out, options)
     except ExportError as exc:

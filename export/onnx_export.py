@@ -33,6 +33,11 @@ class ExportOptions:
     quantize_ops: tuple[str, ...] = ("MatMul",)
     parity_atol: float = 1e-3
     description: str = ""
+    # The parity gate on real speech: INT8 may lose at most this much WER against fp32 on the dev set.
+    dev_set: str | None = None  # a dataset as training/ takes it: folder of manifests, manifest, hub id
+    dev_split: str = "validation"
+    dev_max_clips: int = 300
+    max_int8_wer_increase: float = 0.01
 
 
 def load_checkpoint(checkpoint: str) -> tuple[Any, dict[str, int], Any]:
@@ -126,6 +131,32 @@ def parity_samples(seconds: float = 3.0, rate: int = 16000) -> np.ndarray:
     return (samples - samples.mean()) / (samples.std() + 1e-7)
 
 
+def dev_set_gate(folder: Path, options: ExportOptions) -> dict[str, Any]:
+    """WER/CER of the exported fp32 and INT8 models on the dev set; raise if INT8 loses too much."""
+    from training.data import load_split
+    from training.evaluate import error_rates
+    from training.text import normalize
+    from worker.recognizer import Recognizer
+
+    rows = load_split(options.dev_set or "", options.dev_split)
+    rows = rows.select(range(min(len(rows), options.dev_max_clips)))
+    base = rows["_base_dir"][0] if "_base_dir" in rows.column_names else None
+    references = [normalize(t) for t in rows["text"]]
+    paths = [str(Path(base, a)) if base else a for a in rows["audio"]]
+    metrics: dict[str, Any] = {"dev_set": f"{options.dev_set}:{options.dev_split}", "dev_clips": len(rows)}
+    for variant in ("fp32", "int8") if options.quantize else ("fp32",):
+        recognizer = Recognizer.load(folder, variant=variant, threads=2)
+        hypotheses = [recognizer.transcribe_file(p, max_seconds=3600).transcript.text for p in paths]
+        scores = error_rates(references, hypotheses)
+        metrics[f"wer_{variant}"], metrics[f"cer_{variant}"] = round(scores["wer"], 4), round(scores["cer"], 4)
+    if options.quantize and metrics["wer_int8"] - metrics["wer_fp32"] > options.max_int8_wer_increase:
+        raise ExportError(
+            f"INT8 WER {metrics['wer_int8']:.4f} is more than {options.max_int8_wer_increase:.4f} above fp32 "
+            f"{metrics['wer_fp32']:.4f} on {metrics['dev_set']}; export fp32 only (--no-int8) or quantise fewer ops"
+        )
+    return metrics
+
+
 def export_checkpoint(checkpoint: str, out: Path, options: ExportOptions) -> Manifest:
     """Write the model folder at `out` atomically: it appears complete, or not at all."""
     model, vocab, (tokenizer, extractor) = load_checkpoint(checkpoint)
@@ -167,6 +198,9 @@ def export_checkpoint(checkpoint: str, out: Path, options: ExportOptions) -> Man
                     "quantized_ops": list(options.quantize_ops) if options.quantize else []},
         )
         write_manifest(staging, manifest)
+        if options.dev_set:
+            manifest.metrics.update(dev_set_gate(staging, options))
+            write_manifest(staging, manifest)
         if out.exists():
             shutil.rmtree(out)
         staging.chmod(0o755)  # mkdtemp makes it private

@@ -10,14 +10,7 @@ answers() { (exec 3<>"/dev/tcp/$host/$port" && printf 'PING\r\n' >&3 && head -c 
 
 if answers; then echo "redis: answering at $host:$port"; exit 0; fi
 case "$host" in 127.0.0.1|localhost) ;; *) echo "redis: nothing answers at $host:$port" >&2; exit 1;; esac
-if ! command -v redis-server >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "redis: installing redis-server"
-    (apt-get install -y -qq redis-server >/dev/null 2>&1) || (apt-get update -qq && apt-get install -y -qq redis-server >/dev/null)
-  else
-    echo "redis: redis-server is not installed; install it (e.g. apt-get install redis-server)" >&2; exit 1
-  fi
-fi
+command -v redis-server >/dev/null || "$(dirname "$0")/install_system_packages.sh" redis-server
 mkdir -p .run
 redis-server --port "$port" --bind 127.0.0.1 --daemonize yes --save "" --appendonly no \
   --dir "$PWD/.run" --logfile "$PWD/.run/redis.log" --pidfile "$PWD/.run/redis.pid"

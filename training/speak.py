@@ -25,10 +25,13 @@ def speak(text: str, *, voice: str = "tr", rate: int = 150, pitch: int = 50) -> 
     binary = shutil.which("espeak-ng")
     if binary is None:
         raise EspeakMissing("espeak-ng is not installed; install it with `apt-get install espeak-ng`")
+    # The text goes through stdin: as an argument, a sentence starting with "-" would read as a flag.
     wav = subprocess.run(
-        [binary, "-v", voice, "-s", str(rate), "-p", str(pitch), "--stdout", text],
-        check=True, capture_output=True, timeout=60,
+        [binary, "-v", voice, "-s", str(rate), "-p", str(pitch), "--stdout"],
+        input=text.encode("utf-8"), check=True, capture_output=True, timeout=60,
     ).stdout
+    if not wav:
+        raise RuntimeError(f"espeak-ng produced no audio for voice {voice!r}")
     samples, sample_rate = sf.read(io.BytesIO(wav), dtype="float32")
     return samples, sample_rate
 

@@ -1,0 +1,110 @@
+"""The model pipeline in miniature (the CI smoke test): build a tiny synthetic corpus with espeak-ng,
+train a tiny config for a few steps, check the loss fell and WER was computed, export with the parity gate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch", reason="training needs the `train` extra")
+pytest.importorskip("datasets", reason="training needs the `train` extra")
+
+from export.onnx_export import ExportError, ExportOptions, export_checkpoint  # noqa: E402
+from training.__main__ import main as train_main  # noqa: E402
+from training.checkpoints import build_vocab  # noqa: E402
+from training.corpus import CorpusConfig, build, speakable  # noqa: E402
+from training.data import DatasetError, load_audio, load_split  # noqa: E402
+from training.speak import EspeakMissing, speak  # noqa: E402
+from training.text import normalize  # noqa: E402
+from training.vocab import turkish_vocab  # noqa: E402
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+
+
+def test_turkish_normalisation() -> None:
+    assert normalize("IŞIK İSTANBUL'da “yanar”.") == "ışık istanbul'da yanar"
+    assert normalize("'Alıntı' dedi ve gitti...") == "alıntı dedi ve gitti"
+    assert normalize("3 elma", spell_numbers=True) == "üç elma"
+    assert speakable("TBMM toplandı ve karar verdi.", 2, 20) is None  # an acronym espeak would spell
+    assert speakable("Saat 5'te geldi.", 2, 20) is None  # digits
+    assert speakable("Ankara'ya gittik.", 2, 20) == "ankara'ya gittik"
+
+
+def test_vocabulary_builder_keeps_the_alphabet_and_adds_new_characters() -> None:
+    assert build_vocab(["merhaba dünya"]) == turkish_vocab()
+    vocab = build_vocab(["ñandú"])
+    assert vocab["<pad>"] == 0 and vocab["|"] == 1 and "ñ" in vocab and vocab["<unk>"] == len(vocab) - 1
+
+
+def test_missing_espeak_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda _: None)
+    with pytest.raises(EspeakMissing, match="apt-get install espeak-ng"):
+        speak("merhaba")
+
+
+def test_bad_dataset_inputs_are_named(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="has no train.jsonl"):
+        load_split(str(tmp_path), "train")
+    (tmp_path / "train.jsonl").write_text(json.dumps({"audio": "missing.flac", "sentence": "x"}) + "\n")
+    rows = load_split(str(tmp_path), "train")
+    from training.data import check_columns
+
+    with pytest.raises(DatasetError, match="no column"):
+        check_columns(rows, "audio", "text")
+    with pytest.raises(DatasetError, match="cannot be read"):
+        load_audio("missing.flac", str(tmp_path))
+    with pytest.raises(DatasetError, match="empty"):
+        load_audio({"path": None, "bytes": None})
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    out = tmp_path_factory.mktemp("corpus")
+    counts = build(CorpusConfig(out=out, max_sentences=24, validation_sentences=4, test_sentences=4,
+                                renders_per_train_sentence=1, word_sequences=0), processes=2)
+    assert counts == {"train": 16, "validation": 4, "test": 4, "test_heldout_voice": 4}
+    return out
+
+
+@needs_espeak
+def test_corpus_holds_out_whole_sentences_and_a_voice(corpus: Path) -> None:
+    rows = {s: [json.loads(line) for line in (corpus / f"{s}.jsonl").read_text().splitlines()]
+            for s in ("train", "validation", "test", "test_heldout_voice")}
+    train_texts = {r["text"] for r in rows["train"]}
+    for split in ("validation", "test", "test_heldout_voice"):
+        assert not train_texts & {r["text"] for r in rows[split]}
+    assert {r["voice"] for r in rows["test_heldout_voice"]} == {"tr+f4"}
+    assert "tr+f4" not in {r["voice"] for r in rows["train"]}
+    audio = load_audio(rows["train"][0]["audio"], str(corpus))
+    assert len(audio) / 16000 == pytest.approx(rows["train"][0]["duration"], abs=0.01)
+
+
+@needs_espeak
+def test_tiny_training_lowers_the_loss_and_exports_through_the_gate(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    report = train_main([
+        "--dataset", str(corpus), "--preset", "tiny", "--output_dir", str(out), "--max_steps", "40",
+        "--per_device_train_batch_size", "8", "--learning_rate", "3e-3", "--warmup_steps", "0",
+        "--logging_steps", "4", "--save_strategy", "no", "--report_to", "none", "--use_cpu",
+        "--test_splits", "test", "--seed", "0", "--num_train_epochs", "20",
+    ])
+    losses = [e["loss"] for e in report["history"] if "loss" in e]
+    assert len(losses) >= 6
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 * 0.8  # the loss fell
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    for split in ("validation", "test"):
+        assert evaluation["eval"][split]["cer"] >= 0 and evaluation["eval"][split]["n"] == 4
+    assert any("eval_wer" in e for e in report["history"])  # evaluated each epoch
+
+    manifest = export_checkpoint(str(out), tmp_path / "model", ExportOptions(
+        name="smoke", dev_set=str(corpus), dev_split="validation", max_int8_wer_increase=1.0))
+    assert {"wer_fp32", "wer_int8", "cer_int8"} <= set(manifest.metrics)
+    with pytest.raises(ExportError, match="INT8 WER"):
+        export_checkpoint(str(out), tmp_path / "strict", ExportOptions(
+            name="smoke", dev_set=str(corpus), max_int8_wer_increase=-1.0))
+    assert not (tmp_path / "strict").exists()
