@@ -35,7 +35,8 @@ def timed(fn: Any, runs: int) -> dict[str, float]:
         t0 = time.perf_counter()
         fn()
         samples.append((time.perf_counter() - t0) * 1000)
-    return {"median_ms": float(np.median(samples)), "min_ms": float(np.min(samples)), "mean_ms": float(np.mean(samples))}
+    return {"median_ms": float(np.median(samples)), "min_ms": float(np.min(samples)),
+            "mean_ms": float(np.mean(samples))}
 
 
 def mb(path: Path) -> float:
@@ -54,12 +55,12 @@ def ort_session(path: Path, threads: int) -> Any:
 def peak_memory_mb(model_dir: Path, threads: int) -> float:
     """Peak RSS of a fresh process that loads the INT8 model and transcribes 30 s (as a worker would)."""
     code = (
-        "import resource, numpy as np, sys; sys.path.insert(0, %r)\n"
+        f"import resource, numpy as np, sys; sys.path.insert(0, {str(REPO)!r})\n"
         "from worker.recognizer import Recognizer\n"
-        "r = Recognizer.load(%r, variant='int8', threads=%d); r.warm_up(5)\n"
+        f"r = Recognizer.load({str(model_dir)!r}, variant='int8', threads={threads}); r.warm_up(5)\n"
         "r.transcribe(np.random.default_rng(0).standard_normal(30 * 16000).astype(np.float32) * 0.1)\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
-    ) % (str(REPO), str(model_dir), threads)
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -77,7 +78,8 @@ def report_one(checkpoint: Path, model_dir: Path, runs: int, threads: int) -> di
     with tempfile.TemporaryDirectory() as tmp:
         default_int8 = Path(tmp) / "model.int8-default.onnx"
         quantize_dynamic(str(fp32_path), str(default_int8))  # onnxruntime's default op set (Conv too)
-        sessions = {"ONNX fp32": ort_session(fp32_path, threads), "ONNX INT8 (MatMul only)": ort_session(int8_path, threads),
+        sessions = {"ONNX fp32": ort_session(fp32_path, threads),
+                    "ONNX INT8 (MatMul only)": ort_session(int8_path, threads),
                     "ONNX INT8 (onnxruntime default ops)": ort_session(default_int8, threads)}
         sizes = {"PyTorch": mb(checkpoint), "ONNX fp32": mb(fp32_path), "ONNX INT8 (MatMul only)": mb(int8_path),
                  "ONNX INT8 (onnxruntime default ops)": mb(default_int8)}
@@ -115,8 +117,10 @@ def markdown(results: list[dict[str, Any]], machine: str, command: str) -> str:
                   f"median of {r['runs']} runs of 5 s of audio after one warm-up run)", "",
                   "| model | size (MB) | latency median (ms) | min (ms) | speedup |", "|---|---|---|---|---|"]
         for row_name, row in r["five_seconds"].items():
-            lines.append(f"| {row_name} | {row['size_mb']} | {row['median_ms']} | {row['min_ms']} | {row['speedup']}x |")
-        lengths = ", ".join(f"{s} s: {v['median_ms']:.1f} ms (RTF {v['rtf']:.4f})" for s, v in r["int8_by_length"].items())
+            lines.append(f"| {row_name} | {row['size_mb']} | {row['median_ms']} | {row['min_ms']} "
+                         f"| {row['speedup']}x |")
+        lengths = ", ".join(f"{s} s: {v['median_ms']:.1f} ms (RTF {v['rtf']:.4f})"
+                            for s, v in r["int8_by_length"].items())
         lines += ["", f"INT8 (MatMul only) by length: {lengths}. Peak RSS of a process serving it (loaded, warmed, "
                   f"30 s transcribed): {r['int8_peak_rss_mb']} MB.", ""]
     lines.append(END)
@@ -138,7 +142,8 @@ def main() -> int:
         print(f"\n{Path(r['model_dir']).name}: 5 s of audio, {r['threads']} threads, {r['runs']} runs")
         print(f"{'model':38s} {'size MB':>9s} {'median ms':>10s} {'min ms':>8s} {'speedup':>8s}")
         for name, row in r["five_seconds"].items():
-            print(f"{name:38s} {row['size_mb']:9.1f} {row['median_ms']:10.1f} {row['min_ms']:8.1f} {row['speedup']:7.2f}x")
+            print(f"{name:38s} {row['size_mb']:9.1f} {row['median_ms']:10.1f} {row['min_ms']:8.1f} "
+                  f"{row['speedup']:7.2f}x")
         for s, v in r["int8_by_length"].items():
             print(f"  INT8 {s:>2d} s: {v['median_ms']:8.1f} ms  RTF {v['rtf']:.4f}")
         print(f"  INT8 serving process peak RSS: {r['int8_peak_rss_mb']} MB")

@@ -3,7 +3,8 @@
 Sentences come from the Turkish Web Treebank (the `turkish-treebanks` package: web and Wikipedia
 text); the training split also gets word sequences sampled from `wordfreq`'s Turkish list, for
 lexical variety (the treebank has only about 3,400 speakable sentences). Each is rendered with
-varied voices, rates and pitches and light noise, resampled to 16 kHz and written as FLAC with JSON-lines manifests that `datasets` loads:
+varied voices, rates and pitches and light noise, resampled to 16 kHz and written as FLAC with
+JSON-lines manifests that `datasets` loads:
 
     train.jsonl, validation.jsonl, test.jsonl      held-out sentences, voices seen in training
     test_heldout_voice.jsonl                       held-out sentences, a voice never seen in training
