@@ -5,7 +5,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 RUN := .run
 
-.PHONY: demo test up down migrate lint bench clean
+.PHONY: demo test up down migrate lint bench model clean
+
+# The bundled model's recipe (models/tr-espeak-small/README.md records the run that produced it).
+MODEL := tr-espeak-small
+TRAIN_ARGS := --preset small --max_steps 1400 --max_train_minutes 72 --per_device_train_batch_size 16 \
+  --learning_rate 8e-4 --warmup_steps 150 --weight_decay 0.005 --lr_scheduler_type linear --logging_steps 25 \
+  --save_strategy steps --save_steps 200 --save_total_limit 2 --report_to tensorboard --use_cpu \
+  --max_eval_samples 200 --train_sampling_strategy group_by_length --test_splits test,test_heldout_voice \
+  --seed 0 --num_train_epochs 2
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +65,16 @@ lint: $(VENV)/.stamp-test
 bench: $(VENV)/.stamp-run
 	@scripts/ensure_redis.sh
 	$(PY) bench/queue_overhead.py
+
+model: $(VENV)/.stamp-test
+	$(PY) -m training.corpus --out build/corpus
+	$(PY) -m training --dataset build/corpus --output_dir build/train/$(MODEL) $(TRAIN_ARGS) \
+	  > build/train/$(MODEL).log 2>&1
+	$(PY) -m export build/train/$(MODEL) --out build/models/$(MODEL) --dev-set build/corpus \
+	  --description "Turkish, trained from scratch on synthetic espeak-ng speech only (see README.md there)"
+	$(PY) -m training.model_card --model build/models/$(MODEL) --training build/train/$(MODEL) \
+	  --corpus build/corpus --out models/$(MODEL)
+	$(PY) -m training.samples --corpus build/corpus --out samples
 
 clean: down
 	rm -rf $(RUN) data

@@ -38,6 +38,7 @@ class ExportOptions:
     dev_split: str = "validation"
     dev_max_clips: int = 300
     max_int8_wer_increase: float = 0.01
+    keep_fp32: bool = True  # False: ship only the INT8 file (after the gate), e.g. for a model committed to git
 
 
 def load_checkpoint(checkpoint: str) -> tuple[Any, dict[str, int], Any]:
@@ -200,7 +201,10 @@ def export_checkpoint(checkpoint: str, out: Path, options: ExportOptions) -> Man
         write_manifest(staging, manifest)
         if options.dev_set:
             manifest.metrics.update(dev_set_gate(staging, options))
-            write_manifest(staging, manifest)
+        if options.quantize and not options.keep_fp32:
+            (staging / ONNX_FILES["fp32"]).unlink()
+            del manifest.files[ONNX_FILES["fp32"]]
+        write_manifest(staging, manifest)
         if out.exists():
             shutil.rmtree(out)
         staging.chmod(0o755)  # mkdtemp makes it private

@@ -61,7 +61,7 @@ def main() -> int:
     worker = start("worker", [python, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", "transcribe",
                               "--loglevel", "INFO", "-n", f"demo-{port}@%h"])
     api = start("api", [python, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)])
-    references: dict[str, str] = json.loads((SAMPLES / "references.json").read_text(encoding="utf-8"))
+    references: dict[str, dict[str, object]] = json.loads((SAMPLES / "references.json").read_text(encoding="utf-8"))
     failures = 0
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
@@ -88,13 +88,15 @@ def main() -> int:
                 t = job["timings"]
                 print(f"{name}  {job['audio']['duration_s']:.2f} s audio, waited {t['queue_wait_s'] * 1000:.0f} ms, "
                       f"processed in {t['processing_s'] * 1000:.0f} ms (RTF {t['real_time_factor']:.4f})")
-                print(f"  reference : {references[name]}")
+                voice = f"voice {references[name]['voice']}" + (
+                    ", held out from training" if references[name]["held_out_voice"] else "")
+                print(f"  reference : {references[name]['text']}  ({voice})")
                 print(f"  transcript: {job['result']['text']}")
                 hypotheses.append(job["result"]["text"])
-                refs.append(references[name].lower())
+                refs.append(str(references[name]["text"]))
             if hypotheses:
-                print(f"\nWER over {len(hypotheses)} clips: {jiwer.wer(refs, hypotheses):.3f} "
-                      f"(punctuation in the references counts against it)")
+                print(f"\nWER over {len(hypotheses)} held-out sentences: {jiwer.wer(refs, hypotheses):.3f}, "
+                      f"CER {jiwer.cer(refs, hypotheses):.3f}")
     finally:
         stop(api)
         stop(worker)
