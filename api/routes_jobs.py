@@ -34,7 +34,7 @@ def create_job(
     model: Annotated[str | None, Form(max_length=128, description="Model name; see GET /v1/models.")] = None,
 ) -> JobOut:
     """Accept an audio file and queue it for transcription. Returns at once with the queued job."""
-    job = accept_upload(session, storage, settings, file.file, file.size or 0, file.filename, model)
+    job = accept_upload(session, storage, settings, file.file, file.filename, model)
     try:
         session.commit()
     except BaseException:

@@ -36,11 +36,12 @@ def accept_upload(
     storage: LocalStorage,
     settings: Settings,
     upload: BinaryIO,
-    size: int,
     filename: str | None,
     model: str | None,
 ) -> Job:
     """Validate, store and record (flushed, not committed). On failure nothing stays in storage."""
+    size = upload.seek(0, 2)  # measured, not taken from the client's headers
+    upload.seek(0)
     if size == 0:
         raise EmptyFile("the uploaded file is empty")
     if size > settings.max_upload_bytes:
