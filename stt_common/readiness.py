@@ -33,9 +33,10 @@ def withdraw(client: Redis) -> None:
 
 
 def keep_announcing(redis_url: str, models: list[str]) -> threading.Thread:
-    """Announce now, then refresh from a daemon thread; a killed process's key expires on its own."""
+    """Announce now and keep refreshing from a daemon thread; a killed process's key expires on its own."""
     client = Redis.from_url(redis_url, socket_connect_timeout=3, socket_timeout=5)
-    announce(client, models)
+    with contextlib.suppress(Exception):  # broker down now: the thread keeps trying
+        announce(client, models)
 
     def refresh() -> None:
         while True:

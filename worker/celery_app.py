@@ -38,10 +38,7 @@ def context() -> WorkerContext:
     global _context
     if _context is None:
         _context = build_context(settings)
-        try:
-            readiness.keep_announcing(settings.redis_url, sorted(_context.recognizers))
-        except Exception as exc:  # the broker is down now; tasks cannot arrive until it is back anyway
-            log.warning("could not announce readiness: %s", exc.__class__.__name__)
+        readiness.keep_announcing(settings.redis_url, sorted(_context.recognizers))
     return _context
 
 
@@ -58,6 +55,7 @@ def _preload_in_main(sender: Any = None, **_: Any) -> None:
 
 
 @signals.worker_process_shutdown.connect
+@signals.worker_shutdown.connect
 def _withdraw(**_: Any) -> None:
     if _context is not None:
         with contextlib.suppress(Exception):
