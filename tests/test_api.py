@@ -66,7 +66,7 @@ def test_submit_stores_audio_records_job_and_enqueues_its_id(client: TestClient,
 def test_each_sample_format_is_accepted(client: TestClient, name: str) -> None:
     r = client.post("/v1/jobs", files={"file": (name, (SAMPLES / name).read_bytes())})
     assert r.status_code == 202, r.text
-    assert r.json()["audio"]["format"] == Path(name).suffix[1:].replace("ogg", "ogg")
+    assert r.json()["audio"]["format"] == Path(name).suffix[1:]
 
 
 TRUNCATED = (SAMPLES / "clip01.wav").read_bytes()[:1000]
