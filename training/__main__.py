@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     trainer = Trainer(
         model=model, args=args, train_dataset=train, data_collator=CtcCollator(
             processor, data_args.audio_column_name, data_args.text_column_name),
-        processing_class=processor.feature_extractor,
+        processing_class=processor,  # checkpoints then carry the vocabulary too
         callbacks=[EpochEvaluation(processor, evaluation, data_args.audio_column_name,
                                    data_args.text_column_name),
                    TimeBudget(data_args.max_train_minutes)],

@@ -24,11 +24,12 @@ from worker.recognizer import Recognizer
 SPLITS = ("test", "test_heldout_voice")
 
 
-def measure(model_dir: Path, corpus: Path, variant: str) -> dict[str, Any]:
+def measure(model_dir: Path, corpus: Path, variant: str, max_clips: int = 0) -> dict[str, Any]:
     recognizer = Recognizer.load(model_dir, variant=variant, threads=1)
     results: dict[str, Any] = {}
     for split in SPLITS:
         rows = [json.loads(line) for line in (corpus / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
+        rows = rows[:max_clips] if max_clips else rows
         hypotheses, audio_seconds, compute_seconds = [], 0.0, 0.0
         for row in rows:
             samples = load_audio(row["audio"], str(corpus))
@@ -40,6 +41,11 @@ def measure(model_dir: Path, corpus: Path, variant: str) -> dict[str, Any]:
         results[split] = {"wer": round(scores["wer"], 4), "cer": round(scores["cer"], 4), "clips": len(rows),
                           "rtf_one_thread": round(compute_seconds / audio_seconds, 5)}
     return results
+
+
+def distinct_texts(corpus: Path, split: str) -> int:
+    lines = (corpus / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+    return len({json.loads(line)["text"] for line in lines})
 
 
 def card(name: str, manifest: Any, corpus: dict[str, Any], training: dict[str, Any], held_out: dict[str, Any],
@@ -60,11 +66,12 @@ runs end to end on real Turkish text with a model that actually transcribes. For
 a pretrained encoder (see the repository README: *Training*) and export it with `python -m export`.
 
 ## Data
-`python -m training.corpus` ({corpus['train_hours']} h of training audio): {cfg['max_sentences']} sentence cap over
-the Turkish Web Treebank's speakable sentences plus {cfg['word_sequences']} word sequences sampled from
-wordfreq's Turkish list; {len(cfg['voices'])} espeak-ng voices, rates 125–195 wpm, pitches 25–75, half of the
-renderings with white noise at 15–35 dB SNR. {cfg['validation_sentences']} validation and {cfg['test_sentences']}
-test sentences are held out whole; `test_heldout_voice` renders the test sentences with a voice
+`python -m training.corpus`: {corpus['renderings']['train']} training renderings ({corpus['train_hours']} h) of
+{corpus['distinct_train_texts']} distinct texts: the Turkish Web Treebank's speakable sentences (digits, acronyms and
+symbols excluded) plus {cfg['word_sequences']} word sequences sampled from wordfreq's Turkish list, each rendered
+{cfg['renders_per_train_sentence']} times with {len(cfg['voices'])} espeak-ng voices, rates 125–195 wpm, pitches 25–75,
+half of the renderings with white noise at 15–35 dB SNR. {cfg['validation_sentences']} validation and
+{cfg['test_sentences']} test sentences are held out whole; `test_heldout_voice` renders the test sentences with a voice
 (`{cfg['held_out_voice']}`) never heard in training.
 
 ## Training
@@ -93,12 +100,14 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--command", default="make model")
+    parser.add_argument("--max-clips", type=int, default=0, help="Score only this many clips a split (0 = all).")
     args = parser.parse_args()
 
     manifest = read_manifest(args.model)
-    held_out = {variant: measure(args.model, args.corpus, variant) for variant in ("fp32", "int8")}
+    held_out = {variant: measure(args.model, args.corpus, variant, args.max_clips) for variant in ("fp32", "int8")}
     evaluation = json.loads((args.training / "evaluation.json").read_text())
     corpus = json.loads((args.corpus / "corpus.json").read_text())
+    corpus["distinct_train_texts"] = distinct_texts(args.corpus, "train")
     training = {**evaluation["train"], "parameters": manifest.source.get("parameters", 0)}
     machine = f"{_cpu()}, 2 cores" if platform.system() == "Linux" else platform.processor()
 
