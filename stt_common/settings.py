@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker (Redis) URL.")
     storage_dir: Path = Field(Path("./data/storage"), description="Directory for uploaded audio.")
     models_dir: Path = Field(REPO_ROOT / "models", description="Directory holding one folder per model.")
-    default_model: str = Field("tr-tiny-random", description="Model used when a job names none.")
+    default_model: str = Field("tr-espeak-small", description="Model used when a job names none.")
     worker_models: list[str] = Field(
         default_factory=list,
         description="Models each worker process preloads; empty means every model in `models_dir`.",

@@ -21,6 +21,9 @@ from tests.services import RedisServer, create_postgres_database, drop_postgres_
 
 SAMPLES = REPO_ROOT / "samples"
 MODELS = REPO_ROOT / "models"
+# A tiny randomly initialised model (python -m training.random_checkpoint --preset tiny, then export):
+# fast enough for unit tests of the engine; its transcripts are meaningless.
+TINY_MODEL = REPO_ROOT / "tests" / "fixtures" / "models" / "tr-tiny-random"
 POSTGRES_SERVER = os.environ.get("STT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch", reason="export needs the `export` extra (to
 from export.__main__ import main as export_main  # noqa: E402
 from export.onnx_export import ExportError, ExportOptions, export_checkpoint, frame_geometry  # noqa: E402
 from stt_common import audio  # noqa: E402
-from tests.conftest import MODELS, SAMPLES  # noqa: E402
+from tests.conftest import SAMPLES, TINY_MODEL  # noqa: E402
 from training.random_checkpoint import write_random_checkpoint  # noqa: E402
 from worker.recognizer import Recognizer  # noqa: E402
 
@@ -48,10 +48,10 @@ def test_export_writes_a_folder_the_worker_serves_with_torch_parity(checkpoint: 
 def test_the_bundled_tiny_model_is_what_the_export_script_makes(checkpoint: Path, tmp_path: Path) -> None:
     export_checkpoint(str(checkpoint), tmp_path / "again", ExportOptions(name="tr-tiny-random"))
     samples = audio.decode(SAMPLES / "clip02.flac", 16000, 60)
-    bundled = Recognizer.load(MODELS / "tr-tiny-random", variant="fp32").logits(samples)
+    bundled = Recognizer.load(TINY_MODEL, variant="fp32").logits(samples)
     rebuilt = Recognizer.load(tmp_path / "again", variant="fp32").logits(samples)
     assert np.abs(bundled - rebuilt).max() < 1e-4
-    assert (MODELS / "tr-tiny-random" / "vocab.json").read_text() == (tmp_path / "again" / "vocab.json").read_text()
+    assert (TINY_MODEL / "vocab.json").read_text() == (tmp_path / "again" / "vocab.json").read_text()
 
 
 def test_a_checkpoint_without_a_ctc_head_is_refused(tmp_path: Path) -> None:

@@ -12,10 +12,10 @@ import soundfile as sf
 
 from stt_common import audio
 from stt_common.errors import AudioTooLong, EmptyAudio, InvalidAudio, ModelError
-from tests.conftest import MODELS, SAMPLES
+from tests.conftest import SAMPLES, TINY_MODEL
 from worker.recognizer import Recognizer
 
-MODEL = MODELS / "tr-tiny-random"
+MODEL = TINY_MODEL
 
 
 @pytest.fixture(scope="module")

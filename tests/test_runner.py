@@ -16,14 +16,14 @@ from stt_common.db import session_scope
 from stt_common.errors import TransientError
 from stt_common.models import Job
 from stt_common.storage import audio_key
-from tests.conftest import MODELS, SAMPLES, Stack
+from tests.conftest import SAMPLES, TINY_MODEL, Stack
 from worker.recognizer import Recognizer
 from worker.runner import Outcome, WorkerContext, run_job
 
 
 @pytest.fixture(scope="module")
 def recognizers() -> dict[str, Recognizer]:
-    return {"tr-tiny-random": Recognizer.load(MODELS / "tr-tiny-random")}
+    return {"tr-tiny-random": Recognizer.load(TINY_MODEL)}
 
 
 @pytest.fixture

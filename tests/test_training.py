@@ -90,7 +90,7 @@ def test_tiny_training_lowers_the_loss_and_exports_through_the_gate(corpus: Path
     report = train_main([
         "--dataset", str(corpus), "--preset", "tiny", "--output_dir", str(out), "--max_steps", "40",
         "--per_device_train_batch_size", "8", "--learning_rate", "3e-3", "--warmup_steps", "0",
-        "--logging_steps", "4", "--save_strategy", "no", "--report_to", "none", "--use_cpu",
+        "--logging_steps", "4", "--save_strategy", "no", "--report_to", "tensorboard", "--use_cpu",
         "--test_splits", "test", "--seed", "0", "--num_train_epochs", "20",
     ])
     losses = [e["loss"] for e in report["history"] if "loss" in e]
@@ -100,6 +100,7 @@ def test_tiny_training_lowers_the_loss_and_exports_through_the_gate(corpus: Path
     for split in ("validation", "test"):
         assert evaluation["eval"][split]["cer"] >= 0 and evaluation["eval"][split]["n"] == 4
     assert any("eval_wer" in e for e in report["history"])  # evaluated each epoch
+    assert list((out / "runs").rglob("events.out.tfevents.*"))  # TensorBoard logs
 
     manifest = export_checkpoint(str(out), tmp_path / "model", ExportOptions(
         name="smoke", dev_set=str(corpus), dev_split="validation", max_int8_wer_increase=1.0))

@@ -101,6 +101,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--command", default="make model")
     parser.add_argument("--max-clips", type=int, default=0, help="Score only this many clips a split (0 = all).")
+    parser.add_argument("--training-minutes", type=float, default=0,
+                        help="Total training time, when the run was resumed (default: from evaluation.json).")
     args = parser.parse_args()
 
     manifest = read_manifest(args.model)
@@ -109,6 +111,8 @@ def main() -> None:
     corpus = json.loads((args.corpus / "corpus.json").read_text())
     corpus["distinct_train_texts"] = distinct_texts(args.corpus, "train")
     training = {**evaluation["train"], "parameters": manifest.source.get("parameters", 0)}
+    if args.training_minutes:
+        training["minutes"] = args.training_minutes
     machine = f"{_cpu()}, 2 cores" if platform.system() == "Linux" else platform.processor()
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
@@ -37,7 +38,8 @@ def _tensorboard(args: Any) -> Any:
         return None
     from torch.utils.tensorboard import SummaryWriter
 
-    return SummaryWriter(log_dir=args.logging_dir)
+    # transformers 5 dropped TrainingArguments.logging_dir; its TensorBoard callback writes to runs/.
+    return SummaryWriter(log_dir=getattr(args, "logging_dir", None) or str(Path(args.output_dir) / "runs"))
 
 
 class TimeBudget(TrainerCallback):  # type: ignore[misc]
