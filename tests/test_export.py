@@ -54,6 +54,12 @@ def test_the_bundled_tiny_model_is_what_the_export_script_makes(checkpoint: Path
     assert (TINY_MODEL / "vocab.json").read_text() == (tmp_path / "again" / "vocab.json").read_text()
 
 
+def test_int8_only_ships_just_the_quantised_model(checkpoint: Path, tmp_path: Path) -> None:
+    assert export_main([str(checkpoint), "--out", str(tmp_path / "m"), "--int8-only"]) == 0
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["manifest.json", "model.int8.onnx", "vocab.json"]
+    assert Recognizer.load(tmp_path / "m", variant="fp32").manifest.variants() == ["int8"]
+
+
 def test_a_checkpoint_without_a_ctc_head_is_refused(tmp_path: Path) -> None:
     from transformers import Wav2Vec2Config, Wav2Vec2Model
 
