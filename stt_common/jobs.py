@@ -119,7 +119,7 @@ def complete(
         return False
     now = utcnow()
     started = job.started_at or now
-    changed = _changed_one(
+    return _changed_one(
         session,
         update(Job)
         .where(_owned(job_id, attempt))
@@ -136,7 +136,6 @@ def complete(
             real_time_factor=processing_s / transcript.duration_s if transcript.duration_s else None,
         ),
     )
-    return changed
 
 
 def fail(session: Session, job_id: uuid.UUID, attempt: int | None, code: str, message: str) -> bool:
@@ -146,7 +145,7 @@ def fail(session: Session, job_id: uuid.UUID, attempt: int | None, code: str, me
         if attempt is not None
         else and_(Job.id == job_id, Job.status.in_(ACTIVE))
     )
-    changed = _changed_one(
+    return _changed_one(
         session,
         update(Job)
         .where(where)
@@ -158,18 +157,16 @@ def fail(session: Session, job_id: uuid.UUID, attempt: int | None, code: str, me
             error_message=message[:2000],
         ),
     )
-    return changed
 
 
 def release(session: Session, job_id: uuid.UUID, attempt: int) -> bool:
     """Give a job back to the queue after a transient failure, so a retry can claim it."""
-    changed = _changed_one(
+    return _changed_one(
         session,
         update(Job)
         .where(_owned(job_id, attempt))
         .values(status=JobStatus.queued, lease_expires_at=None),
     )
-    return changed
 
 
 def delete(session: Session, job_id: uuid.UUID) -> str | None:

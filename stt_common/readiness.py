@@ -35,14 +35,12 @@ def withdraw(client: Redis) -> None:
 def keep_announcing(redis_url: str, models: list[str]) -> threading.Thread:
     """Announce now and keep refreshing from a daemon thread; a killed process's key expires on its own."""
     client = Redis.from_url(redis_url, socket_connect_timeout=3, socket_timeout=5)
-    with contextlib.suppress(Exception):  # broker down now: the thread keeps trying
-        announce(client, models)
 
     def refresh() -> None:
         while True:
-            time.sleep(TTL_SECONDS / 3)
             with contextlib.suppress(Exception):  # broker down: /ready says so; try again next round
                 announce(client, models)
+            time.sleep(TTL_SECONDS / 3)
 
     thread = threading.Thread(target=refresh, name="stt-ready-heartbeat", daemon=True)
     thread.start()
