@@ -134,20 +134,19 @@ def parity_samples(seconds: float = 3.0, rate: int = 16000) -> np.ndarray:
 
 def dev_set_gate(folder: Path, options: ExportOptions) -> dict[str, Any]:
     """WER/CER of the exported fp32 and INT8 models on the dev set; raise if INT8 loses too much."""
-    from training.data import load_split
+    from training.data import load_audio, load_split, undecoded
     from training.evaluate import error_rates
     from training.text import normalize
     from worker.recognizer import Recognizer
 
-    rows = load_split(options.dev_set or "", options.dev_split)
+    rows = undecoded(load_split(options.dev_set or "", options.dev_split), "audio")
     rows = rows.select(range(min(len(rows), options.dev_max_clips)))
-    base = rows["_base_dir"][0] if "_base_dir" in rows.column_names else None
     references = [normalize(t) for t in rows["text"]]
-    paths = [str(Path(base, a)) if base else a for a in rows["audio"]]
+    clips = [load_audio(row["audio"], row.get("_base_dir")) for row in rows]  # decoded once, for both variants
     metrics: dict[str, Any] = {"dev_set": f"{options.dev_set}:{options.dev_split}", "dev_clips": len(rows)}
     for variant in ("fp32", "int8") if options.quantize else ("fp32",):
         recognizer = Recognizer.load(folder, variant=variant, threads=2)
-        hypotheses = [recognizer.transcribe_file(p, max_seconds=3600).transcript.text for p in paths]
+        hypotheses = [recognizer.transcribe(samples).text for samples in clips]
         scores = error_rates(references, hypotheses)
         metrics[f"wer_{variant}"], metrics[f"cer_{variant}"] = round(scores["wer"], 4), round(scores["cer"], 4)
     if options.quantize and metrics["wer_int8"] - metrics["wer_fp32"] > options.max_int8_wer_increase:
