@@ -6,7 +6,7 @@ import logging
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import Response
 
 from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
 from api.schemas import ErrorBody, JobList, JobOut, ResultOut
@@ -15,6 +15,8 @@ from stt_common import jobs
 from stt_common.errors import Conflict, TransientError
 from stt_common.models import JobStatus
 from stt_common.queue import publish_transcription
+from stt_common.subtitles import to_srt, to_vtt
+from stt_common.transcript import Transcript
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -30,7 +32,9 @@ def create_job(
     storage: StorageDep,
     settings: SettingsDep,
     celery: CeleryDep,
-    file: Annotated[UploadFile, File(description="The audio: wav, flac, ogg or mp3.")],
+    file: Annotated[UploadFile, File(
+        description="The audio: wav, flac, ogg/vorbis, opus, mp3, m4a/aac, webm, or an mp4/mkv video's sound."
+    )],
     model: Annotated[str | None, Form(max_length=128, description="Model name; see GET /v1/models.")] = None,
 ) -> JobOut:
     """Accept an audio file and queue it for transcription. Returns at once with the queued job."""
@@ -61,9 +65,10 @@ def list_jobs(
     cursor: Annotated[str | None, Query(max_length=256)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> JobList:
-    """Jobs, newest first. Follow `next_cursor` for older pages."""
+    """Jobs, newest first, with progress; results carry only the text (GET the job for words and
+    segments). Follow `next_cursor` for older pages."""
     page = jobs.list_jobs(session, status=status, cursor=cursor, limit=limit)
-    return JobList(data=[JobOut.of(j) for j in page.jobs], next_cursor=page.next_cursor)
+    return JobList(data=[JobOut.of(j, detail=False) for j in page.jobs], next_cursor=page.next_cursor)
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=ERRORS)
@@ -72,22 +77,37 @@ def get_job(session: SessionDep, job_id: str) -> JobOut:
     return JobOut.of(jobs.get_job(session, jobs.parse_job_id(job_id)))
 
 
+TRANSCRIPT_TYPES = {
+    "txt": "text/plain; charset=utf-8",
+    "json": "application/json",
+    "srt": "application/x-subrip; charset=utf-8",
+    "vtt": "text/vtt; charset=utf-8",
+}
+
+
 @router.get(
     "/{job_id}/transcript",
-    responses={**ERRORS, 200: {"content": {"text/plain": {}, "application/json": {}}}},
+    responses={**ERRORS, 200: {"content": {t.split(";")[0]: {} for t in TRANSCRIPT_TYPES.values()}}},
 )
 def get_transcript(
-    session: SessionDep, job_id: str, format: Literal["txt", "json"] = "txt"
+    session: SessionDep, job_id: str, format: Literal["txt", "json", "srt", "vtt"] = "txt"
 ) -> Response:
-    """The transcript of a succeeded job as plain text or JSON (text and timed words)."""
+    """The transcript of a succeeded job: plain text, JSON (text, timed words and segments), or
+    SRT / WebVTT subtitles with one cue per segment."""
     job = jobs.get_job(session, jobs.parse_job_id(job_id))
     if job.status != JobStatus.succeeded or job.result is None:
         raise Conflict(f"the job is {job.status}; a transcript exists once it has succeeded",
                        code="job_not_succeeded")
+    transcript = Transcript.from_dict(job.result)
     if format == "txt":
-        return PlainTextResponse(job.result["text"] + "\n")
-    body = ResultOut(text=job.result["text"], words=job.result.get("words", []))
-    return Response(body.model_dump_json(), media_type="application/json")
+        body = transcript.text + "\n"
+    elif format == "json":
+        body = ResultOut.of(job.result).model_dump_json()
+    elif format == "srt":
+        body = to_srt(transcript.segments)
+    else:
+        body = to_vtt(transcript.segments)
+    return Response(body, media_type=TRANSCRIPT_TYPES[format])
 
 
 @router.delete("/{job_id}", status_code=204, responses=ERRORS)

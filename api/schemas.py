@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import asdict
 
 from pydantic import BaseModel, Field
 
+from stt_common.db import utcnow
 from stt_common.models import Job, JobStatus
+from stt_common.transcript import Transcript
 
 
 class ErrorDetail(BaseModel):
@@ -26,9 +29,30 @@ class WordOut(BaseModel):
     confidence: float = Field(ge=0, le=1)
 
 
+class SegmentOut(BaseModel):
+    start: float = Field(description="Seconds from the start of the audio.")
+    end: float = Field(description="Seconds from the start of the audio.")
+    text: str
+
+
 class ResultOut(BaseModel):
     text: str
-    words: list[WordOut]
+    duration_s: float | None = Field(None, description="Length of the audio transcribed, in seconds.")
+    words: list[WordOut] | None = Field(None, description="Every word with its times; omitted in lists.")
+    segments: list[SegmentOut] | None = Field(
+        None, description="Words grouped into subtitle-sized segments at pauses; omitted in lists."
+    )
+
+    @classmethod
+    def of(cls, result: dict[str, object], *, detail: bool = True) -> ResultOut:
+        transcript = Transcript.from_dict(result)
+        if not detail:
+            return cls(text=transcript.text, duration_s=transcript.duration_s)
+        return cls(
+            text=transcript.text, duration_s=transcript.duration_s,
+            words=[WordOut(**asdict(w)) for w in transcript.words],
+            segments=[SegmentOut(**asdict(s)) for s in transcript.segments],
+        )
 
 
 class TimingsOut(BaseModel):
@@ -50,7 +74,10 @@ class JobOut(BaseModel):
     object: str = "job"
     status: JobStatus
     model: str
-    progress: float = Field(ge=0, le=1)
+    progress: float = Field(ge=0, le=1, description="Fraction of the audio transcribed so far.")
+    eta_seconds: float | None = Field(
+        None, description="Estimated seconds until a processing job finishes, from its progress so far."
+    )
     attempts: int
     audio: AudioOut
     created_at: dt.datetime
@@ -61,16 +88,17 @@ class JobOut(BaseModel):
     result: ResultOut | None
 
     @classmethod
-    def of(cls, job: Job) -> JobOut:
+    def of(cls, job: Job, *, detail: bool = True) -> JobOut:
         error = ErrorDetail(code=job.error_code, message=job.error_message or "") if job.error_code else None
         result = None
         if job.status == JobStatus.succeeded and job.result is not None:
-            result = ResultOut(text=job.result["text"], words=job.result.get("words", []))
+            result = ResultOut.of(job.result, detail=detail)
         return cls(
             id=job.id,
             status=JobStatus(job.status),
             model=job.model,
             progress=job.progress,
+            eta_seconds=eta_seconds(job),
             attempts=job.attempts,
             audio=AudioOut(filename=job.filename, format=job.audio_format, bytes=job.audio_bytes,
                            sha256=job.audio_sha256, duration_s=job.duration_s),
@@ -82,6 +110,14 @@ class JobOut(BaseModel):
             error=error,
             result=result,
         )
+
+
+def eta_seconds(job: Job, now: dt.datetime | None = None) -> float | None:
+    """Time left at the pace so far: elapsed x (1 - progress) / progress."""
+    if job.status != JobStatus.processing or not job.started_at or job.progress <= 0:
+        return None
+    elapsed = ((now or utcnow()) - job.started_at).total_seconds()
+    return round(max(0.0, elapsed * (1 - job.progress) / job.progress), 1)
 
 
 class JobList(BaseModel):

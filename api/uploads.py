@@ -62,7 +62,7 @@ def accept_upload(
             audio_bytes=stored.bytes,
             audio_format=info.format,
             filename=clean_filename(filename),
-            duration_s=round(info.duration_s, 3),
+            duration_s=round(info.duration_s, 3) if info.duration_s is not None else None,
         )
         session.add(job)
         session.flush()

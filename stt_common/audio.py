@@ -1,31 +1,267 @@
-"""Audio probing (cheap, for the api) and decoding to model-ready mono float32 (for the worker)."""
+"""Audio in the common containers: a cheap probe for the api, a streaming decode for the worker.
+
+The container is recognised from the file's content (magic bytes, via `filetype`), never from its
+name or Content-Type, and only an allowlist of ffmpeg demuxers is ever opened (ffmpeg's playlist and
+concat demuxers would otherwise read other files or URLs). PyAV (ffmpeg) decodes and resamples.
+
+Limits hold twice: the probe refuses what the header declares too long, and the decode stops as soon
+as the samples it produced pass the limit, so a small file that decodes to hours is never decoded whole.
+"""
 
 from __future__ import annotations
 
+import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
+import av
+import filetype
 import numpy as np
-import soundfile as sf
-import soxr
 
-from stt_common.errors import AudioTooLong, EmptyAudio, InvalidAudio
+from stt_common.errors import (
+    AudioTooLong,
+    CorruptAudio,
+    EmptyAudio,
+    InvalidAudio,
+    NoAudioStream,
+    TruncatedAudio,
+    UnsupportedAudio,
+)
 
 Source = str | Path | BinaryIO
+
+# What `filetype` calls the container → the one ffmpeg demuxer allowed to open it.
+DEMUXERS = {
+    "wav": "wav", "flac": "flac", "ogg": "ogg", "mp3": "mp3", "aac": "aac",
+    "m4a": "mov", "mp4": "mov", "mov": "mov", "mkv": "matroska", "webm": "matroska",
+}
+ESTIMATED_LENGTH = {"mp3", "aac"}
+MAX_CHANNELS = 32
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 384_000
+_SNIFF_BYTES = 8192
+_BLOCK_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
 class AudioInfo:
-    format: str
+    format: str  # the sniffed container: wav, flac, ogg, mp3, m4a, mp4, mkv, webm, ...
+    codec: str
     sample_rate: int
     channels: int
-    frames: int
+    duration_s: float | None  # None when the container does not say; the decode then enforces limits
+    exact_length: bool = False  # the duration is the audio stream's own, not a tag's or an estimate
 
-    @property
-    def duration_s(self) -> float:
-        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+def probe(source: Source) -> AudioInfo:
+    """Identify the container and read its first audio stream's header, without decoding."""
+    kind = _sniff(source)
+    try:
+        with _open(source, kind) as container:
+            if not container.streams.audio:
+                raise NoAudioStream(f"the {kind} file has no audio stream")
+            stream = container.streams.audio[0]
+            seconds, exact = _declared_seconds(container, stream)
+            info = AudioInfo(
+                format=kind, codec=stream.codec_context.name, sample_rate=int(stream.rate or 0),
+                channels=int(stream.channels or 0), duration_s=seconds,
+                exact_length=exact and kind not in ESTIMATED_LENGTH,
+            )
+    except av.FFmpegError as exc:
+        raise InvalidAudio(f"the {kind} file could not be read ({_reason(exc)})") from exc
+    finally:
+        _rewind(source)
+    if not MIN_SAMPLE_RATE <= info.sample_rate <= MAX_SAMPLE_RATE:
+        raise UnsupportedAudio(f"a sample rate of {info.sample_rate} Hz is not supported "
+                               f"({MIN_SAMPLE_RATE}–{MAX_SAMPLE_RATE} Hz are)")
+    if not 1 <= info.channels <= MAX_CHANNELS:
+        raise UnsupportedAudio(f"{info.channels} channels are not supported (1–{MAX_CHANNELS} are)")
+    if kind == "wav":
+        _check_wav(source)
+    if kind == "ogg" and _ogg_truncated(source):
+        raise TruncatedAudio("the Ogg file is truncated: its last page is incomplete")
+    return info
+
+
+def check_limits(info: AudioInfo, max_seconds: float) -> None:
+    if info.duration_s is not None and info.duration_s <= 0:
+        raise EmptyAudio("the audio contains no samples")
+    if info.duration_s is not None and info.duration_s > max_seconds:
+        raise AudioTooLong(f"the audio lasts {info.duration_s:.1f} s; the limit is {max_seconds:.0f} s")
+
+
+def stream(source: Source, target_rate: int, max_seconds: float) -> Iterator[np.ndarray]:
+    """Decode to mono float32 at `target_rate`, about a second per block, holding only the current
+    block in memory. Raises an InputError subclass (with its code) for anything wrong with the audio."""
+    info = probe(source)
+    check_limits(info, max_seconds)
+    limit = int(max_seconds * target_rate) + target_rate // 10  # resampler slack: a tenth of a second
+    produced = 0
+    pending: list[np.ndarray] = []
+    pending_samples = 0
+    try:
+        with _open(source, info.format) as container:
+            audio_stream = container.streams.audio[0]
+            resampler = av.AudioResampler(format="fltp", rate=target_rate)  # keeps the channel layout
+            for frame in _frames(container, audio_stream):
+                for out in resampler.resample(frame):
+                    block = _mono(out)
+                    produced += len(block)
+                    if produced > limit:
+                        raise AudioTooLong(f"the audio decodes to more than {max_seconds:.0f} s")
+                    pending.append(block)
+                    pending_samples += len(block)
+                    if pending_samples >= _BLOCK_SECONDS * target_rate:
+                        yield np.concatenate(pending)
+                        pending, pending_samples = [], 0
+            for out in resampler.resample(None):  # the resampler's buffered tail
+                block = _mono(out)
+                produced += len(block)
+                pending.append(block)
+    except av.FFmpegError as exc:
+        raise CorruptAudio(f"the {info.format} file is corrupt ({_reason(exc)})") from exc
+    except ValueError as exc:  # PyAV: a stream whose format changes mid-way
+        raise CorruptAudio(f"the {info.format} file could not be decoded ({exc})") from exc
+    finally:
+        _rewind(source)
+    if pending:
+        yield np.concatenate(pending)
+    decoded_s = produced / target_rate
+    if produced == 0:
+        raise EmptyAudio("the audio contains no samples")
+    if info.duration_s is not None and decoded_s < info.duration_s - _tolerance(info):
+        raise TruncatedAudio(f"the {info.format} file is truncated or damaged: it declares "
+                             f"{info.duration_s:.2f} s but decodes to {decoded_s:.2f} s")
+
+
+def decode(source: Source, target_rate: int, max_seconds: float) -> np.ndarray:
+    """The whole audio at once: for short clips, tests and tools. The worker streams instead."""
+    blocks = list(stream(source, target_rate, max_seconds))
+    return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+
+
+def _tolerance(info: AudioInfo) -> float:
+    """How much shorter than declared the decoded audio may be. A stream's own length is exact (codec
+    delay aside); a Matroska tag or a container's length may round up to a block; MP3 and ADTS AAC
+    lengths are often estimated from the bitrate."""
+    assert info.duration_s is not None
+    if info.format in ESTIMATED_LENGTH:
+        return max(0.5, 0.1 * info.duration_s)
+    if info.exact_length:
+        return 0.05 + 0.01 * info.duration_s
+    return 0.3 + 0.02 * info.duration_s
+
+
+def _frames(container: Any, audio_stream: Any) -> Iterator[Any]:
+    for packet in container.demux(audio_stream):
+        yield from packet.decode()
+
+
+def _mono(frame: Any) -> np.ndarray:
+    planes = frame.to_ndarray()  # (channels, samples) for a planar format
+    mono = planes.mean(axis=0, dtype=np.float32) if planes.shape[0] > 1 else planes[0]
+    if not np.isfinite(mono).all():
+        raise InvalidAudio("the audio contains NaN or infinite samples")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def _sniff(source: Source) -> str:
+    head = _read_head(source)
+    if not head:
+        raise EmptyAudio("the file is empty")
+    kind = filetype.guess(head)
+    name = kind.extension if kind is not None else None
+    if name not in DEMUXERS:
+        what = f"a {kind.mime} file" if kind is not None else "not a recognised audio or video container"
+        raise InvalidAudio(f"the upload is {what}; supported: {', '.join(sorted(DEMUXERS))}")
+    return name
+
+
+def _open(source: Source, kind: str) -> Any:
+    _rewind(source)
+    target = str(source) if isinstance(source, str | Path) else source
+    return av.open(target, mode="r", format=DEMUXERS[kind], metadata_errors="ignore")
+
+
+def _declared_seconds(container: Any, audio_stream: Any) -> tuple[float | None, bool]:
+    """(seconds, exact): the audio stream's own length if it has one. A container's length counts
+    only for audio-only files (a video track may run longer than the sound)."""
+    if audio_stream.duration and audio_stream.time_base:
+        return float(audio_stream.duration * audio_stream.time_base), True
+    tagged = _hms_seconds(audio_stream.metadata.get("DURATION", ""))  # Matroska writes a per-track tag
+    if tagged is not None:
+        return tagged, False
+    if container.duration and not container.streams.video:
+        return float(container.duration / av.time_base), False
+    return None, False
+
+
+def _hms_seconds(text: str) -> float | None:
+    match = re.fullmatch(r"(\d+):(\d{2}):(\d{2}(?:\.\d+)?)", text.strip())
+    if not match:
+        return None
+    hours, minutes, seconds = match.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def _check_wav(source: Source) -> None:
+    """libsndfile reads WAV headers more strictly than ffmpeg, which silently shortens a file whose
+    data chunk promises more than it holds; libsndfile logs "data : 186348 (should be 956)"."""
+    import soundfile as sf
+
+    _rewind(source)
+    try:
+        info = sf.info(source)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
+        return  # ffmpeg read it; libsndfile's opinion on exotic WAVs does not count
+    finally:
+        _rewind(source)
+    match = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", info.extra_info or "", re.MULTILINE)
+    if match:
+        declared, actual = int(match.group(1)), int(match.group(2))
+        if 0 < declared < 0x7FFFFFFF and declared > actual:  # 0 / 0xFFFFFFFF: streamed, length unknown
+            raise TruncatedAudio("the WAV file is truncated: its header promises more data than it holds")
+    if info.frames == 0:
+        raise EmptyAudio("the audio contains no samples")
+
+
+def _ogg_truncated(source: Source) -> bool:
+    """An Ogg file has no total length to compare against, but every page states its own size: a cut
+    file ends inside a page (ffmpeg drops that page silently)."""
+    tail = _read_tail(source, 256 * 1024)
+    at = tail.rfind(b"OggS")
+    if at < 0 or len(tail) - at < 27:
+        return at >= 0
+    segments = tail[at + 26]
+    header_end = at + 27 + segments
+    if len(tail) < header_end:
+        return True
+    return len(tail) < header_end + sum(tail[at + 27:header_end])
+
+
+def _read_head(source: Source) -> bytes:
+    if isinstance(source, str | Path):
+        with open(source, "rb") as fh:
+            return fh.read(_SNIFF_BYTES)
+    _rewind(source)
+    head = source.read(_SNIFF_BYTES)
+    _rewind(source)
+    return head
+
+
+def _read_tail(source: Source, size: int) -> bytes:
+    fh: BinaryIO = open(source, "rb") if isinstance(source, str | Path) else source  # noqa: SIM115
+    try:
+        end = fh.seek(0, io.SEEK_END)
+        fh.seek(max(0, end - size))
+        return fh.read()
+    finally:
+        if fh is not source:
+            fh.close()
+        else:
+            _rewind(source)
 
 
 def _rewind(source: Source) -> None:
@@ -33,67 +269,7 @@ def _rewind(source: Source) -> None:
         source.seek(0)
 
 
-def probe(source: Source) -> AudioInfo:
-    """Read only the container header: format, rate, channels and length."""
-    _rewind(source)
-    try:
-        info = sf.info(source)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise InvalidAudio(f"the file is not audio in a supported format ({_reason(exc)})") from exc
-    finally:
-        _rewind(source)
-    if info.samplerate <= 0 or info.channels <= 0:
-        raise InvalidAudio("the audio header is invalid (no sample rate or channels)")
-    if _truncated(info.extra_info):
-        raise InvalidAudio("the audio file is truncated: its header promises more data than it holds")
-    return AudioInfo(format=info.format.lower(), sample_rate=info.samplerate, channels=info.channels,
-                     frames=int(info.frames))
-
-
-def check_limits(info: AudioInfo, max_seconds: float) -> None:
-    if info.frames <= 0:
-        raise EmptyAudio("the audio contains no samples")
-    if info.duration_s > max_seconds:
-        raise AudioTooLong(
-            f"the audio lasts {info.duration_s:.1f} s; the limit is {max_seconds:.0f} s"
-        )
-
-
-def decode(source: Source, target_rate: int, max_seconds: float) -> np.ndarray:
-    """Decode to mono float32 at `target_rate`, enforcing the duration limit while reading."""
-    info = probe(source)
-    check_limits(info, max_seconds)
-    max_frames = int(max_seconds * info.sample_rate) + 1
-    try:
-        data, rate = sf.read(source, dtype="float32", always_2d=True, frames=max_frames)
-    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-        raise InvalidAudio(f"the audio could not be decoded ({_reason(exc)})") from exc
-    if data.shape[0] >= max_frames:
-        raise AudioTooLong(f"the audio decodes to more than {max_seconds:.0f} s")
-    if data.shape[0] == 0:
-        raise EmptyAudio("the audio contains no samples")
-    if not np.isfinite(data).all():
-        raise InvalidAudio("the audio contains NaN or infinite samples")
-    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if rate != target_rate:
-        mono = soxr.resample(mono, rate, target_rate, quality="HQ")
-    return np.ascontiguousarray(mono, dtype=np.float32)
-
-
-# libsndfile logs "data : 186348 (should be 956)" when a chunk header promises more than the file holds.
-_SHORT_CHUNK = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
-_UNKNOWN_LENGTH = 0x7FFFFFFF  # streaming writers put 0 or 0xFFFFFFFF here: length unknown, not truncated
-
-
-def _truncated(log: str) -> bool:
-    match = _SHORT_CHUNK.search(log or "")
-    if not match:
-        return False
-    declared, actual = int(match.group(1)), int(match.group(2))
-    return 0 < declared < _UNKNOWN_LENGTH and declared > actual
-
-
 def _reason(exc: BaseException) -> str:
-    """libsndfile's message without the file object's repr it starts with."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text.rsplit(": ", 1)[-1][:200]
+    """ffmpeg's message without the errno and file name it is wrapped in."""
+    message = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return str(message).strip().splitlines()[0][:200]

@@ -38,6 +38,27 @@ class InvalidAudio(InputError):
     http_status = 415
 
 
+class UnsupportedAudio(InvalidAudio):
+    """Audio, but outside what the service decodes (sample rate, channel count)."""
+
+    code = "unsupported_audio"
+
+
+class NoAudioStream(InputError):
+    code = "no_audio_stream"
+    http_status = 422
+
+
+class CorruptAudio(InputError):
+    code = "corrupt_audio"
+    http_status = 422
+
+
+class TruncatedAudio(InputError):
+    code = "truncated_audio"
+    http_status = 422
+
+
 class EmptyAudio(InputError):
     code = "empty_audio"
     http_status = 422

@@ -110,6 +110,18 @@ def _owned(job_id: uuid.UUID, attempt: int) -> ColumnElement[bool]:
     return and_(Job.id == job_id, Job.status == JobStatus.processing, Job.attempts == attempt)
 
 
+def report_progress(session: Session, job_id: uuid.UUID, attempt: int, progress: float, lease_seconds: int) -> bool:
+    """Record progress and renew the lease. False when this attempt no longer owns the job (it was
+    canceled or taken over), which tells the worker to stop."""
+    return _changed_one(
+        session,
+        update(Job)
+        .where(_owned(job_id, attempt))
+        .values(progress=min(max(progress, 0.0), 0.99),
+                lease_expires_at=utcnow() + dt.timedelta(seconds=lease_seconds)),
+    )
+
+
 def complete(
     session: Session, job_id: uuid.UUID, attempt: int, transcript: Transcript, processing_s: float
 ) -> bool:

@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stt_common.transcript import SegmentRules
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -32,8 +34,22 @@ class Settings(BaseSettings):
         description="Models each worker process preloads; empty means every model in `models_dir`.",
     )
     model_variant: str = Field("int8", description="`int8` (model.int8.onnx) or `fp32` (model.onnx).")
-    max_upload_bytes: int = Field(100 * 1024 * 1024, description="Largest accepted upload, in bytes.")
-    max_audio_seconds: float = Field(600.0, description="Longest accepted audio, in seconds.")
+    max_upload_bytes: int = Field(1024 * 1024 * 1024, description="Largest accepted upload, in bytes.")
+    max_audio_seconds: float = Field(
+        4 * 3600.0, description="Longest accepted audio, in seconds (checked on upload and while decoding)."
+    )
+    window_seconds: float = Field(
+        30.0, gt=0, description="Audio longer than this is transcribed in overlapping windows of this length, s."
+    )
+    window_overlap_seconds: float = Field(
+        4.0, gt=0, description="Overlap of consecutive windows, in seconds (half of it is context on each side)."
+    )
+    progress_interval_seconds: float = Field(
+        1.0, ge=0, description="Least time between two progress updates of a running job, in seconds."
+    )
+    segment_pause_seconds: float = Field(0.5, gt=0, description="A pause this long (s) ends a subtitle segment.")
+    segment_max_seconds: float = Field(7.0, gt=0, description="Longest subtitle segment, in seconds.")
+    segment_max_chars: int = Field(84, ge=10, description="Longest subtitle segment, in characters.")
     worker_concurrency: int = Field(1, ge=1, description="Worker processes per Celery worker.")
     worker_threads: int = Field(
         0, ge=0, description="ONNX Runtime intra-op threads per worker process; 0 = cores / concurrency."
@@ -42,9 +58,10 @@ class Settings(BaseSettings):
     task_max_retries: int = Field(5, ge=0, description="Retries of a transient failure before a job fails.")
     task_retry_backoff_max: int = Field(60, ge=1, description="Cap on the retry back-off, in seconds.")
     job_lease_seconds: int = Field(
-        1800, ge=10, description="How long a worker owns a `processing` job before another may take it."
+        600, ge=10, description="How long a worker owns a `processing` job without reporting progress before "
+        "another may take it, in seconds. Each progress update renews it.",
     )
-    task_time_limit: int = Field(1800, ge=10, description="Hard time limit of one transcription task, in s.")
+    task_time_limit: int = Field(4 * 3600, ge=10, description="Hard time limit of one transcription task, in s.")
     broker_visibility_timeout: int = Field(
         3600, ge=10, description="Seconds before Redis redelivers an unacknowledged task message."
     )
@@ -56,7 +73,14 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.model_variant not in ("int8", "fp32"):
             raise ValueError("STT_MODEL_VARIANT must be 'int8' or 'fp32'")
+        if self.window_overlap_seconds * 2 > self.window_seconds:
+            raise ValueError("STT_WINDOW_OVERLAP_SECONDS must be at most half of STT_WINDOW_SECONDS")
         return self
+
+    @property
+    def segment_rules(self) -> SegmentRules:
+        return SegmentRules(pause_s=self.segment_pause_seconds, max_seconds=self.segment_max_seconds,
+                            max_chars=self.segment_max_chars)
 
     @property
     def onnx_threads(self) -> int:

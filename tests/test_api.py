@@ -79,7 +79,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(200)
         (b"", 400, "empty_file"),
         ("Merhaba, bu bir metin dosyası.\n".encode() * 20, 415, "invalid_audio"),
         (PNG, 415, "invalid_audio"),
-        (TRUNCATED, 415, "invalid_audio"),
+        (TRUNCATED, 422, "truncated_audio"),
         (wav_bytes(0), 422, "empty_audio"),
     ],
     ids=["empty", "text", "png", "truncated-wav", "zero-samples"],

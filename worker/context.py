@@ -27,7 +27,9 @@ def load_recognizers(settings: Settings) -> dict[str, Recognizer]:
     for name in wanted:
         started = time.perf_counter()
         recognizer = Recognizer.load(
-            available[name][0], variant=settings.model_variant, threads=settings.onnx_threads
+            available[name][0], variant=settings.model_variant, threads=settings.onnx_threads,
+            window_seconds=settings.window_seconds, overlap_seconds=settings.window_overlap_seconds,
+            segment_rules=settings.segment_rules,
         )
         recognizer.warm_up(settings.warmup_seconds)
         recognizers[name] = recognizer

@@ -1,4 +1,5 @@
-"""Greedy CTC decoding of frame logits into text and timed words."""
+"""Greedy CTC decoding of frame logits into text and timed words, over frames that may arrive in
+pieces (one window's frames at a time), so a word that straddles two windows is decoded once."""
 
 from __future__ import annotations
 
@@ -24,43 +25,67 @@ class CtcDecoder:
         self.silent_ids = {i for t, i in vocab.items() if t.startswith("<") and t.endswith(">")}
         self.silent_ids.add(self.blank_id)
 
+    def stream(self, frame_seconds: float) -> CtcStream:
+        return CtcStream(self, frame_seconds)
+
     def decode(self, logits: np.ndarray, frame_seconds: float) -> tuple[str, list[Word]]:
-        """`logits` is [frames, vocab]. A word starts at its first character's frame and ends after
-        its last one; its confidence is the mean top probability over those character frames."""
+        """`logits` is [frames, vocab] for the whole audio."""
+        stream = self.stream(frame_seconds)
+        stream.feed(logits, first_frame=0)
+        return stream.finish()
+
+
+class CtcStream:
+    """A word starts at its first character's frame and ends after its last one; its confidence is
+    the mean top probability over those character frames."""
+
+    def __init__(self, decoder: CtcDecoder, frame_seconds: float) -> None:
+        self.decoder = decoder
+        self.frame_seconds = frame_seconds
+        self.next_frame = 0
+        self.words: list[Word] = []
+        self._chars: list[str] = []
+        self._char_probs: list[float] = []
+        self._first = self._last = -1
+        self._previous = -1
+
+    def feed(self, logits: np.ndarray, first_frame: int) -> None:
+        """Consume consecutive frames; `first_frame` is the global index of logits[0]."""
+        if first_frame != self.next_frame:
+            raise ValueError(f"frames must be contiguous: expected frame {self.next_frame}, got {first_frame}")
         probs = softmax(logits.astype(np.float32))
         best = probs.argmax(axis=-1).tolist()
         top = probs.max(axis=-1).tolist()
-        words: list[Word] = []
-        chars: list[str] = []
-        char_probs: list[float] = []
-        first = last = -1
-
-        def flush() -> None:
-            if chars:
-                words.append(Word(
-                    word="".join(chars),
-                    start=round(first * frame_seconds, 3),
-                    end=round((last + 1) * frame_seconds, 3),
-                    confidence=round(sum(char_probs) / len(char_probs), 4),
-                ))
-            chars.clear()
-            char_probs.clear()
-
-        previous = -1
-        for frame, token in enumerate(best):
-            repeat, previous = token == previous, token
-            if token == self.delimiter_id:
-                flush()
-            elif token in self.silent_ids:
+        d = self.decoder
+        for offset, token in enumerate(best):
+            frame = first_frame + offset
+            repeat, self._previous = token == self._previous, token
+            if token == d.delimiter_id:
+                self._flush()
+            elif token in d.silent_ids:
                 continue
             elif repeat:  # the same character held over several frames
-                last = frame
-                char_probs.append(top[frame])
+                self._last = frame
+                self._char_probs.append(top[offset])
             else:
-                if not chars:
-                    first = frame
-                last = frame
-                chars.append(self.id_to_token[token])
-                char_probs.append(top[frame])
-        flush()
-        return " ".join(w.word for w in words), words
+                if not self._chars:
+                    self._first = frame
+                self._last = frame
+                self._chars.append(d.id_to_token[token])
+                self._char_probs.append(top[offset])
+        self.next_frame = first_frame + len(best)
+
+    def finish(self) -> tuple[str, list[Word]]:
+        self._flush()
+        return " ".join(w.word for w in self.words), self.words
+
+    def _flush(self) -> None:
+        if self._chars:
+            self.words.append(Word(
+                word="".join(self._chars),
+                start=round(self._first * self.frame_seconds, 3),
+                end=round((self._last + 1) * self.frame_seconds, 3),
+                confidence=round(sum(self._char_probs) / len(self._char_probs), 4),
+            ))
+        self._chars.clear()
+        self._char_probs.clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,8 +13,12 @@ import onnxruntime as ort
 from stt_common import audio
 from stt_common.errors import ModelError
 from stt_common.model_folder import ONNX_FILES, VOCAB, Manifest, read_manifest, read_vocab, verify_files
-from stt_common.transcript import Transcript
+from stt_common.transcript import SegmentRules, Transcript, segment
 from worker.ctc import CtcDecoder
+from worker.windows import WindowPlan, windows
+
+# Called with the fraction of the audio done after each window; may raise to stop the transcription.
+ProgressCallback = Callable[[float], None]
 
 
 @dataclass(frozen=True)
@@ -24,15 +29,20 @@ class Timed:
 
 
 class Recognizer:
-    def __init__(self, manifest: Manifest, session: ort.InferenceSession, decoder: CtcDecoder) -> None:
+    def __init__(self, manifest: Manifest, session: ort.InferenceSession, decoder: CtcDecoder,
+                 plan: WindowPlan, segment_rules: SegmentRules) -> None:
         self.manifest = manifest
         self.session = session
         self.decoder = decoder
+        self.plan = plan
+        self.segment_rules = segment_rules
         self.input_name = session.get_inputs()[0].name
 
     @classmethod
-    def load(cls, model_dir: Path, *, variant: str = "int8", threads: int = 1) -> Recognizer:
-        """Load and verify a model folder. Falls back to the other ONNX variant if one is absent."""
+    def load(cls, model_dir: Path, *, variant: str = "int8", threads: int = 1, window_seconds: float = 30.0,
+             overlap_seconds: float = 4.0, segment_rules: SegmentRules | None = None) -> Recognizer:
+        """Load and verify a model folder. Falls back to the other ONNX variant if one is absent.
+        Audio longer than `window_seconds` is transcribed in windows overlapping by `overlap_seconds`."""
         manifest = read_manifest(model_dir)
         available = manifest.variants()
         chosen = variant if variant in available else available[0]
@@ -53,7 +63,9 @@ class Recognizer:
         if isinstance(vocab_size, int) and vocab_size != len(vocab):
             raise ModelError(f"{model_dir}: the model emits {vocab_size} classes but {VOCAB} has {len(vocab)}")
         decoder = CtcDecoder(vocab, manifest.blank_token, manifest.word_delimiter_token)
-        return cls(manifest, session, decoder)
+        plan = WindowPlan.from_seconds(window_seconds, overlap_seconds, manifest.sample_rate,
+                                       manifest.frame_stride_samples)
+        return cls(manifest, session, decoder, plan, segment_rules or SegmentRules())
 
     @property
     def name(self) -> str:
@@ -81,16 +93,45 @@ class Recognizer:
 
     def transcribe(self, samples: np.ndarray) -> Transcript:
         """Transcribe mono float32 samples at the model's sample rate."""
-        logits = self.logits(samples)
-        text, words = self.decoder.decode(logits, self.manifest.frame_seconds)
+        return self.transcribe_stream([samples])
+
+    def transcribe_stream(self, blocks: Iterable[np.ndarray], *, total_samples: int | None = None,
+                          on_progress: ProgressCallback | None = None) -> Transcript:
+        """Transcribe a stream of sample blocks window by window, in memory bounded by one window.
+        `total_samples` (when known) turns the samples consumed into progress."""
+        ctc = self.decoder.stream(self.manifest.frame_seconds)
+        consumed = 0
+        for window in windows(blocks, self.plan):
+            logits = self.logits(window.samples)
+            end = None if window.keep_to is None else window.keep_to - window.first_frame
+            ctc.feed(logits[window.keep_from - window.first_frame:end], first_frame=window.keep_from)
+            consumed = window.end_sample
+            if on_progress is not None and total_samples:
+                on_progress(min(1.0, consumed / total_samples))
+        text, words = ctc.finish()
         return Transcript(
-            text=text, words=words, duration_s=round(len(samples) / self.manifest.sample_rate, 3),
-            model=self.name,
+            text=text, words=words, segments=segment(words, self.segment_rules),
+            duration_s=round(consumed / self.manifest.sample_rate, 3), model=self.name,
         )
 
-    def transcribe_file(self, source: audio.Source, max_seconds: float) -> Timed:
-        t0 = time.perf_counter()
-        samples = audio.decode(source, self.manifest.sample_rate, max_seconds)
-        t1 = time.perf_counter()
-        transcript = self.transcribe(samples)
-        return Timed(transcript, decode_s=t1 - t0, inference_s=time.perf_counter() - t1)
+    def transcribe_file(self, source: audio.Source, max_seconds: float, *, expected_seconds: float | None = None,
+                        on_progress: ProgressCallback | None = None) -> Timed:
+        """Decode and transcribe as a stream. Timings split the interleaved decode and inference."""
+        rate = self.manifest.sample_rate
+        decode_s = 0.0
+
+        def timed_blocks() -> Iterable[np.ndarray]:
+            nonlocal decode_s
+            blocks = audio.stream(source, rate, max_seconds)
+            while True:
+                t0 = time.perf_counter()
+                block = next(blocks, None)
+                decode_s += time.perf_counter() - t0
+                if block is None:
+                    return
+                yield block
+
+        started = time.perf_counter()
+        total = round(expected_seconds * rate) if expected_seconds else None
+        transcript = self.transcribe_stream(timed_blocks(), total_samples=total, on_progress=on_progress)
+        return Timed(transcript, decode_s=decode_s, inference_s=time.perf_counter() - started - decode_s)

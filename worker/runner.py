@@ -45,7 +45,7 @@ def run_job(ctx: WorkerContext, job_id: uuid.UUID) -> Outcome:
     with session_scope(ctx.session_factory) as session:
         attempt = jobs.claim(session, job_id, ctx.settings.job_lease_seconds)
         job = session.get(Job, job_id) if attempt is not None else None
-        model, key = (job.model, job.audio_key) if job else ("", None)
+        model, key, seconds = (job.model, job.audio_key, job.duration_s) if job else ("", None, None)
     if attempt is None:
         log.info("job %s: not claimable (duplicate delivery, canceled or finished); skipped", job_id)
         return Outcome.skipped
@@ -53,7 +53,10 @@ def run_job(ctx: WorkerContext, job_id: uuid.UUID) -> Outcome:
 
     started = time.perf_counter()
     try:
-        timed = _transcribe(ctx, model, key)
+        timed = _transcribe(ctx, model, key, seconds, ProgressReporter(ctx, job_id, attempt))
+    except JobLost:
+        log.info("job %s: canceled or taken over while running; stopped", job_id)
+        return Outcome.discarded
     except InputError as exc:
         return _fail(ctx, job_id, attempt, exc.code, exc.message)
     except Exception as exc:
@@ -79,13 +82,44 @@ def run_job(ctx: WorkerContext, job_id: uuid.UUID) -> Outcome:
     return Outcome.succeeded
 
 
-def _transcribe(ctx: WorkerContext, model: str, key: str | None) -> Timed:
+class JobLost(Exception):
+    """This attempt no longer owns the job: it was canceled or another worker took it over."""
+
+
+class ProgressReporter:
+    """Writes the job's progress (and so renews its lease) at most every `progress_interval_seconds`."""
+
+    def __init__(self, ctx: WorkerContext, job_id: uuid.UUID, attempt: int) -> None:
+        self.ctx, self.job_id, self.attempt = ctx, job_id, attempt
+        self.last = time.monotonic()
+
+    def __call__(self, fraction: float) -> None:
+        now = time.monotonic()
+        if now - self.last < self.ctx.settings.progress_interval_seconds:
+            return
+        self.last = now
+        try:
+            with session_scope(self.ctx.session_factory) as session:
+                owned = jobs.report_progress(session, self.job_id, self.attempt, fraction,
+                                             self.ctx.settings.job_lease_seconds)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("job %s: progress not recorded (%s)", self.job_id, exc.__class__.__name__)
+            return  # progress is best effort; the result write decides
+        if not owned:
+            raise JobLost(str(self.job_id))
+
+
+def _transcribe(ctx: WorkerContext, model: str, key: str | None, seconds: float | None,
+                progress: ProgressReporter) -> Timed:
     recognizer = ctx.recognizers.get(model)
     if recognizer is None:
         raise InputError(f"model {model!r} is not loaded by this worker", code="model_unavailable")
     if not key or not ctx.storage.exists(key):
         raise InputError("the job's audio is no longer in storage", code="audio_missing")
-    return recognizer.transcribe_file(ctx.storage.path(key), ctx.settings.max_audio_seconds)
+    return recognizer.transcribe_file(ctx.storage.path(key), ctx.settings.max_audio_seconds,
+                                      expected_seconds=seconds, on_progress=progress)
 
 
 def _fail(ctx: WorkerContext, job_id: uuid.UUID, attempt: int, code: str, message: str) -> Outcome:
