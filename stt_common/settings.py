@@ -38,8 +38,15 @@ class Settings(BaseSettings):
     max_audio_seconds: float = Field(
         4 * 3600.0, description="Longest accepted audio, in seconds (checked on upload and while decoding)."
     )
+    pause_seconds: float = Field(
+        0.3, ge=0, description="Audio is cut at pauses this long (s), found by webrtcvad; 0 = never."
+    )
+    vad_aggressiveness: int = Field(
+        2, ge=0, le=3, description="webrtcvad mode: 0 keeps the most audio as speech, 3 the least."
+    )
     window_seconds: float = Field(
-        30.0, gt=0, description="Audio longer than this is transcribed in overlapping windows of this length, s."
+        30.0, gt=0, description="Speech running longer than this without a pause is transcribed in "
+        "overlapping windows of this length, in seconds.",
     )
     window_overlap_seconds: float = Field(
         4.0, gt=0, description="Overlap of consecutive windows, in seconds (half of it is context on each side)."

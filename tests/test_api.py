@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from api.main import create_app
 from stt_common.models import Job
+from tests.audio_files import FORMATS, Format, encode
 from tests.conftest import SAMPLES, Stack, make_stack
 
 
@@ -69,6 +70,52 @@ def test_each_sample_format_is_accepted(client: TestClient, name: str) -> None:
     assert r.json()["audio"]["format"] == Path(name).suffix[1:]
 
 
+@pytest.mark.parametrize("fmt", FORMATS, ids=[f.name for f in FORMATS])
+def test_every_container_is_recognised_by_its_content_not_its_name(client: TestClient, fmt: Format) -> None:
+    rate = 48000 if fmt.codec == "libopus" else 22050
+    data = encode(np.zeros(rate, np.float32) + 0.01, rate, fmt, channels=fmt.channel_counts[-1])
+    r = client.post("/v1/jobs", files={"file": ("recording.wav", data, "audio/wav")})  # the name lies
+    assert r.status_code == 202, r.text
+    expected = {"ipod": "m4a", "matroska": "mkv"}.get(fmt.container, fmt.container)
+    assert r.json()["audio"]["format"] == expected and r.json()["audio"]["duration_s"] == pytest.approx(1, abs=0.1)
+
+
+def video_without_sound() -> bytes:
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        video = out.add_stream("mpeg4", rate=25)
+        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+        frame = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24").reformat(format="yuv420p")
+        for i in range(10):
+            frame.pts = i
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+    return buf.getvalue()
+
+
+def wav_with_channels(channels: int) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros((1600, channels), np.float32), 16000, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def two_hours_of_flac() -> bytes:
+    fmt = next(f for f in FORMATS if f.name == "flac")
+    return encode(np.zeros(8000 * 7200, np.float32), 8000, fmt)
+
+
+def half_an_m4a() -> bytes:
+    from stt_common import audio
+
+    fmt = next(f for f in FORMATS if f.name == "m4a-aac")
+    data = encode(audio.decode(SAMPLES / "clip01.wav", 16000, 60), 16000, fmt)
+    return data[: len(data) // 2]
+
+
 TRUNCATED = (SAMPLES / "clip01.wav").read_bytes()[:1000]
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(200)
 
@@ -81,8 +128,14 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(200)
         (PNG, 415, "invalid_audio"),
         (TRUNCATED, 422, "truncated_audio"),
         (wav_bytes(0), 422, "empty_audio"),
+        ((SAMPLES / "clip03.ogg").read_bytes()[:20000], 422, "truncated_audio"),
+        (half_an_m4a(), 415, "invalid_audio"),  # its index (moov) is at the end, cut off
+        (video_without_sound(), 422, "no_audio_stream"),
+        (wav_with_channels(64), 415, "unsupported_audio"),
+        (b"#EXTM3U\n#EXTINF:10,\nhttp://169.254.169.254/latest/meta-data\n", 415, "invalid_audio"),
     ],
-    ids=["empty", "text", "png", "truncated-wav", "zero-samples"],
+    ids=["empty", "text", "png", "truncated-wav", "zero-samples", "truncated-ogg", "truncated-m4a",
+         "video-without-sound", "64-channels", "playlist"],
 )
 def test_bad_uploads_are_refused_and_leave_nothing(
     client: TestClient, stack: Stack, content: bytes, status: int, code: str
@@ -93,6 +146,14 @@ def test_bad_uploads_are_refused_and_leave_nothing(
     assert r.json()["error"]["message"]
     assert_nothing_left(stack)
     assert queued_messages(stack) == 0
+
+
+def test_a_header_declaring_hours_is_refused_before_anything_is_stored(stack: Stack, tmp_path: Path) -> None:
+    capped = make_stack(stack.settings.database_url, stack.settings.redis_url, tmp_path, max_audio_seconds=3600)
+    with TestClient(create_app(capped.settings)) as c:
+        r = c.post("/v1/jobs", files={"file": ("small.flac", two_hours_of_flac())})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "audio_too_long"
+    assert_nothing_left(capped)
 
 
 def test_upload_over_the_size_cap_is_413(stack: Stack, tmp_path: Path) -> None:

@@ -55,3 +55,29 @@ def test_confidence_reflects_uncertain_frames(decoder: CtcDecoder) -> None:
 def test_vocabulary_without_blank_is_refused() -> None:
     with pytest.raises(ValueError, match="blank"):
         CtcDecoder({"a": 0}, blank="<pad>", word_delimiter="|")
+
+
+def test_frames_fed_in_pieces_decode_as_one_sequence(decoder: CtcDecoder) -> None:
+    tokens = "al_la m__a_l lam"
+    whole = decoder.decode(logits_for(tokens), FRAME)
+    for cut in range(1, len(tokens)):  # a seam anywhere, inside a word or a held character
+        stream = decoder.stream(FRAME)
+        stream.feed(logits_for(tokens[:cut]), first_frame=0)
+        stream.feed(logits_for(tokens[cut:]), first_frame=cut)
+        assert stream.finish() == whole, cut
+
+
+def test_pieces_must_be_contiguous_unless_after_a_pause(decoder: CtcDecoder) -> None:
+    stream = decoder.stream(FRAME)
+    stream.feed(logits_for("al"), first_frame=0)
+    with pytest.raises(ValueError, match="contiguous"):
+        stream.feed(logits_for("la"), first_frame=3)
+    stream.feed(logits_for("la"), first_frame=3, after_pause=True)  # a cut at a pause ends the word
+    text, words = stream.finish()
+    assert text == "al la" and words[1].start == pytest.approx(3 * FRAME)
+
+
+def test_a_long_silence_ends_a_word_without_a_delimiter(decoder: CtcDecoder) -> None:
+    text, words = decoder.decode(logits_for("al" + "_" * 14 + "la" + "_" * 16 + "m"), FRAME)
+    assert text == "alla m"  # 14 blank frames (0.28 s) join; 16 (0.32 s) split
+    assert words[1].start == pytest.approx(34 * FRAME)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import time
@@ -177,3 +178,80 @@ def test_a_client_that_disconnects_mid_upload_leaves_nothing(stack: Stack, api: 
     with stack.session_factory() as s:
         assert s.scalars(select(Job)).first() is None
     assert api.get("/health").status_code == 200
+
+
+def test_long_audio_in_any_container_reports_progress_and_gives_subtitles(
+    database_url: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    import srt
+    import webvtt
+
+    from stt_common import audio
+    from tests.audio_files import FORMATS, encode, silence_opus_webm
+
+    Redis.from_url(redis_server.url).flushall()
+    stack = make_stack(database_url, redis_server.url, tmp_path, max_audio_seconds=480,
+                       progress_interval_seconds=0.1)
+    clips = [audio.decode(p, 16000, 60) for p in sorted(SAMPLES.glob("clip*"))]
+    pieces: list[np.ndarray] = []
+    while sum(map(len, pieces)) < 6 * 60 * 16000:  # six minutes of sentences and pauses
+        pieces += [clips[len(pieces) // 2 % len(clips)], np.zeros(12000, np.float32)]
+    mp3 = tmp_path / "lecture.mp3"
+    mp3.write_bytes(encode(np.concatenate(pieces), 16000, next(f for f in FORMATS if f.name == "mp3")))
+    server = ThreadedServer(create_app(stack.settings))
+    worker = CeleryWorker(stack.env, tmp_path / "worker.log")
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as api:
+            worker.start()
+            wait_for(lambda: api.get("/ready").status_code == 200, 30, "the worker's models to be warm")
+            job_id = submit(api, mp3)
+            seen: list[tuple[float, float | None]] = []
+            listed: list[float] = []
+
+            def finished() -> dict | None:  # type: ignore[type-arg]
+                body = api.get(f"/v1/jobs/{job_id}").json()
+                if body["status"] == "processing":
+                    seen.append((body["progress"], body["eta_seconds"]))
+                    listed.append(api.get("/v1/jobs", params={"status": "processing"}).json()["data"][0]["progress"])
+                return body if body["status"] in TERMINAL else None
+
+            job = wait_for(finished, 120, "the long job", interval=0.02)
+            assert job["status"] == "succeeded", job  # type: ignore[index]
+            assert job["audio"]["format"] == "mp3" and job["audio"]["duration_s"] > 359  # type: ignore[index]
+            midway = [(p, eta) for p, eta in seen if 0 < p < 1]
+            assert midway and all(eta is not None and eta >= 0 for _, eta in midway)
+            assert [p for p, _ in seen] == sorted(p for p, _ in seen) and any(0 < p < 1 for p in listed)
+
+            result = api.get(f"/v1/jobs/{job_id}/transcript", params={"format": "json"}).json()
+            assert result["segments"] and " ".join(s["text"] for s in result["segments"]) == result["text"]
+            srt_response = api.get(f"/v1/jobs/{job_id}/transcript", params={"format": "srt"})
+            assert srt_response.headers["content-type"].startswith("application/x-subrip")
+            cues = list(srt.parse(srt_response.text))
+            vtt_response = api.get(f"/v1/jobs/{job_id}/transcript", params={"format": "vtt"})
+            assert vtt_response.headers["content-type"].startswith("text/vtt")
+            vtt = webvtt.from_buffer(io.StringIO(vtt_response.text))
+            assert len(cues) == len(vtt.captions) == len(result["segments"])
+            for a, b in zip(cues, cues[1:], strict=False):
+                assert a.start < a.end <= b.start < b.end
+            for a, b in zip(vtt.captions, vtt.captions[1:], strict=False):
+                assert a.start_time.in_milliseconds() < a.end_time.in_milliseconds() <= b.start_time.in_milliseconds()
+            texts = [s["text"] for s in result["segments"]]
+            assert [c.content for c in cues] == [c.text for c in vtt.captions] == texts
+            listed_result = api.get("/v1/jobs").json()["data"][0]["result"]
+            assert listed_result["text"] == result["text"] and listed_result["words"] is None
+
+            # A decoding bomb: 0.2 MB that decodes to 500 s and says nothing of its length up front.
+            bomb = tmp_path / "bomb.webm"
+            bomb.write_bytes(silence_opus_webm(500))
+            failed = wait_done(api, submit(api, bomb))
+            assert failed["status"] == "failed" and failed["error"]["code"] == "audio_too_long"
+            assert failed["attempts"] == 1
+            # A cut-off Ogg file is refused at the door.
+            cut = tmp_path / "cut.ogg"
+            cut.write_bytes((SAMPLES / "clip03.ogg").read_bytes()[:20000])
+            refused = api.post("/v1/jobs", files={"file": ("cut.ogg", cut.read_bytes())})
+            assert refused.status_code == 422 and refused.json()["error"]["code"] == "truncated_audio"
+            assert wait_done(api, submit(api, SAMPLES / "clip02.flac"))["status"] == "succeeded"  # worker alive
+    finally:
+        worker.stop()
+        server.stop()

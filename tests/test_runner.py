@@ -137,3 +137,72 @@ def test_stereo_44k_audio_transcribes_like_the_mono_original(ctx: WorkerContext,
     for job_id in ids:
         assert run_job(ctx, job_id) is Outcome.succeeded
     assert load(stack, ids[0]).text == load(stack, ids[1]).text
+
+
+def long_recording(tmp_path: Path, minutes: float) -> Path:
+    """The sample clips over and over, with pauses, as one FLAC file."""
+    from stt_common import audio
+
+    clips = [audio.decode(p, 16000, 60) for p in sorted(SAMPLES.glob("clip*"))]
+    pause = np.zeros(8000, np.float32)
+    pieces: list[np.ndarray] = []
+    while sum(map(len, pieces)) < minutes * 60 * 16000:
+        pieces += [clips[len(pieces) // 2 % len(clips)], pause]
+    path = tmp_path / "long.flac"
+    sf.write(path, np.concatenate(pieces), 16000)
+    return path
+
+
+def add_job_with_duration(stack: Stack, path: Path) -> uuid.UUID:
+    job_id = add_job(stack, path)
+    with session_scope(stack.session_factory) as s:
+        s.execute(update(Job).where(Job.id == job_id).values(duration_s=sf.info(path).duration))
+    return job_id
+
+
+def test_progress_rises_as_chunks_finish_and_renews_the_lease(
+    ctx: WorkerContext, stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ctx.settings, "progress_interval_seconds", 0.0)
+    job_id = add_job_with_duration(stack, long_recording(tmp_path, 3))
+    seen: list[tuple[float, dt.datetime]] = []
+    real = jobs.report_progress
+
+    def spy(session, job_id, attempt, progress, lease_seconds):  # type: ignore[no-untyped-def]
+        owned = real(session, job_id, attempt, progress, lease_seconds)
+        session.flush()
+        job = session.get(Job, job_id)
+        session.refresh(job)
+        seen.append((job.progress, job.lease_expires_at))
+        return owned
+
+    monkeypatch.setattr(jobs, "report_progress", spy)
+    assert run_job(ctx, job_id) is Outcome.succeeded
+    progress = [p for p, _ in seen]
+    assert len(progress) >= 20 and progress == sorted(progress) and 0 < progress[0] < 0.1 and progress[-1] > 0.9
+    leases = [lease for _, lease in seen]
+    assert leases == sorted(leases) and leases[-1] > leases[0]  # each update pushed the lease out
+    done = load(stack, job_id)
+    assert done.progress == 1.0 and done.duration_s == pytest.approx(3 * 60, abs=10)
+
+
+def test_deleting_a_running_job_stops_the_worker_at_its_next_progress_update(
+    ctx: WorkerContext, stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ctx.settings, "progress_interval_seconds", 0.0)
+    job_id = add_job_with_duration(stack, long_recording(tmp_path, 3))
+    calls: list[float] = []
+    real = jobs.report_progress
+
+    def delete_then_report(session, job_id, attempt, progress, lease_seconds):  # type: ignore[no-untyped-def]
+        calls.append(progress)
+        if len(calls) == 3:  # a client's DELETE arrives mid-job
+            with session_scope(stack.session_factory) as other:
+                jobs.delete(other, job_id)
+        return real(session, job_id, attempt, progress, lease_seconds)
+
+    monkeypatch.setattr(jobs, "report_progress", delete_then_report)
+    assert run_job(ctx, job_id) is Outcome.discarded
+    assert len(calls) == 3  # stopped right there, not at the end of the audio
+    job = load(stack, job_id)
+    assert job.status == "canceled" and job.text is None and job.result is None

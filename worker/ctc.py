@@ -35,13 +35,18 @@ class CtcDecoder:
         return stream.finish()
 
 
+WORD_GAP_SECONDS = 0.3
+
+
 class CtcStream:
     """A word starts at its first character's frame and ends after its last one; its confidence is
-    the mean top probability over those character frames."""
+    the mean top probability over those character frames. A word also ends at a silence of
+    `WORD_GAP_SECONDS` even when the model wrote no word delimiter there, so no word spans a pause."""
 
     def __init__(self, decoder: CtcDecoder, frame_seconds: float) -> None:
         self.decoder = decoder
         self.frame_seconds = frame_seconds
+        self.gap_frames = max(1, round(WORD_GAP_SECONDS / frame_seconds))
         self.next_frame = 0
         self.words: list[Word] = []
         self._chars: list[str] = []
@@ -49,9 +54,13 @@ class CtcStream:
         self._first = self._last = -1
         self._previous = -1
 
-    def feed(self, logits: np.ndarray, first_frame: int) -> None:
-        """Consume consecutive frames; `first_frame` is the global index of logits[0]."""
-        if first_frame != self.next_frame:
+    def feed(self, logits: np.ndarray, first_frame: int, *, after_pause: bool = False) -> None:
+        """Consume frames; `first_frame` is the global index of logits[0]. Frames continue the previous
+        ones exactly, unless `after_pause`: then the last word ends and a gap may precede them."""
+        if after_pause and first_frame >= self.next_frame:
+            self._flush()
+            self._previous = -1
+        elif first_frame != self.next_frame:
             raise ValueError(f"frames must be contiguous: expected frame {self.next_frame}, got {first_frame}")
         probs = softmax(logits.astype(np.float32))
         best = probs.argmax(axis=-1).tolist()
@@ -68,6 +77,8 @@ class CtcStream:
                 self._last = frame
                 self._char_probs.append(top[offset])
             else:
+                if self._chars and frame - self._last > self.gap_frames:
+                    self._flush()
                 if not self._chars:
                     self._first = frame
                 self._last = frame

@@ -14,8 +14,8 @@ from stt_common import audio
 from stt_common.errors import ModelError
 from stt_common.model_folder import ONNX_FILES, VOCAB, Manifest, read_manifest, read_vocab, verify_files
 from stt_common.transcript import SegmentRules, Transcript, segment
+from worker.chunking import ChunkPlan, chunks
 from worker.ctc import CtcDecoder
-from worker.windows import WindowPlan, windows
 
 # Called with the fraction of the audio done after each window; may raise to stop the transcription.
 ProgressCallback = Callable[[float], None]
@@ -30,7 +30,7 @@ class Timed:
 
 class Recognizer:
     def __init__(self, manifest: Manifest, session: ort.InferenceSession, decoder: CtcDecoder,
-                 plan: WindowPlan, segment_rules: SegmentRules) -> None:
+                 plan: ChunkPlan, segment_rules: SegmentRules) -> None:
         self.manifest = manifest
         self.session = session
         self.decoder = decoder
@@ -40,9 +40,11 @@ class Recognizer:
 
     @classmethod
     def load(cls, model_dir: Path, *, variant: str = "int8", threads: int = 1, window_seconds: float = 30.0,
-             overlap_seconds: float = 4.0, segment_rules: SegmentRules | None = None) -> Recognizer:
+             overlap_seconds: float = 4.0, pause_seconds: float = 0.3, vad_aggressiveness: int = 2,
+             segment_rules: SegmentRules | None = None) -> Recognizer:
         """Load and verify a model folder. Falls back to the other ONNX variant if one is absent.
-        Audio longer than `window_seconds` is transcribed in windows overlapping by `overlap_seconds`."""
+        Audio is cut at pauses of `pause_seconds` (0: never), and speech running longer than
+        `window_seconds` is transcribed in windows overlapping by `overlap_seconds` (worker/chunking.py)."""
         manifest = read_manifest(model_dir)
         available = manifest.variants()
         chosen = variant if variant in available else available[0]
@@ -63,8 +65,9 @@ class Recognizer:
         if isinstance(vocab_size, int) and vocab_size != len(vocab):
             raise ModelError(f"{model_dir}: the model emits {vocab_size} classes but {VOCAB} has {len(vocab)}")
         decoder = CtcDecoder(vocab, manifest.blank_token, manifest.word_delimiter_token)
-        plan = WindowPlan.from_seconds(window_seconds, overlap_seconds, manifest.sample_rate,
-                                       manifest.frame_stride_samples)
+        plan = ChunkPlan.from_seconds(window_seconds, overlap_seconds, manifest.sample_rate,
+                                      manifest.frame_stride_samples, pause_s=pause_seconds,
+                                      vad_mode=vad_aggressiveness)
         return cls(manifest, session, decoder, plan, segment_rules or SegmentRules())
 
     @property
@@ -97,15 +100,16 @@ class Recognizer:
 
     def transcribe_stream(self, blocks: Iterable[np.ndarray], *, total_samples: int | None = None,
                           on_progress: ProgressCallback | None = None) -> Transcript:
-        """Transcribe a stream of sample blocks window by window, in memory bounded by one window.
+        """Transcribe a stream of sample blocks chunk by chunk, in memory bounded by one window.
         `total_samples` (when known) turns the samples consumed into progress."""
         ctc = self.decoder.stream(self.manifest.frame_seconds)
         consumed = 0
-        for window in windows(blocks, self.plan):
-            logits = self.logits(window.samples)
-            end = None if window.keep_to is None else window.keep_to - window.first_frame
-            ctc.feed(logits[window.keep_from - window.first_frame:end], first_frame=window.keep_from)
-            consumed = window.end_sample
+        for chunk in chunks(blocks, self.plan):
+            logits = self.logits(chunk.samples)
+            end = None if chunk.keep_to is None else chunk.keep_to - chunk.first_frame
+            ctc.feed(logits[chunk.keep_from - chunk.first_frame:end], first_frame=chunk.keep_from,
+                     after_pause=chunk.after_pause)
+            consumed = chunk.end_sample
             if on_progress is not None and total_samples:
                 on_progress(min(1.0, consumed / total_samples))
         text, words = ctc.finish()

@@ -1,0 +1,143 @@
+"""Ten minutes of held-out Turkish sentences with pauses, transcribed in overlapping windows, against
+the same sentences transcribed one by one: the same words, at the right times."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jiwer
+import numpy as np
+import pytest
+import soundfile as sf
+
+from stt_common.transcript import Transcript, Word
+from tests.conftest import MODELS
+from worker.recognizer import Recognizer
+
+RATE = 16000
+MINUTES = 10
+SLACK_S = 0.3
+
+
+@dataclass(frozen=True)
+class Utterance:
+    start: float  # seconds into the recording
+    end: float
+    transcript: Transcript  # of this utterance alone
+
+
+@dataclass(frozen=True)
+class Recording:
+    path: Path
+    utterances: list[Utterance]
+    references: list[str]
+
+
+def held_out_renderings(count: int) -> list[Any]:
+    """The corpus builder's test-split renderings (sentences never trained on), in order."""
+    from training.corpus import SAMPLE_RATE, CorpusConfig, plan, select_sentences
+
+    assert SAMPLE_RATE == RATE
+    config = CorpusConfig(out=Path("unused"))
+    return [i for i in plan(config, select_sentences(config)) if i.split == "test"][:count]
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> Recognizer:
+    return Recognizer.load(MODELS / "tr-espeak-small", threads=2)
+
+
+@pytest.fixture(scope="module")
+def recording(recognizer: Recognizer, tmp_path_factory: pytest.TempPathFactory) -> Recording:
+    from training.corpus import render
+
+    root = tmp_path_factory.mktemp("utterances")
+    rng = random.Random(7)
+    pieces: list[np.ndarray] = []
+    utterances: list[Utterance] = []
+    references: list[str] = []
+    at = 0
+    for index, item in enumerate(held_out_renderings(400)):
+        record = render((item, root, index))
+        samples, _ = sf.read(root / str(record["audio"]), dtype="float32")
+        pause = np.zeros(int(rng.uniform(0.6, 1.5) * RATE), np.float32)
+        utterances.append(Utterance(start=at / RATE, end=(at + len(samples)) / RATE,
+                                    transcript=recognizer.transcribe(samples)))
+        references.append(item.text)
+        pieces += [samples, pause]
+        at += len(samples) + len(pause)
+        if at >= MINUTES * 60 * RATE:
+            break
+    path = root / "recording.flac"
+    sf.write(path, np.concatenate(pieces), RATE)
+    return Recording(path=path, utterances=utterances, references=references)
+
+
+def words_within(words: list[Word], start: float, end: float) -> list[Word]:
+    return [w for w in words if w.start >= start - SLACK_S and w.end <= end + SLACK_S]
+
+
+@pytest.mark.parametrize(
+    ("window_s", "overlap_s", "pause_s", "max_wer_gap"),
+    [(30.0, 4.0, 0.3, 0.01),
+     # Windows alone, with many seams: each window mixes several sentences of different loudness and
+     # the silences between them, normalised together, which costs this model a few points (the
+     # measurement behind cutting at pauses first; docs/BENCHMARKS.md).
+     (8.0, 2.0, 0.0, 0.05)],
+    ids=["default", "windows-only"],
+)
+def test_long_transcript_matches_the_utterances_and_their_times(
+    recording: Recording, window_s: float, overlap_s: float, pause_s: float, max_wer_gap: float
+) -> None:
+    recognizer = Recognizer.load(MODELS / "tr-espeak-small", threads=2, window_seconds=window_s,
+                                 overlap_seconds=overlap_s, pause_seconds=pause_s)
+    progress: list[float] = []
+    long = recognizer.transcribe_file(recording.path, max_seconds=3600, expected_seconds=MINUTES * 60 + 60,
+                                      on_progress=progress.append).transcript
+    assert long.duration_s >= MINUTES * 60
+
+    # As good as the utterances transcribed one by one (WER at most `max_wer_gap` higher).
+    reference = " ".join(recording.references)
+    one_by_one = " ".join(u.transcript.text for u in recording.utterances)
+    long_wer = jiwer.wer(reference, long.text)
+    assert long_wer - jiwer.wer(reference, one_by_one) <= max_wer_gap
+
+    # Every word lies inside its utterance's span (±0.3 s), none in the pauses: scoring each span's
+    # words against that utterance's own reference costs nothing over scoring the whole text, so no
+    # word sits in a neighbour's span.
+    empty = [u for u in recording.utterances if u.transcript.words and not words_within(long.words, u.start, u.end)]
+    assert not empty, empty
+    placed = [w for u in recording.utterances for w in words_within(long.words, u.start, u.end)]
+    assert len(placed) == len(long.words)
+    per_span = [" ".join(w.word for w in words_within(long.words, u.start, u.end)) or "-"
+                for u in recording.utterances]
+    assert jiwer.wer(recording.references, per_span) - long_wer <= 0.005
+
+    # Where an utterance came out word for word the same, each word's times match the one-by-one times
+    # shifted by the utterance's start (within two 20 ms frames).
+    for u, text in zip(recording.utterances, per_span, strict=True):
+        if text == u.transcript.text:
+            for alone, within in zip(u.transcript.words, words_within(long.words, u.start, u.end), strict=True):
+                assert within.start == pytest.approx(alone.start + u.start, abs=0.04)
+                assert within.end == pytest.approx(alone.end + u.start, abs=0.04)
+
+    # Progress rose window by window to the end.
+    assert len(progress) >= (MINUTES * 60) // window_s and progress == sorted(progress)
+
+
+def test_segments_split_at_pauses_and_stay_short(recording: Recording, recognizer: Recognizer) -> None:
+    long = recognizer.transcribe_file(recording.path, max_seconds=3600).transcript
+    rules = recognizer.segment_rules
+    assert " ".join(s.text for s in long.segments) == long.text
+    for seg in long.segments:
+        assert seg.end - seg.start <= rules.max_seconds + 1e-6 or " " not in seg.text
+        assert len(seg.text) <= rules.max_chars or " " not in seg.text
+    for before, after in zip(long.segments, long.segments[1:], strict=False):
+        assert before.end <= after.start
+    # No segment runs across a pause between utterances.
+    for seg in long.segments:
+        inside = [u for u in recording.utterances if seg.start >= u.start - SLACK_S and seg.end <= u.end + SLACK_S]
+        assert inside, seg
