@@ -65,6 +65,7 @@ lint: $(VENV)/.stamp-test
 bench: $(VENV)/.stamp-run
 	@scripts/ensure_redis.sh
 	$(PY) bench/queue_overhead.py
+	$(PY) bench/long_audio.py --model models/$(MODEL)
 
 model: $(VENV)/.stamp-test
 	$(PY) -m training.corpus --out build/corpus

@@ -1,0 +1,192 @@
+"""Long audio: real-time factor and peak worker memory for 1, 10 and 60 minutes, and the measurement
+behind how long audio is cut (at pauses, in windows, or not at all).
+
+Each length runs in a fresh process that loads and warms the model as a worker does and transcribes a
+FLAC file (held-out sample sentences with pauses) through the worker's streaming path; its peak RSS
+is that process's ru_maxrss. Targets (issue 3): RTF constant within 10% across lengths; peak memory at
+60 minutes at most 1.5x that at 1 minute.
+
+    python bench/long_audio.py --model models/tr-espeak-small [--model build/models/xlsr-large-random]
+    python bench/long_audio.py --model models/tr-espeak-small --compare-cutting   # needs espeak-ng
+
+Prints tables, writes bench/results/long_audio.json and the long-audio section of docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+START, END = "<!-- long-audio:start -->", "<!-- long-audio:end -->"
+RATE = 16000
+
+CHILD = """
+import json, resource, sys, time
+sys.path.insert(0, {repo!r})
+from worker.recognizer import Recognizer
+r = Recognizer.load({model!r}, variant="int8", threads={threads}); r.warm_up(5)
+loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+t0 = time.perf_counter()
+timed = r.transcribe_file({path!r}, max_seconds=1e6, expected_seconds={seconds})
+wall = time.perf_counter() - t0
+print(json.dumps({{"wall_s": wall, "decode_s": timed.decode_s, "audio_s": timed.transcript.duration_s,
+                  "words": len(timed.transcript.words), "rss_loaded_mb": loaded,
+                  "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def recording(minutes: float, folder: Path) -> Path:
+    """The bundled sample sentences in random order with 0.3-1.2 s pauses, as a FLAC file."""
+    from stt_common import audio
+
+    clips = [audio.decode(p, RATE, 60) for p in sorted((REPO / "samples").glob("clip*"))]
+    rng = random.Random(0)
+    path = folder / f"{minutes:g}min.flac"
+    total = int(minutes * 60 * RATE)
+    with sf.SoundFile(path, "w", RATE, 1, format="FLAC") as out:
+        written = 0
+        while written < total:
+            piece = np.concatenate([rng.choice(clips), np.zeros(int(rng.uniform(0.3, 1.2) * RATE), np.float32)])
+            piece = piece[: total - written]
+            out.write(piece)
+            written += len(piece)
+    return path
+
+
+def measure(model: Path, path: Path, seconds: float, threads: int) -> dict[str, Any]:
+    code = CHILD.format(repo=str(REPO), model=str(model), threads=threads, path=str(path), seconds=seconds)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    result["rtf"] = result["wall_s"] / result["audio_s"]
+    return result
+
+
+def compare_cutting(model: Path, threads: int, minutes: float) -> dict[str, Any]:
+    """WER on a recording of held-out corpus sentences: each sentence alone, windows only, pauses first."""
+    import jiwer
+
+    from training.corpus import CorpusConfig, plan, render, select_sentences
+    from worker.recognizer import Recognizer
+
+    config = CorpusConfig(out=Path("unused"))
+    items = [i for i in plan(config, select_sentences(config)) if i.split == "test"]
+    alone = Recognizer.load(model, threads=threads, pause_seconds=0, window_seconds=60)
+    rng = random.Random(7)
+    pieces, references, one_by_one = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for index, item in enumerate(items):
+            record = render((item, Path(tmp), index))
+            samples, _ = sf.read(Path(tmp) / str(record["audio"]), dtype="float32")
+            one_by_one.append(alone.transcribe(samples).text)
+            references.append(item.text)
+            pieces += [samples, np.zeros(int(rng.uniform(0.6, 1.5) * RATE), np.float32)]
+            if sum(map(len, pieces)) >= minutes * 60 * RATE:
+                break
+        path = Path(tmp) / "recording.flac"
+        sf.write(path, np.concatenate(pieces), RATE)
+        reference = " ".join(references)
+        rows = {"each sentence alone": {"wer": jiwer.wer(reference, " ".join(one_by_one))}}
+        variants = {"windows only (30 s, 4 s overlap)": dict(pause_seconds=0.0),
+                    "windows only (8 s, 2 s overlap)": dict(pause_seconds=0.0, window_seconds=8, overlap_seconds=2),
+                    "pauses (0.3 s), then windows (default)": {},
+                    "pauses (0.5 s), then windows": dict(pause_seconds=0.5)}
+        for name, options in variants.items():
+            recognizer = Recognizer.load(model, threads=threads, **options)  # type: ignore[arg-type]
+            t0 = time.perf_counter()
+            text = recognizer.transcribe_file(path, max_seconds=1e6).transcript.text
+            rows[name] = {"wer": jiwer.wer(reference, text), "seconds": time.perf_counter() - t0}
+    return {"minutes": minutes, "sentences": len(references), "rows": rows}
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def markdown(report: dict[str, Any], command: str) -> str:
+    lines = [START, f"Machine: {report['machine']}. Date: {report['date']}. Command: `{command}`", ""]
+    for name, r in report["models"].items():
+        lines += [f"**{name}** (INT8, {report['threads']} threads; a fresh process per length)", "",
+                  "| audio | real-time factor | decode share | peak RSS (MB) | RSS after load+warm-up (MB) |",
+                  "|---|---|---|---|---|"]
+        for minutes, m in r["lengths"].items():
+            lines.append(f"| {minutes} min | {m['rtf']:.4f} | {m['decode_s'] / m['wall_s']:.0%} | "
+                         f"{m['rss_peak_mb']:.0f} | {m['rss_loaded_mb']:.0f} |")
+        lines += ["", f"RTF spread across lengths: {r['rtf_spread']:.1%} (target within 10%); peak RSS at "
+                  f"{r['longest']} min / at {r['shortest']} min: {r['rss_ratio']:.2f}x (target at most 1.5x).", ""]
+    if report.get("cutting"):
+        c = report["cutting"]
+        lines += [f"**Cutting long audio** ({c['minutes']} min of {c['sentences']} held-out corpus sentences with "
+                  "0.6–1.5 s pauses, bundled model)", "", "| method | WER | seconds |", "|---|---|---|"]
+        for name, row in c["rows"].items():
+            seconds = f"{row['seconds']:.1f}" if "seconds" in row else "–"
+            lines.append(f"| {name} | {row['wer']:.3f} | {seconds} |")
+        lines.append("")
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, action="append", required=True)
+    parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 60])
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--compare-cutting", action="store_true", help="Also measure WER by cutting method.")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "long_audio.json")
+    parser.add_argument("--no-docs", action="store_true", help="Do not touch docs/BENCHMARKS.md.")
+    args = parser.parse_args()
+    report: dict[str, Any] = {"machine": f"{cpu_model()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
+                              "threads": args.threads, "models": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {m: recording(m, Path(tmp)) for m in args.minutes}
+        for model in args.model:
+            lengths = {f"{m:g}": measure(model, files[m], m * 60, args.threads) for m in args.minutes}
+            rtfs = [v["rtf"] for v in lengths.values()]
+            first, last = lengths[f"{args.minutes[0]:g}"], lengths[f"{args.minutes[-1]:g}"]
+            report["models"][model.name] = {
+                "lengths": lengths, "rtf_spread": (max(rtfs) - min(rtfs)) / min(rtfs),
+                "rss_ratio": last["rss_peak_mb"] / first["rss_peak_mb"],
+                "shortest": f"{args.minutes[0]:g}", "longest": f"{args.minutes[-1]:g}",
+            }
+            print(f"\n{model.name}: INT8, {args.threads} threads")
+            print(f"{'audio':>8s} {'RTF':>8s} {'decode':>7s} {'peak RSS MB':>12s} {'loaded MB':>10s}")
+            for minutes, m in lengths.items():
+                print(f"{minutes + ' min':>8s} {m['rtf']:8.4f} {m['decode_s'] / m['wall_s']:7.0%} "
+                      f"{m['rss_peak_mb']:12.0f} {m['rss_loaded_mb']:10.0f}")
+            r = report["models"][model.name]
+            print(f"RTF spread {r['rtf_spread']:.1%}; peak RSS ratio {r['rss_ratio']:.2f}x")
+    if args.compare_cutting:
+        report["cutting"] = compare_cutting(args.model[0], args.threads, 10)
+        print(f"\ncutting, {report['cutting']['sentences']} sentences:")
+        for name, row in report["cutting"]["rows"].items():
+            print(f"  {name:45s} WER {row['wer']:.3f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    if not args.no_docs:
+        doc = REPO / "docs" / "BENCHMARKS.md"
+        text = doc.read_text()
+        section = markdown(report, "python " + " ".join(sys.argv))
+        text = (text.split(START)[0] + section + text.split(END)[1]) if START in text else text + "\n" + section + "\n"
+        doc.write_text(text)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
