@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 import soxr
 
 SAMPLE_RATE = 16000
@@ -57,25 +56,33 @@ def undecoded(data: Any, audio_column: str) -> Any:
     return data
 
 
+MAX_CLIP_SECONDS = 3600.0
+
+
 def load_audio(value: Any, base_dir: str | None = None) -> np.ndarray:
-    """Mono float32 at 16 kHz from a path, a {path, bytes} dict, or a decoded {array, sampling_rate}."""
+    """Mono float32 at 16 kHz from a path, a {path, bytes} dict, or a decoded {array, sampling_rate}.
+    Files go through the worker's own decoder (stt_common.audio), so training hears what serving hears."""
+    from stt_common import audio
+    from stt_common.errors import InputError
+
+    if isinstance(value, dict) and value.get("array") is not None:
+        samples = np.asarray(value["array"], dtype=np.float32)
+        samples = samples.mean(axis=1) if samples.ndim == 2 else samples
+        if samples.size == 0:
+            raise DatasetError("an audio row has no samples")
+        rate = int(value["sampling_rate"])
+        return np.ascontiguousarray(soxr.resample(samples, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else samples,
+                                    dtype=np.float32)
+    if isinstance(value, dict) and value.get("bytes"):
+        source: Any = io.BytesIO(value["bytes"])
+    else:
+        raw = value.get("path") if isinstance(value, dict) else value
+        if not raw:
+            raise DatasetError("an audio row is empty")
+        source = Path(raw) if Path(raw).is_absolute() or base_dir is None else Path(base_dir) / raw
+        if not source.is_file():
+            raise DatasetError(f"an audio row cannot be read: no file {source}")
     try:
-        if isinstance(value, dict) and value.get("array") is not None:
-            samples, rate = np.asarray(value["array"], dtype=np.float32), int(value["sampling_rate"])
-        elif isinstance(value, dict) and value.get("bytes"):
-            samples, rate = sf.read(io.BytesIO(value["bytes"]), dtype="float32", always_2d=True)
-        else:
-            raw = value.get("path") if isinstance(value, dict) else value
-            if not raw:
-                raise DatasetError("an audio row is empty")
-            path = Path(raw) if Path(raw).is_absolute() or base_dir is None else Path(base_dir) / raw
-            samples, rate = sf.read(path, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise DatasetError(f"an audio row cannot be read: {exc}") from exc
-    if samples.ndim == 2:
-        samples = samples.mean(axis=1)
-    if samples.size == 0:
-        raise DatasetError("an audio row has no samples")
-    if rate != SAMPLE_RATE:
-        samples = soxr.resample(samples, rate, SAMPLE_RATE)
-    return np.ascontiguousarray(samples, dtype=np.float32)
+        return audio.decode(source, SAMPLE_RATE, max_seconds=MAX_CLIP_SECONDS)
+    except InputError as exc:
+        raise DatasetError(f"an audio row cannot be read ({exc.code}): {exc.message}") from exc
