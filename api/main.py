@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from api.errors import install_error_handlers
 from api.limits import UploadSizeLimit
 from api.routes_jobs import router as jobs_router
+from api.routes_openai import router as openai_router
 from api.routes_system import router as system_router
 from stt_common import jobs
 from stt_common.db import make_engine, make_session_factory
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(UploadSizeLimit, max_upload_bytes=settings.max_upload_bytes)
     install_error_handlers(app)
     app.include_router(jobs_router)
+    app.include_router(openai_router)
     app.include_router(system_router)
     return app
 

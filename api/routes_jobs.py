@@ -10,11 +10,10 @@ from fastapi.responses import Response
 
 from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
 from api.schemas import ErrorBody, JobList, JobOut, ResultOut
-from api.uploads import accept_upload
+from api.uploads import submit
 from stt_common import jobs
-from stt_common.errors import Conflict, TransientError
+from stt_common.errors import Conflict
 from stt_common.models import JobStatus
-from stt_common.queue import publish_transcription
 from stt_common.subtitles import to_srt, to_vtt
 from stt_common.transcript import Transcript
 
@@ -38,23 +37,7 @@ def create_job(
     model: Annotated[str | None, Form(max_length=128, description="Model name; see GET /v1/models.")] = None,
 ) -> JobOut:
     """Accept an audio file and queue it for transcription. Returns at once with the queued job."""
-    job = accept_upload(session, storage, settings, file.file, file.filename, model)
-    try:
-        session.commit()
-    except BaseException:
-        session.rollback()
-        if job.audio_key:
-            storage.delete(job.audio_key)
-        raise
-    try:
-        publish_transcription(celery, job.id)
-    except Exception as exc:  # the broker is down: take the job back rather than leave it orphaned
-        log.warning("publishing job %s failed: %s", job.id, exc)
-        key = jobs.delete(session, job.id)
-        session.commit()
-        if key:
-            storage.delete(key)
-        raise TransientError("the job queue is unavailable; retry shortly", code="queue_unavailable") from exc
+    job = submit(session, storage, settings, celery, file.file, file.filename, model)
     return JobOut.of(job)
 
 

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import BinaryIO
 
+from celery import Celery
 from sqlalchemy.orm import Session
 
-from stt_common import audio
-from stt_common.errors import EmptyFile, FileTooLarge, UnknownModel
+from stt_common import audio, jobs
+from stt_common.errors import EmptyFile, FileTooLarge, TransientError, UnknownModel
 from stt_common.model_folder import list_models
 from stt_common.models import Job, JobStatus
+from stt_common.queue import publish_transcription
 from stt_common.settings import Settings
 from stt_common.storage import LocalStorage, audio_key
+
+log = logging.getLogger(__name__)
 
 
 def resolve_model(settings: Settings, requested: str | None) -> str:
@@ -69,4 +74,35 @@ def accept_upload(
     except BaseException:
         storage.delete(stored.key)
         raise
+    return job
+
+
+def submit(
+    session: Session,
+    storage: LocalStorage,
+    settings: Settings,
+    celery: Celery,
+    upload: BinaryIO,
+    filename: str | None,
+    model: str | None,
+) -> Job:
+    """Accept, commit, then enqueue. If the broker refuses the message, the job is taken back (its row
+    hidden, its audio removed) and the caller gets 503 `queue_unavailable`: nothing is left half-made."""
+    job = accept_upload(session, storage, settings, upload, filename, model)
+    try:
+        session.commit()
+    except BaseException:
+        session.rollback()
+        if job.audio_key:
+            storage.delete(job.audio_key)
+        raise
+    try:
+        publish_transcription(celery, job.id)
+    except Exception as exc:
+        log.warning("publishing job %s failed: %s", job.id, exc)
+        key = jobs.delete(session, job.id)
+        session.commit()
+        if key:
+            storage.delete(key)
+        raise TransientError("the job queue is unavailable; retry shortly", code="queue_unavailable") from exc
     return job

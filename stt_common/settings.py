@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     segment_pause_seconds: float = Field(0.5, gt=0, description="A pause this long (s) ends a subtitle segment.")
     segment_max_seconds: float = Field(7.0, gt=0, description="Longest subtitle segment, in seconds.")
     segment_max_chars: int = Field(84, ge=10, description="Longest subtitle segment, in characters.")
+    openai_wait_seconds: float = Field(
+        600.0, gt=0, description="How long POST /v1/audio/transcriptions waits for its job before a 504, in s."
+    )
     worker_concurrency: int = Field(1, ge=1, description="Worker processes per Celery worker.")
     worker_threads: int = Field(
         0, ge=0, description="ONNX Runtime intra-op threads per worker process; 0 = cores / concurrency."

@@ -1,0 +1,135 @@
+"""POST /v1/audio/transcriptions, shaped like OpenAI's, so existing OpenAI clients work unchanged.
+
+It goes through the same queue as every job: the upload is accepted and enqueued, then the request waits
+(up to `STT_OPENAI_WAIT_SECONDS`) for a worker to finish it. A request that outwaits the limit gets 504
+with the job id; the job goes on and can be polled at /v1/jobs/{id}.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import zlib
+from itertools import islice
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, UploadFile
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.orm import Session
+
+from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
+from api.routes_jobs import ERRORS
+from api.uploads import submit
+from stt_common import jobs
+from stt_common.errors import InputError, SttError
+from stt_common.model_folder import list_models
+from stt_common.models import Job, JobStatus
+from stt_common.settings import Settings
+from stt_common.subtitles import to_srt, to_vtt
+from stt_common.transcript import Transcript
+
+router = APIRouter(prefix="/v1/audio", tags=["openai-compatible"])
+
+OPENAI_MODEL_NAMES = {"whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"}  # → the default model
+LANGUAGE_NAMES = {"tr": "turkish"}
+
+
+class TranscriptionTimeout(SttError):
+    code = "transcription_timeout"
+    http_status = 504
+
+
+@router.post("/transcriptions", responses={**ERRORS, 504: ERRORS[503]})
+def create_transcription(
+    session: SessionDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+    celery: CeleryDep,
+    file: Annotated[UploadFile, File(description="The audio, in any format POST /v1/jobs accepts.")],
+    model: Annotated[str, Form(max_length=128, description="A served model, or an OpenAI model name "
+                                                          "(whisper-1, ...) for the default model.")],
+    response_format: Annotated[Literal["json", "text", "srt", "vtt", "verbose_json"], Form()] = "json",
+    language: Annotated[str | None, Form(max_length=16, description="ISO-639-1; must be the model's.")] = None,
+    timestamp_granularities: Annotated[
+        list[Literal["word", "segment"]] | None, Form(alias="timestamp_granularities[]")
+    ] = None,
+    prompt: Annotated[str | None, Form(max_length=4096, description="Accepted and ignored (CTC models).")] = None,
+    temperature: Annotated[float | None, Form(description="Accepted and ignored (greedy CTC).")] = None,
+) -> Response:
+    """Transcribe one file and answer with the transcript, as OpenAI's endpoint does."""
+    name = _served_model(settings, model)
+    _check_language(settings, name, language)
+    job = submit(session, storage, settings, celery, file.file, file.filename, name)
+    job = _wait(session, job, settings.openai_wait_seconds)
+    if job.status != JobStatus.succeeded or job.result is None:
+        raise InputError(job.error_message or f"the transcription {job.status}", code=job.error_code or "failed",
+                         http_status=422)
+    transcript = Transcript.from_dict(job.result)
+    if response_format == "text":
+        return Response(transcript.text + "\n", media_type="text/plain; charset=utf-8")
+    if response_format == "srt":
+        return Response(to_srt(transcript.segments), media_type="application/x-subrip; charset=utf-8")
+    if response_format == "vtt":
+        return Response(to_vtt(transcript.segments), media_type="text/vtt; charset=utf-8")
+    if response_format == "json":
+        return JSONResponse({"text": transcript.text})
+    return JSONResponse(_verbose(transcript, _language(settings, name), set(timestamp_granularities or ["segment"])))
+
+
+def _served_model(settings: Settings, requested: str) -> str:
+    return settings.default_model if requested in OPENAI_MODEL_NAMES else requested
+
+
+def _language(settings: Settings, model: str) -> str:
+    found = list_models(settings.models_dir).get(model)
+    return found[1].language if found else ""
+
+
+def _check_language(settings: Settings, model: str, language: str | None) -> None:
+    served = _language(settings, model)
+    if language and served and language.lower() != served.lower():
+        raise InputError(f"model {model!r} transcribes {served!r}, not {language!r}", code="unsupported_language")
+
+
+def _wait(session: Session, job: Job, timeout: float) -> Job:
+    """Poll the job's row until it ends: a few ms at first, backing off to a quarter second."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        session.expire_all()
+        job = jobs.get_job(session, job.id)
+        if JobStatus(job.status).is_terminal:
+            return job
+        if time.monotonic() >= deadline:
+            raise TranscriptionTimeout(
+                f"job {job.id} is still {job.status} after {timeout:.0f} s; poll GET /v1/jobs/{job.id}")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.25)
+
+
+def _verbose(transcript: Transcript, language: str, granularities: set[str]) -> dict[str, object]:
+    """OpenAI's verbose_json. CTC has no token log-probabilities or no-speech head: `avg_logprob` is
+    the mean log confidence of the segment's words, `no_speech_prob` is 0, `tokens` is empty."""
+    body: dict[str, object] = {
+        "task": "transcribe", "language": LANGUAGE_NAMES.get(language, language),
+        "duration": transcript.duration_s, "text": transcript.text,
+        "usage": {"type": "duration", "seconds": math.ceil(transcript.duration_s)},
+    }
+    if "segment" in granularities:
+        segments = []
+        words = iter(transcript.words)
+        for index, seg in enumerate(transcript.segments):
+            confidences = [w.confidence for w in islice(words, seg.text.count(" ") + 1)]
+            encoded = seg.text.encode()
+            segments.append({
+                "id": index, "seek": 0, "start": seg.start, "end": seg.end, "text": seg.text, "tokens": [],
+                "temperature": 0.0,
+                "avg_logprob": sum(math.log(max(c, 1e-6)) for c in confidences) / max(1, len(confidences)),
+                "compression_ratio": len(encoded) / max(1, len(zlib.compress(encoded))),
+                "no_speech_prob": 0.0,
+            })
+        body["segments"] = segments
+    if "word" in granularities:
+        body["words"] = [{"word": w.word, "start": w.start, "end": w.end} for w in transcript.words]
+    return body
+
