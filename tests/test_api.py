@@ -283,3 +283,14 @@ def test_broker_down_refuses_the_job_and_leaves_nothing(stack: Stack, tmp_path: 
     assert dead.storage.list_keys() == []
     with dead.session_factory() as s:
         assert all(j.deleted_at is not None for j in s.scalars(select(Job)))
+
+
+def test_openai_endpoint_times_out_with_the_job_id_and_the_job_goes_on(stack: Stack, tmp_path: Path) -> None:
+    impatient = make_stack(stack.settings.database_url, stack.settings.redis_url, tmp_path, openai_wait_seconds=0.5)
+    with TestClient(create_app(impatient.settings)) as c:  # no worker runs: the job stays queued
+        r = c.post("/v1/audio/transcriptions", data={"model": "whisper-1"},
+                   files={"file": ("a.flac", (SAMPLES / "clip02.flac").read_bytes())})
+        assert r.status_code == 504 and r.json()["error"]["code"] == "transcription_timeout"
+        job_id = r.json()["error"]["message"].split()[1]
+        assert c.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"
+    assert queued_messages(impatient) == 1
