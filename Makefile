@@ -21,12 +21,12 @@ $(VENV)/bin/python:
 
 # The service alone (api, worker, Flower, dev tools): no torch.
 $(VENV)/.stamp-run: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install -q -e '.[api,worker,dev]'
+	$(PY) -m pip install -q -e '.[api,worker,client,dev]'
 	touch $@
 
 # Tests also exercise training/ and export/ (torch, pinned to the CPU build), and espeak-ng.
 $(VENV)/.stamp-test: pyproject.toml $(VENV)/.stamp-run
-	$(PY) -m pip install -q -e '.[api,worker,export,train,dev]'
+	$(PY) -m pip install -q -e '.[api,worker,client,export,train,dev]'
 	@command -v espeak-ng >/dev/null || scripts/install_system_packages.sh espeak-ng
 	touch $@
 

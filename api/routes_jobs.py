@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, UploadFile
 from fastapi.responses import Response
+from sqlalchemy.exc import IntegrityError
 
 from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
+from api.idempotency import REPLAY_HEADER, replay, request_digest
 from api.schemas import ErrorBody, JobList, JobOut, ResultOut
 from api.uploads import submit
 from stt_common import jobs
 from stt_common.errors import Conflict
-from stt_common.models import JobStatus
+from stt_common.models import Job, JobStatus
 from stt_common.subtitles import to_srt, to_vtt
 from stt_common.transcript import Transcript
 
@@ -35,10 +37,31 @@ def create_job(
         description="The audio: wav, flac, ogg/vorbis, opus, mp3, m4a/aac, webm, or an mp4/mkv video's sound."
     )],
     model: Annotated[str | None, Form(max_length=128, description="Model name; see GET /v1/models.")] = None,
-) -> JobOut:
+    idempotency_key: Annotated[str | None, Header(
+        min_length=1, max_length=255, description="Retry-safe: the same key and request return the same job."
+    )] = None,
+) -> Response:
     """Accept an audio file and queue it for transcription. Returns at once with the queued job."""
-    job = submit(session, storage, settings, celery, file.file, file.filename, model)
-    return JobOut.of(job)
+    idempotency = None
+    if idempotency_key:
+        idempotency = (idempotency_key, request_digest("POST /v1/jobs", {"model": model}, file.file))
+        earlier = replay(session, *idempotency)
+        if earlier is not None:
+            return _job_response(earlier, replayed=True)
+    try:
+        job = submit(session, storage, settings, celery, file.file, file.filename, model, idempotency)
+    except IntegrityError:
+        winner = replay(session, *idempotency) if idempotency else None  # a concurrent retry won the key
+        if winner is None:
+            raise
+        return _job_response(winner, replayed=True)
+    return _job_response(job, replayed=False)
+
+
+def _job_response(job: Job, *, replayed: bool) -> Response:
+    headers = {REPLAY_HEADER: "true"} if replayed else None
+    return Response(JobOut.of(job).model_dump_json(), status_code=202, media_type="application/json",
+                    headers=headers)
 
 
 @router.get("", response_model=JobList, responses=ERRORS)

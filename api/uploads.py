@@ -9,6 +9,7 @@ from typing import BinaryIO
 from celery import Celery
 from sqlalchemy.orm import Session
 
+from api.idempotency import remember
 from stt_common import audio, jobs
 from stt_common.errors import EmptyFile, FileTooLarge, TransientError, UnknownModel
 from stt_common.model_folder import list_models
@@ -85,13 +86,17 @@ def submit(
     upload: BinaryIO,
     filename: str | None,
     model: str | None,
+    idempotency: tuple[str, str] | None = None,
 ) -> Job:
     """Accept, commit, then enqueue. If the broker refuses the message, the job is taken back (its row
-    hidden, its audio removed) and the caller gets 503 `queue_unavailable`: nothing is left half-made."""
+    hidden, its audio removed) and the caller gets 503 `queue_unavailable`: nothing is left half-made.
+    `idempotency` is (key, request digest): recorded in the job's own transaction."""
     job = accept_upload(session, storage, settings, upload, filename, model)
+    if idempotency:
+        remember(session, *idempotency, job)
     try:
         session.commit()
-    except BaseException:
+    except BaseException:  # with `idempotency`, an IntegrityError: the same key, committed a moment earlier
         session.rollback()
         if job.audio_key:
             storage.delete(job.audio_key)

@@ -294,3 +294,44 @@ def test_openai_endpoint_times_out_with_the_job_id_and_the_job_goes_on(stack: St
         job_id = r.json()["error"]["message"].split()[1]
         assert c.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"
     assert queued_messages(impatient) == 1
+
+
+def test_an_idempotency_key_replays_the_same_job_and_refuses_a_different_request(
+    client: TestClient, stack: Stack
+) -> None:
+    clip = (SAMPLES / "clip01.wav").read_bytes()
+    first = client.post("/v1/jobs", files={"file": ("a.wav", clip)}, headers={"Idempotency-Key": "k-1"})
+    again = client.post("/v1/jobs", files={"file": ("renamed.wav", clip)}, headers={"Idempotency-Key": "k-1"})
+    assert first.status_code == again.status_code == 202
+    assert again.json()["id"] == first.json()["id"] and again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert queued_messages(stack) == 1 and len(stack.storage.list_keys()) == 1  # one job, one upload
+
+    other_audio = client.post("/v1/jobs", files={"file": ("b.flac", (SAMPLES / "clip02.flac").read_bytes())},
+                              headers={"Idempotency-Key": "k-1"})
+    other_model = client.post("/v1/jobs", files={"file": ("a.wav", clip)}, data={"model": "tr-espeak-small"},
+                              headers={"Idempotency-Key": "k-1"})
+    for refused in (other_audio, other_model):
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == "idempotency_key_reused"
+    assert queued_messages(stack) == 1 and len(stack.storage.list_keys()) == 1
+
+    fresh = client.post("/v1/jobs", files={"file": ("a.wav", clip)}, headers={"Idempotency-Key": "k-2"})
+    assert fresh.status_code == 202 and fresh.json()["id"] != first.json()["id"]
+    bad = client.post("/v1/jobs", files={"file": ("a.wav", b"not audio" * 50)}, headers={"Idempotency-Key": "k-3"})
+    assert bad.status_code == 415  # a refused request records no key: the client may fix it and retry
+    retried = client.post("/v1/jobs", files={"file": ("a.wav", clip)}, headers={"Idempotency-Key": "k-3"})
+    assert retried.status_code == 202
+
+
+def test_concurrent_retries_with_one_key_make_one_job(stack: Stack) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    clip = (SAMPLES / "clip02.flac").read_bytes()
+    with TestClient(create_app(stack.settings)) as c, ThreadPoolExecutor(4) as pool:
+        replies = list(pool.map(lambda _: c.post("/v1/jobs", files={"file": ("a.flac", clip)},
+                                                 headers={"Idempotency-Key": "same"}), range(8)))
+    assert {r.status_code for r in replies} == {202}
+    assert len({r.json()["id"] for r in replies}) == 1
+    with stack.session_factory() as s:
+        assert s.scalar(select(func.count()).select_from(Job)) == 1
+    assert len(stack.storage.list_keys()) == 1 and queued_messages(stack) == 1
