@@ -41,3 +41,10 @@ def replay(session: Session, key: str, digest: str) -> Job | None:
 
 def remember(session: Session, key: str, digest: str, job: Job) -> None:
     session.add(IdempotencyKey(key=key, request_sha256=digest, job_id=job.id))
+
+
+def forget(session: Session, key: str) -> None:
+    """Drop a key whose job was taken back (the queue refused it), so a retry with it can succeed."""
+    earlier = session.get(IdempotencyKey, key)
+    if earlier is not None:
+        session.delete(earlier)

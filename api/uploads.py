@@ -9,7 +9,7 @@ from typing import BinaryIO
 from celery import Celery
 from sqlalchemy.orm import Session
 
-from api.idempotency import remember
+from api.idempotency import forget, remember
 from stt_common import audio, jobs
 from stt_common.errors import EmptyFile, FileTooLarge, TransientError, UnknownModel
 from stt_common.model_folder import list_models
@@ -106,6 +106,8 @@ def submit(
     except Exception as exc:
         log.warning("publishing job %s failed: %s", job.id, exc)
         key = jobs.delete(session, job.id)
+        if idempotency:
+            forget(session, idempotency[0])
         session.commit()
         if key:
             storage.delete(key)

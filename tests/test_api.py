@@ -15,7 +15,7 @@ from redis import Redis
 from sqlalchemy import func, select
 
 from api.main import create_app
-from stt_common.models import Job
+from stt_common.models import IdempotencyKey, Job
 from tests.audio_files import FORMATS, Format, encode
 from tests.conftest import SAMPLES, Stack, make_stack
 
@@ -278,11 +278,17 @@ def test_broker_down_refuses_the_job_and_leaves_nothing(stack: Stack, tmp_path: 
     dead = make_stack(stack.settings.database_url, f"redis://127.0.0.1:{free_port()}/0", tmp_path)
     with TestClient(create_app(dead.settings)) as c:
         r = c.post("/v1/jobs", files={"file": ("a.wav", wav_bytes(0.5))})
+        keyed = c.post("/v1/jobs", files={"file": ("a.wav", wav_bytes(0.5))}, headers={"Idempotency-Key": "k"})
     assert r.status_code == 503 and r.json()["error"]["code"] == "queue_unavailable"
     assert r.headers["Retry-After"]
+    assert keyed.status_code == 503 and keyed.json()["error"]["code"] == "queue_unavailable"
     assert dead.storage.list_keys() == []
     with dead.session_factory() as s:
         assert all(j.deleted_at is not None for j in s.scalars(select(Job)))
+        assert s.get(IdempotencyKey, "k") is None  # a retry with the same key can still succeed
+    with TestClient(create_app(stack.settings)) as c:  # the broker is back
+        retried = c.post("/v1/jobs", files={"file": ("a.wav", wav_bytes(0.5))}, headers={"Idempotency-Key": "k"})
+    assert retried.status_code == 202 and "Idempotent-Replayed" not in retried.headers
 
 
 def test_openai_endpoint_times_out_with_the_job_id_and_the_job_goes_on(stack: Stack, tmp_path: Path) -> None:
