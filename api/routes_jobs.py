@@ -104,15 +104,19 @@ def get_transcript(
     if job.status != JobStatus.succeeded or job.result is None:
         raise Conflict(f"the job is {job.status}; a transcript exists once it has succeeded",
                        code="job_not_succeeded")
-    transcript = Transcript.from_dict(job.result)
-    if format == "txt":
-        body = transcript.text + "\n"
-    elif format == "json":
-        body = ResultOut.of(job.result).model_dump_json()
-    elif format == "srt":
+    if format == "json":
+        return Response(ResultOut.of(job.result).model_dump_json(), media_type=TRANSCRIPT_TYPES["json"])
+    return render_transcript(Transcript.from_dict(job.result), format)
+
+
+def render_transcript(transcript: Transcript, format: Literal["txt", "srt", "vtt"]) -> Response:
+    """Plain text or subtitles, as both the jobs and the OpenAI-compatible routes serve them."""
+    if format == "srt":
         body = to_srt(transcript.segments)
-    else:
+    elif format == "vtt":
         body = to_vtt(transcript.segments)
+    else:
+        body = transcript.text + "\n"
     return Response(body, media_type=TRANSCRIPT_TYPES[format])
 
 

@@ -18,14 +18,13 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
-from api.routes_jobs import ERRORS
+from api.routes_jobs import ERRORS, render_transcript
 from api.uploads import submit
 from stt_common import jobs
 from stt_common.errors import InputError, SttError
 from stt_common.model_folder import list_models
 from stt_common.models import Job, JobStatus
 from stt_common.settings import Settings
-from stt_common.subtitles import to_srt, to_vtt
 from stt_common.transcript import Transcript
 
 router = APIRouter(prefix="/v1/audio", tags=["openai-compatible"])
@@ -58,22 +57,23 @@ def create_transcription(
 ) -> Response:
     """Transcribe one file and answer with the transcript, as OpenAI's endpoint does."""
     name = _served_model(settings, model)
-    _check_language(settings, name, language)
+    served_language = _language(settings, name)
+    if language and served_language and language.lower() != served_language.lower():
+        raise InputError(f"model {name!r} transcribes {served_language!r}, not {language!r}",
+                         code="unsupported_language")
     job = submit(session, storage, settings, celery, file.file, file.filename, name)
     job = _wait(session, job, settings.openai_wait_seconds)
     if job.status != JobStatus.succeeded or job.result is None:
         raise InputError(job.error_message or f"the transcription {job.status}", code=job.error_code or "failed",
                          http_status=422)
     transcript = Transcript.from_dict(job.result)
+    if response_format in ("srt", "vtt"):
+        return render_transcript(transcript, response_format)
     if response_format == "text":
-        return Response(transcript.text + "\n", media_type="text/plain; charset=utf-8")
-    if response_format == "srt":
-        return Response(to_srt(transcript.segments), media_type="application/x-subrip; charset=utf-8")
-    if response_format == "vtt":
-        return Response(to_vtt(transcript.segments), media_type="text/vtt; charset=utf-8")
+        return render_transcript(transcript, "txt")
     if response_format == "json":
         return JSONResponse({"text": transcript.text})
-    return JSONResponse(_verbose(transcript, _language(settings, name), set(timestamp_granularities or ["segment"])))
+    return JSONResponse(_verbose(transcript, served_language, set(timestamp_granularities or ["segment"])))
 
 
 def _served_model(settings: Settings, requested: str) -> str:
@@ -83,12 +83,6 @@ def _served_model(settings: Settings, requested: str) -> str:
 def _language(settings: Settings, model: str) -> str:
     found = list_models(settings.models_dir).get(model)
     return found[1].language if found else ""
-
-
-def _check_language(settings: Settings, model: str, language: str | None) -> None:
-    served = _language(settings, model)
-    if language and served and language.lower() != served.lower():
-        raise InputError(f"model {model!r} transcribes {served!r}, not {language!r}", code="unsupported_language")
 
 
 def _wait(session: Session, job: Job, timeout: float) -> Job:
