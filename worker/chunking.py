@@ -77,9 +77,10 @@ class _Pauses:
         """Judge every complete 30 ms frame of the buffer not judged yet."""
         first = self.base + len(self.speech)
         last = (start + len(buffer)) // self.width
-        pcm = (np.clip(buffer, -1.0, 1.0) * 32767).astype(np.int16)
-        for k in range(first, last):
-            piece = pcm[k * self.width - start:(k + 1) * self.width - start]
+        unjudged = buffer[first * self.width - start:last * self.width - start]
+        pcm = (np.clip(unjudged, -1.0, 1.0) * 32767).astype(np.int16)
+        for k in range(last - first):
+            piece = pcm[k * self.width:(k + 1) * self.width]
             self.speech.append(self.vad.is_speech(piece.tobytes(), self.rate))
 
     def cut(self, start: int) -> int | None:
