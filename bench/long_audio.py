@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
+from report import cpu_model, replace_section  # bench/report.py (this folder is on sys.path)
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -124,13 +124,6 @@ def compare_cutting(model: Path, threads: int, minutes: float) -> dict[str, Any]
     return {"minutes": minutes, "sentences": len(references), "rows": rows}
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
 def markdown(report: dict[str, Any], command: str) -> str:
     lines = [START, f"Machine: {report['machine']}. Date: {report['date']}. Command: `{command}`", ""]
     for name, r in report["models"].items():
@@ -198,11 +191,7 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     if not args.no_docs:
-        doc = REPO / "docs" / "BENCHMARKS.md"
-        text = doc.read_text()
-        section = markdown(report, "python " + " ".join(sys.argv))
-        text = (text.split(START)[0] + section + text.split(END)[1]) if START in text else text + "\n" + section + "\n"
-        doc.write_text(text)
+        replace_section(START, END, markdown(report, "python " + " ".join(sys.argv)))
     print(f"wrote {args.out}")
     return 0
 

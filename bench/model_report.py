@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from report import cpu_model, replace_section  # bench/report.py (this folder is on sys.path)
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -120,13 +121,6 @@ def report_one(checkpoint: Path, model_dir: Path, runs: int, threads: int) -> di
             "int8_by_length": by_length, "int8_peak_rss_mb": round(peak_memory_mb(model_dir, threads), 1)}
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
 def markdown(results: list[dict[str, Any]], machine: str, command: str) -> str:
     lines = [START, f"Machine: {machine}. Date: {time.strftime('%Y-%m-%d')}. Command: `{command}`", ""]
     for r in results:
@@ -169,11 +163,7 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": machine, "results": results}, indent=1) + "\n")
     if not args.no_docs:
-        doc = REPO / "docs" / "BENCHMARKS.md"
-        text = doc.read_text()
-        section = markdown(results, machine, "python " + " ".join(sys.argv))
-        text = (text.split(START)[0] + section + text.split(END)[1]) if START in text else text + "\n" + section + "\n"
-        doc.write_text(text)
+        replace_section(START, END, markdown(results, machine, "python " + " ".join(sys.argv)))
     print(f"wrote {args.out}")
     return 0
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import soundfile as sf
+from report import cpu_model  # bench/report.py (this folder is on sys.path)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -49,16 +50,6 @@ def five_second_clip() -> bytes:
 
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q))
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> int:
