@@ -49,12 +49,14 @@ up: $(VENV)/.stamp-run migrate
 	@mkdir -p $(RUN)
 	@$(VENV)/bin/celery -A worker.celery_app worker -Q transcribe --loglevel INFO \
 	  --pidfile $(RUN)/worker.pid --logfile $(RUN)/worker.log --detach
+	@$(VENV)/bin/celery -A worker.webhook_app worker -Q webhooks --pool threads -B --loglevel INFO \
+	  -n webhooks@%h --pidfile $(RUN)/webhooks.pid --logfile $(RUN)/webhooks.log --detach
 	@setsid $(VENV)/bin/uvicorn api.main:app --host 0.0.0.0 --port 8000 > $(RUN)/api.log 2>&1 & echo $$! > $(RUN)/api.pid
 	@setsid $(VENV)/bin/celery -A worker.celery_app flower --port=5555 > $(RUN)/flower.log 2>&1 & echo $$! > $(RUN)/flower.pid
 	@echo "api http://localhost:8000/docs  flower http://localhost:5555  logs in $(RUN)/  stop with: make down"
 
 down:
-	@for svc in api flower worker; do \
+	@for svc in api flower worker webhooks; do \
 	  if [ -f $(RUN)/$$svc.pid ]; then kill $$(cat $(RUN)/$$svc.pid) 2>/dev/null && echo "stopped $$svc"; rm -f $(RUN)/$$svc.pid; fi; \
 	done
 

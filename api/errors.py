@@ -50,6 +50,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
         code = HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        if exc.status_code == 400 and str(exc.detail).startswith(("Too many files", "Too many fields")):
+            code = "too_many_parts"  # Starlette's multipart part-count limits
         return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(OperationalError)

@@ -4,43 +4,48 @@ connection) gets the object its first request made instead of a second one."""
 from __future__ import annotations
 
 import hashlib
+import uuid
+from collections.abc import Iterable
 from typing import BinaryIO
 
 from sqlalchemy.orm import Session
 
 from stt_common import jobs
 from stt_common.errors import Conflict
-from stt_common.models import IdempotencyKey, Job
+from stt_common.models import IdempotencyKey
 
 REPLAY_HEADER = "Idempotent-Replayed"
 
 
-def request_digest(route: str, fields: dict[str, str | None], upload: BinaryIO) -> str:
-    """What makes two requests "the same": the route, the form fields and the file's bytes."""
+def request_digest(route: str, fields: dict[str, str | None], uploads: Iterable[BinaryIO]) -> str:
+    """What makes two requests "the same": the route, the form fields and the files' bytes, in order."""
     digest = hashlib.sha256(route.encode())
     for name in sorted(fields):
         digest.update(f"\0{name}={fields[name] or ''}".encode())
-    upload.seek(0)
-    for block in iter(lambda: upload.read(1 << 20), b""):
-        digest.update(block)
-    upload.seek(0)
+    for upload in uploads:
+        upload.seek(0)
+        digest.update(b"\0file=" + hashlib.file_digest(upload, "sha256").digest())  # type: ignore[arg-type]
+        upload.seek(0)
     return digest.hexdigest()
 
 
-def replay(session: Session, key: str, digest: str) -> Job | None:
-    """The job an earlier request with this key made; None if the key is new. Refuses a key reused
-    for a different request."""
+def replay(session: Session, key: str, digest: str) -> IdempotencyKey | None:
+    """What an earlier request with this key made (its `job_id` or `batch_id`); None if the key is
+    new. Refuses a key reused for a different request."""
     earlier = session.get(IdempotencyKey, key)
     if earlier is None:
         return None
     if earlier.request_sha256 != digest:
         raise Conflict("this Idempotency-Key was used for a different request; use a new key",
                        code="idempotency_key_reused")
-    return jobs.get_job(session, earlier.job_id)
+    if earlier.job_id is not None:
+        jobs.get_job(session, earlier.job_id)  # 404 once that job is deleted
+    return earlier
 
 
-def remember(session: Session, key: str, digest: str, job: Job) -> None:
-    session.add(IdempotencyKey(key=key, request_sha256=digest, job_id=job.id))
+def remember(session: Session, key: str, digest: str, *, job_id: uuid.UUID | None = None,
+             batch_id: uuid.UUID | None = None) -> None:
+    session.add(IdempotencyKey(key=key, request_sha256=digest, job_id=job_id, batch_id=batch_id))
 
 
 def forget(session: Session, key: str) -> None:

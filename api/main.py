@@ -12,9 +12,11 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.limits import UploadSizeLimit
+from api.routes_batches import router as batches_router
 from api.routes_jobs import router as jobs_router
 from api.routes_openai import router as openai_router
 from api.routes_system import router as system_router
+from api.routes_webhooks import router as webhooks_router
 from stt_common import jobs
 from stt_common.db import make_engine, make_session_factory
 from stt_common.queue import TRANSCRIBE_QUEUE, make_celery
@@ -73,6 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(UploadSizeLimit, max_upload_bytes=settings.max_upload_bytes)
     install_error_handlers(app)
     app.include_router(jobs_router)
+    # Starlette parses at most 1000 file parts by default; a batch may hold up to STT_MAX_BATCH_ITEMS.
+    app.include_router(batches_router, form_limits={"max_files": settings.max_batch_items + 1})
+    app.include_router(webhooks_router)
     app.include_router(openai_router)
     app.include_router(system_router)
     return app

@@ -11,8 +11,9 @@ from sqlalchemy.exc import IntegrityError
 
 from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
 from api.idempotency import REPLAY_HEADER, replay, request_digest
+from api.publishing import publish_new_deliveries
 from api.schemas import ErrorBody, JobList, JobOut, ResultOut
-from api.uploads import submit
+from api.uploads import job_options, submit
 from stt_common import jobs
 from stt_common.errors import Conflict
 from stt_common.models import Job, JobStatus
@@ -37,24 +38,32 @@ def create_job(
         description="The audio: wav, flac, ogg/vorbis, opus, mp3, m4a/aac, webm, or an mp4/mkv video's sound."
     )],
     model: Annotated[str | None, Form(max_length=128, description="Model name; see GET /v1/models.")] = None,
+    webhook_url: Annotated[str | None, Form(
+        max_length=2048, description="Receives a signed `job.succeeded` or `job.failed` event (docs/WEBHOOKS.md)."
+    )] = None,
+    metadata: Annotated[str | None, Form(
+        max_length=4096, description="A JSON object of your own (at most 4 KB), returned with the job and its events."
+    )] = None,
     idempotency_key: Annotated[str | None, Header(
         min_length=1, max_length=255, description="Retry-safe: the same key and request return the same job."
     )] = None,
 ) -> Response:
     """Accept an audio file and queue it for transcription. Returns at once with the queued job."""
+    options = job_options(settings, model, webhook_url, metadata)
     idempotency = None
     if idempotency_key:
-        idempotency = (idempotency_key, request_digest("POST /v1/jobs", {"model": model}, file.file))
+        fields = {"model": model, "webhook_url": webhook_url, "metadata": metadata}
+        idempotency = (idempotency_key, request_digest("POST /v1/jobs", fields, [file.file]))
         earlier = replay(session, *idempotency)
-        if earlier is not None:
-            return _job_response(earlier, replayed=True)
+        if earlier is not None and earlier.job_id is not None:
+            return _job_response(jobs.get_job(session, earlier.job_id), replayed=True)
     try:
-        job = submit(session, storage, settings, celery, file.file, file.filename, model, idempotency)
+        job = submit(session, storage, settings, celery, file.file, file.filename, options, idempotency)
     except IntegrityError:
         winner = replay(session, *idempotency) if idempotency else None  # a concurrent retry won the key
-        if winner is None:
+        if winner is None or winner.job_id is None:
             raise
-        return _job_response(winner, replayed=True)
+        return _job_response(jobs.get_job(session, winner.job_id), replayed=True)
     return _job_response(job, replayed=False)
 
 
@@ -121,10 +130,11 @@ def render_transcript(transcript: Transcript, format: Literal["txt", "srt", "vtt
 
 
 @router.delete("/{job_id}", status_code=204, responses=ERRORS)
-def delete_job(session: SessionDep, storage: StorageDep, job_id: str) -> Response:
+def delete_job(session: SessionDep, storage: StorageDep, celery: CeleryDep, job_id: str) -> Response:
     """Cancel the job if it has not finished, and delete its audio and transcript."""
     key = jobs.delete(session, jobs.parse_job_id(job_id))
     session.commit()
+    publish_new_deliveries(session, celery)  # canceling a batch's last job completes the batch
     if key:
         storage.delete(key)
     return Response(status_code=204)

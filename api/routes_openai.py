@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
 from api.routes_jobs import ERRORS, render_transcript
-from api.uploads import submit
+from api.uploads import job_options, submit
 from stt_common import jobs
 from stt_common.errors import InputError, SttError
 from stt_common.model_folder import list_models
@@ -61,11 +61,11 @@ def create_transcription(
     if language and served_language and language.lower() != served_language.lower():
         raise InputError(f"model {name!r} transcribes {served_language!r}, not {language!r}",
                          code="unsupported_language")
-    job = submit(session, storage, settings, celery, file.file, file.filename, name)
+    job = submit(session, storage, settings, celery, file.file, file.filename, job_options(settings, name, None, None))
     job = _wait(session, job, settings.openai_wait_seconds)
     if job.status != JobStatus.succeeded or job.result is None:
-        raise InputError(job.error_message or f"the transcription {job.status}", code=job.error_code or "failed",
-                         http_status=422)
+        raise InputError(job.error_message or f"the transcription was {job.status}",
+                         code=job.error_code or f"job_{job.status}", http_status=422)
     transcript = Transcript.from_dict(job.result)
     if response_format in ("srt", "vtt"):
         return render_transcript(transcript, response_format)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import asdict
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from stt_common.db import utcnow
-from stt_common.models import Job, JobStatus
+from stt_common.models import Batch, Job, JobStatus, WebhookAttempt, WebhookDelivery
 from stt_common.transcript import Transcript
 
 
@@ -74,6 +75,9 @@ class JobOut(BaseModel):
     object: str = "job"
     status: JobStatus
     model: str
+    batch_id: uuid.UUID | None = Field(None, description="The batch this job belongs to, if any.")
+    webhook_url: str | None = None
+    metadata: dict[str, Any] | None = Field(None, description="As the client sent it.")
     progress: float = Field(ge=0, le=1, description="Fraction of the audio transcribed so far.")
     eta_seconds: float | None = Field(
         None, description="Estimated seconds until a processing job finishes, from its progress so far."
@@ -97,6 +101,9 @@ class JobOut(BaseModel):
             id=job.id,
             status=JobStatus(job.status),
             model=job.model,
+            batch_id=job.batch_id,
+            webhook_url=job.webhook_url,
+            metadata=job.meta,
             progress=job.progress,
             eta_seconds=eta_seconds(job),
             attempts=job.attempts,
@@ -144,3 +151,79 @@ class ModelList(BaseModel):
 class ReadyOut(BaseModel):
     status: str
     checks: dict[str, str]
+
+
+class BatchItemOut(BaseModel):
+    index: int = Field(description="Position of the file in the request (archive members follow the files).")
+    job_id: uuid.UUID
+    filename: str | None
+    status: JobStatus
+    progress: float
+    error: ErrorDetail | None = Field(None, description="Why the item was rejected or failed.")
+
+    @classmethod
+    def of(cls, job: Job) -> BatchItemOut:
+        error = ErrorDetail(code=job.error_code, message=job.error_message or "") if job.error_code else None
+        return cls(index=job.batch_index or 0, job_id=job.id, filename=job.filename,
+                   status=JobStatus(job.status), progress=job.progress, error=error)
+
+
+class BatchOut(BaseModel):
+    id: uuid.UUID
+    object: str = "batch"
+    status: str = Field(description="`processing` until every job has ended, then `completed`.")
+    model: str
+    total: int = Field(description="Files in the batch, accepted and rejected.")
+    counts: dict[str, int] = Field(description="Jobs by status; rejected files count as `failed`.")
+    webhook_url: str | None
+    metadata: dict[str, Any] | None
+    created_at: dt.datetime
+    completed_at: dt.datetime | None
+    items: list[BatchItemOut]
+
+    @classmethod
+    def of(cls, batch: Batch, counts: dict[str, int], items: list[Job]) -> BatchOut:
+        return cls(
+            id=batch.id, status="completed" if batch.completed_at else "processing", model=batch.model,
+            total=batch.item_count, counts=counts, webhook_url=batch.webhook_url, metadata=batch.meta,
+            created_at=batch.created_at, completed_at=batch.completed_at,
+            items=[BatchItemOut.of(job) for job in items],
+        )
+
+
+class AttemptOut(BaseModel):
+    number: int
+    started_at: dt.datetime
+    latency_ms: float | None
+    status_code: int | None = Field(None, description="The receiver's HTTP status, if it answered.")
+    error: str | None = Field(None, description="timeout, connection_error, dns_error, address_refused, "
+                              "redirect_refused, gone or http_error.")
+    response: str | None = Field(None, description="The start (1 KB) of the receiver's answer.")
+
+    @classmethod
+    def of(cls, attempt: WebhookAttempt) -> AttemptOut:
+        return cls(number=attempt.number, started_at=attempt.started_at, latency_ms=attempt.latency_ms,
+                   status_code=attempt.status_code, error=attempt.error, response=attempt.response)
+
+
+class DeliveryOut(BaseModel):
+    id: str = Field(description="The event's `webhook-id`, the same on every attempt.")
+    event_type: str
+    url: str
+    status: str = Field(description="pending, sending, delivered, failed or disabled (the receiver said 410).")
+    attempts: list[AttemptOut]
+    created_at: dt.datetime
+    next_attempt_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, delivery: WebhookDelivery, attempts: list[WebhookAttempt]) -> DeliveryOut:
+        return cls(id=delivery.webhook_id, event_type=delivery.event_type, url=delivery.url,
+                   status=delivery.status, attempts=[AttemptOut.of(a) for a in attempts],
+                   created_at=delivery.created_at, next_attempt_at=delivery.next_attempt_at,
+                   finished_at=delivery.finished_at)
+
+
+class DeliveryList(BaseModel):
+    object: str = "list"
+    data: list[DeliveryOut]

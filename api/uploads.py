@@ -2,23 +2,62 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
-from typing import BinaryIO
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 from celery import Celery
 from sqlalchemy.orm import Session
 
 from api.idempotency import forget, remember
 from stt_common import audio, jobs
-from stt_common.errors import EmptyFile, FileTooLarge, TransientError, UnknownModel
+from stt_common.errors import EmptyFile, FileTooLarge, InputError, TransientError, UnknownModel
 from stt_common.model_folder import list_models
 from stt_common.models import Job, JobStatus
 from stt_common.queue import publish_transcription
 from stt_common.settings import Settings
 from stt_common.storage import LocalStorage, audio_key
+from stt_common.webhooks import check_url
 
 log = logging.getLogger(__name__)
+
+MAX_METADATA_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """What a client may set on a job (or on every job of a batch) besides the audio."""
+
+    model: str
+    webhook_url: str | None = None
+    meta: dict[str, Any] | None = None
+    batch_id: uuid.UUID | None = None
+
+
+def parse_metadata(raw: str | None) -> dict[str, Any] | None:
+    """The `metadata` form field: a JSON object of at most 4 KB, stored and echoed back as given."""
+    if raw is None or raw == "":
+        return None
+    if len(raw.encode()) > MAX_METADATA_BYTES:
+        raise InputError(f"metadata is larger than {MAX_METADATA_BYTES} bytes", code="invalid_metadata")
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise InputError(f"metadata is not valid JSON: {exc}", code="invalid_metadata") from None
+    if not isinstance(value, dict):
+        raise InputError("metadata must be a JSON object", code="invalid_metadata")
+    return value
+
+
+def job_options(settings: Settings, model: str | None, webhook_url: str | None, metadata: str | None) -> JobOptions:
+    """Check the form fields every create route shares, before any audio is looked at."""
+    return JobOptions(
+        model=resolve_model(settings, model),
+        webhook_url=check_url(webhook_url) if webhook_url else None,
+        meta=parse_metadata(metadata),
+    )
 
 
 def resolve_model(settings: Settings, requested: str | None) -> str:
@@ -43,7 +82,8 @@ def accept_upload(
     settings: Settings,
     upload: BinaryIO,
     filename: str | None,
-    model: str | None,
+    options: JobOptions,
+    batch_index: int | None = None,
 ) -> Job:
     """Validate, store and record (flushed, not committed). On failure nothing stays in storage."""
     size = upload.seek(0, 2)  # measured, not taken from the client's headers
@@ -52,7 +92,6 @@ def accept_upload(
         raise EmptyFile("the uploaded file is empty")
     if size > settings.max_upload_bytes:
         raise FileTooLarge(f"the upload is larger than the limit of {settings.max_upload_bytes} bytes")
-    model_name = resolve_model(settings, model)
     info = audio.probe(upload)
     audio.check_limits(info, settings.max_audio_seconds)
 
@@ -62,7 +101,11 @@ def accept_upload(
         job = Job(
             id=job_id,
             status=JobStatus.queued,
-            model=model_name,
+            model=options.model,
+            batch_id=options.batch_id,
+            batch_index=batch_index,
+            webhook_url=options.webhook_url,
+            meta=options.meta,
             audio_key=stored.key,
             audio_sha256=stored.sha256,
             audio_bytes=stored.bytes,
@@ -85,15 +128,15 @@ def submit(
     celery: Celery,
     upload: BinaryIO,
     filename: str | None,
-    model: str | None,
+    options: JobOptions,
     idempotency: tuple[str, str] | None = None,
 ) -> Job:
     """Accept, commit, then enqueue. If the broker refuses the message, the job is taken back (its row
     hidden, its audio removed) and the caller gets 503 `queue_unavailable`: nothing is left half-made.
     `idempotency` is (key, request digest): recorded in the job's own transaction."""
-    job = accept_upload(session, storage, settings, upload, filename, model)
+    job = accept_upload(session, storage, settings, upload, filename, options)
     if idempotency:
-        remember(session, *idempotency, job)
+        remember(session, *idempotency, job_id=job.id)
     try:
         session.commit()
     except BaseException:  # with `idempotency`, an IntegrityError: the same key, committed a moment earlier

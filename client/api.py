@@ -5,13 +5,20 @@
         job = stt.submit("lecture.mp3")
         job = stt.wait(job["id"])
         print(stt.transcript(job["id"], "srt"))
+
+        batch = stt.submit_batch(["a.wav", "b.mp3"], key=batch_key(["a.wav", "b.mp3"], None))
+        batch = stt.wait_batch(batch["id"])
+        for line in stt.batch_results(batch["id"]):
+            print(line["index"], line["status"], (line["result"] or {}).get("text"))
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +26,7 @@ import httpx
 
 TERMINAL = {"succeeded", "failed", "canceled"}
 Job = dict[str, Any]
+Batch = dict[str, Any]
 
 
 class ApiError(Exception):
@@ -29,14 +37,27 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def idempotency_key(path: Path, model: str | None) -> str:
-    """Derived from the file's bytes and the model, so submitting the same file again (say, after an
-    interrupted run) returns the job made the first time instead of a second one."""
-    digest = hashlib.sha256(f"stt-cli\0{model or ''}\0".encode())
+def _file_digest(path: Path) -> bytes:
     with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+        return hashlib.file_digest(fh, "sha256").digest()
+
+
+def idempotency_key(path: Path, model: str | None, webhook_url: str | None = None) -> str:
+    """Derived from the file's bytes and the options, so submitting the same file again (say, after an
+    interrupted run) returns the job made the first time instead of a second one."""
+    suffix = f"{webhook_url}\0" if webhook_url else ""
+    digest = hashlib.sha256(f"stt-cli\0{model or ''}\0{suffix}".encode())
+    digest.update(_file_digest(path))
     return f"sha256-{digest.hexdigest()}"
+
+
+def batch_key(paths: Sequence[str | Path], model: str | None, webhook_url: str | None = None) -> str:
+    """The same for the same files (by content, in order), model and webhook: a re-run gets the batch
+    the first run made."""
+    digest = hashlib.sha256(f"stt-cli-batch\0{model or ''}\0{webhook_url or ''}\0".encode())
+    for path in paths:
+        digest.update(_file_digest(Path(path)))
+    return f"batch-sha256-{digest.hexdigest()}"
 
 
 class SttClient:
@@ -58,11 +79,12 @@ class SttClient:
         except (ValueError, KeyError, TypeError):
             raise ApiError(response.status_code, f"http_{response.status_code}", response.text[:200]) from None
 
-    def submit(self, path: str | Path, *, model: str | None = None, key: str | None = None) -> Job:
+    def submit(self, path: str | Path, *, model: str | None = None, webhook_url: str | None = None,
+               key: str | None = None) -> Job:
         """Upload one file as a job. With `key` (see `idempotency_key`) a retry returns the same job."""
         path = Path(path)
         headers = {"Idempotency-Key": key} if key else {}
-        data = {"model": model} if model else {}
+        data = {k: v for k, v in {"model": model, "webhook_url": webhook_url}.items() if v}
         with path.open("rb") as fh:
             response = self.http.post("/v1/jobs", files={"file": (path.name, fh)}, data=data, headers=headers)
         return self._check(response).json()  # type: ignore[no-any-return]
@@ -87,3 +109,46 @@ class SttClient:
     def transcript(self, job_id: str, fmt: str = "txt") -> str:
         response = self.http.get(f"/v1/jobs/{job_id}/transcript", params={"format": fmt})
         return self._check(response).text
+
+    def submit_batch(self, paths: Sequence[str | Path], *, model: str | None = None, webhook_url: str | None = None,
+                     key: str | None = None) -> Batch:
+        """Upload many files as one batch (one multipart request, streamed from disk)."""
+        headers = {"Idempotency-Key": key} if key else {}
+        data = {k: v for k, v in {"model": model, "webhook_url": webhook_url}.items() if v}
+        with contextlib.ExitStack() as stack:
+            files = [("files", (Path(p).name, stack.enter_context(Path(p).open("rb")))) for p in paths]
+            response = self.http.post("/v1/batches", files=files, data=data, headers=headers)
+        return self._check(response).json()  # type: ignore[no-any-return]
+
+    def batch(self, batch_id: str) -> Batch:
+        return self._check(self.http.get(f"/v1/batches/{batch_id}")).json()  # type: ignore[no-any-return]
+
+    def wait_batch(self, batch_id: str, *, timeout: float = 24 * 3600.0,
+                   on_update: Callable[[Batch], None] | None = None) -> Batch:
+        """Poll until every job of the batch has ended (0.5 s at first, backing off to 5 s)."""
+        deadline, delay = time.monotonic() + timeout, 0.5
+        while True:
+            batch = self.batch(batch_id)
+            if on_update is not None:
+                on_update(batch)
+            if batch["status"] == "completed":
+                return batch
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"batch {batch_id} is not complete after {timeout:.0f} s")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 5.0)
+
+    def batch_results(self, batch_id: str) -> Iterator[dict[str, Any]]:
+        """One dict per item, in file order: index, job_id, filename, status, error, result."""
+        with self.http.stream("GET", f"/v1/batches/{batch_id}/results") as response:
+            if not response.is_success:
+                response.read()
+                self._check(response)
+            for line in response.iter_lines():
+                if line.strip():
+                    yield json.loads(line)
+
+    def batch_subtitles(self, batch_id: str, fmt: str) -> bytes:
+        """A zip holding an SRT or WebVTT file per succeeded item, named `{index:04d}-{stem}.{fmt}`."""
+        response = self.http.get(f"/v1/batches/{batch_id}/results", params={"format": fmt})
+        return self._check(response).content

@@ -3,26 +3,37 @@
     stt transcribe lectures/ --wait --format srt --out subtitles/
     stt status JOB_ID
     stt result JOB_ID --format vtt
+    stt webhooks verify --secret whsec_... --id msg_... --timestamp 1764100000 --signature v1,... body.json
 
-An interrupted `stt transcribe` can simply be run again: each file is submitted with an Idempotency-Key
-derived from its bytes and the model, so the service hands back the job it already has, and files
-whose output already exists in --out are skipped.
+Several files go as batches (up to --batch-size files each). An interrupted `stt transcribe` can simply
+be run again: every job and batch is submitted with an Idempotency-Key derived from the files' bytes
+and the options, so the service hands back what it already has instead of transcribing twice; with
+--out, the batches are also remembered in OUT/.stt-batches.json, and files whose output exists are
+skipped.
 """
 
 from __future__ import annotations
 
+import io
+import json
+import sys
+import zipfile
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from client.api import TERMINAL, ApiError, SttClient, idempotency_key
+from client.api import TERMINAL, ApiError, Batch, SttClient, batch_key, idempotency_key
 
 app = typer.Typer(help="Turkish speech-to-text: submit audio, wait, fetch transcripts.", no_args_is_help=True)
+webhooks_app = typer.Typer(help="Work with the service's signed webhooks.", no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
+STATE_FILE = ".stt-batches.json"
 err = Console(stderr=True, soft_wrap=True)  # whole lines: scripts grep them
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".opus", ".oga", ".mp3", ".m4a", ".aac", ".webm", ".mp4", ".mkv", ".mov"}
 UrlOption = Annotated[str, typer.Option(envvar="STT_URL", help="The service's base URL.")]
@@ -60,51 +71,151 @@ def transcribe(
     wait: Annotated[bool, typer.Option(help="Wait for the transcripts.")] = False,
     fmt: Annotated[Format, typer.Option("--format", help="Transcript format to write.")] = Format.txt,
     out: Annotated[Path | None, typer.Option(help="Folder for transcripts (one file per input).")] = None,
+    webhook_url: Annotated[str | None, typer.Option(help="Receives the signed job and batch events.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Most files per batch request.")] = 1000,
 ) -> None:
-    """Submit files as jobs; with --wait, fetch each transcript as it finishes."""
+    """Submit one file as a job, or several as batches; with --wait, write each transcript when done."""
     files = collect(paths)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        files = [f for f in files if not output_path(out, f, fmt).exists()]  # done in an earlier run
-    if not files:
+    elif wait and len(files) > 1 and fmt != Format.txt:
+        raise typer.BadParameter("several files in srt, vtt or json need --out DIR", param_hint="--out")
+    if not [f for f in files if out is None or not output_path(out, f, fmt).exists()]:
         err.print("nothing to do")
         return
-    failures = 0
-    jobs: dict[str, Path] = {}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with SttClient(url) as stt, Progress(*columns, console=err) as progress:
-        submitting = progress.add_task("submitting", total=len(files))
-        for path in files:
-            try:
-                job = stt.submit(path, model=model, key=idempotency_key(path, model))
-                jobs[job["id"]] = path
-            except ApiError as exc:
-                failures += 1
-                progress.console.print(f"[red]{escape(str(path))}: refused ({exc.code}): {escape(exc.message)}")
-            progress.advance(submitting)
-        if not wait:
-            for job_id, path in jobs.items():
-                typer.echo(f"{job_id}\t{path}")
-            raise typer.Exit(1 if failures else 0)
-        transcribing = progress.add_task("transcribing", total=len(jobs))
-        for job_id, path in jobs.items():
-            job = stt.wait(job_id)
-            progress.advance(transcribing)
-            if job["status"] != "succeeded":
-                failures += 1
-                error = job.get("error") or {}
-                progress.console.print(f"[red]{escape(str(path))}: {job['status']} ({error.get('code')}): "
-                                       f"{escape(str(error.get('message')))}")
-                continue
-            text = stt.transcript(job_id, fmt.value)
-            if out is not None:
-                target = output_path(out, path, fmt)
-                partial = target.with_name(target.name + ".part")
-                partial.write_text(text, encoding="utf-8")
-                partial.replace(target)  # a half-written transcript never looks done
-            else:
-                typer.echo(text.rstrip("\n"))
+        if len(files) == 1:
+            failures = _one_job(stt, progress, files[0], model, webhook_url, wait, fmt, out)
+        else:
+            failures = sum(_one_batch(stt, progress, files[i:i + batch_size], model, webhook_url, wait, fmt, out)
+                           for i in range(0, len(files), batch_size))
     raise typer.Exit(1 if failures else 0)
+
+
+def _one_job(stt: SttClient, progress: Progress, path: Path, model: str | None, webhook_url: str | None,
+             wait: bool, fmt: Format, out: Path | None) -> int:
+    try:
+        job = stt.submit(path, model=model, webhook_url=webhook_url,
+                         key=idempotency_key(path, model, webhook_url))
+    except ApiError as exc:
+        progress.console.print(f"[red]{escape(str(path))}: refused ({exc.code}): {escape(exc.message)}")
+        return 1
+    if not wait:
+        typer.echo(f"{job['id']}\t{path}")
+        return 0
+    task = progress.add_task(escape(path.name), total=100)
+    job = stt.wait(job["id"], on_update=lambda j: progress.update(task, completed=round(j["progress"] * 100)))
+    if job["status"] != "succeeded":
+        _report(progress, path, job["status"], job.get("error"))
+        return 1
+    _write(out, path, fmt, stt.transcript(job["id"], fmt.value))
+    return 0
+
+
+def _one_batch(stt: SttClient, progress: Progress, files: list[Path], model: str | None, webhook_url: str | None,
+               wait: bool, fmt: Format, out: Path | None) -> int:
+    """Submit (or find again) one batch; with --wait, write its transcripts. Returns the failures."""
+    if out is not None and all(output_path(out, f, fmt).exists() for f in files):
+        return 0
+    key = batch_key(files, model, webhook_url)
+    batch = _known_batch(stt, out, key)
+    if batch is None:
+        submitting = progress.add_task(f"uploading {len(files)} files", total=None)
+        try:
+            batch = stt.submit_batch(files, model=model, webhook_url=webhook_url, key=key)
+        except ApiError as exc:
+            progress.console.print(f"[red]batch of {len(files)} files refused ({exc.code}): {escape(exc.message)}")
+            return len(files)
+        finally:
+            progress.remove_task(submitting)
+        _remember_batch(out, key, batch["id"])
+    failures = 0
+    for item in batch["items"]:
+        if item["status"] == "failed" and item.get("error"):
+            failures += 1
+            _report(progress, files[item["index"]], "refused", item["error"])
+    if not wait:
+        typer.echo(f"batch {batch['id']}")
+        for item in batch["items"]:
+            typer.echo(f"{item['job_id']}\t{files[item['index']]}")
+        return failures
+    task = progress.add_task(f"batch {batch['id'][:8]}", total=batch["total"])
+
+    def show(b: Batch) -> None:
+        progress.update(task, completed=b["total"] - b["counts"]["queued"] - b["counts"]["processing"])
+
+    stt.wait_batch(batch["id"], on_update=show)
+    return _write_batch(stt, progress, batch["id"], files, fmt, out)
+
+
+def _write_batch(stt: SttClient, progress: Progress, batch_id: str, files: list[Path], fmt: Format,
+                 out: Path | None) -> int:
+    failures = 0
+    results = list(stt.batch_results(batch_id))
+    for line in results:
+        path = files[line["index"]]
+        if line["status"] != "succeeded":
+            failures += 1
+            if line["status"] != "failed" or not line.get("error") or line["error"]["code"] not in _REFUSED:
+                _report(progress, path, line["status"], line.get("error"))
+            continue
+        if fmt == Format.txt:
+            _write(out, path, fmt, line["result"]["text"] + "\n", label=out is None)
+        elif fmt == Format.json:
+            _write(out, path, fmt, json.dumps(line["result"], ensure_ascii=False, indent=2) + "\n")
+    if fmt in (Format.srt, Format.vtt):
+        with zipfile.ZipFile(io.BytesIO(stt.batch_subtitles(batch_id, fmt.value))) as zf:
+            for name in zf.namelist():
+                _write(out, files[int(name.split("-", 1)[0])], fmt, zf.read(name).decode("utf-8"))
+    return failures
+
+
+# Codes the api gives a file it refuses at submission; those were reported then.
+_REFUSED = {"empty_file", "invalid_audio", "unsupported_audio", "no_audio_stream", "corrupt_audio",
+            "truncated_audio", "empty_audio", "file_too_large", "audio_too_long", "corrupt_archive_member"}
+
+
+def _report(progress: Progress, path: Path, status: str, error: dict[str, Any] | None) -> None:
+    error = error or {}
+    progress.console.print(f"[red]{escape(str(path))}: {status} ({error.get('code')}): "
+                           f"{escape(str(error.get('message')))}")
+
+
+def _write(out: Path | None, path: Path, fmt: Format, text: str, label: bool = False) -> None:
+    if out is None:
+        typer.echo(f"{path}\t{text.rstrip()}" if label else text.rstrip("\n"))
+        return
+    target = output_path(out, path, fmt)
+    if target.exists():
+        return
+    partial = target.with_name(target.name + ".part")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(target)  # a half-written transcript never looks done
+
+
+def _known_batch(stt: SttClient, out: Path | None, key: str) -> Batch | None:
+    """The batch an earlier run submitted with this key, found without uploading again."""
+    if out is None or not (out / STATE_FILE).exists():
+        return None
+    batch_id = json.loads((out / STATE_FILE).read_text()).get(key)
+    if batch_id is None:
+        return None
+    try:
+        return stt.batch(batch_id)
+    except ApiError:
+        return None  # deleted since: submit again
+
+
+def _remember_batch(out: Path | None, key: str, batch_id: str) -> None:
+    if out is None:
+        return
+    state_path = out / STATE_FILE
+    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    state[key] = batch_id
+    partial = state_path.with_name(STATE_FILE + ".part")
+    partial.write_text(json.dumps(state, indent=1))
+    partial.replace(state_path)
 
 
 @app.command()
@@ -130,6 +241,26 @@ def result(
     """Print a succeeded job's transcript."""
     with SttClient(url) as stt:
         typer.echo(_or_exit(lambda: stt.transcript(job_id, fmt.value)).rstrip("\n"))
+
+
+@webhooks_app.command("verify")
+def verify_webhook(
+    body: Annotated[Path, typer.Argument(help="The request body as received (a file, or - for stdin).")],
+    secret: Annotated[str, typer.Option(envvar="STT_WEBHOOK_SECRET", help="The whsec_... signing secret.")],
+    msg_id: Annotated[str, typer.Option("--id", help="The webhook-id header.")],
+    timestamp: Annotated[str, typer.Option(help="The webhook-timestamp header.")],
+    signature: Annotated[str, typer.Option(help="The webhook-signature header.")],
+) -> None:
+    """Check a received webhook's signature (and that its timestamp is within 5 minutes); print its event."""
+    data = sys.stdin.buffer.read() if str(body) == "-" else body.read_bytes()
+    headers = {"webhook-id": msg_id, "webhook-timestamp": timestamp, "webhook-signature": signature}
+    try:
+        event = Webhook(secret).verify(data, headers)
+    except (WebhookVerificationError, ValueError) as exc:
+        err.print(f"[red]invalid: {escape(str(exc))}")
+        raise typer.Exit(1) from exc
+    subject = (event.get("data") or {}).get("id")
+    typer.echo(f"valid {event.get('type')} {subject}")
 
 
 def _or_exit(call):  # type: ignore[no-untyped-def]

@@ -1,5 +1,7 @@
 """The job state machine. Every transition is a compare-and-set UPDATE, so a duplicate or late
 delivery of the same message is a no-op. Helpers flush; callers commit at their boundary.
+A transition to a terminal state writes its webhook event and counts down its batch in the same
+transaction (`stt_common/events.py`).
 
     queued ──claim──▶ processing ──complete──▶ succeeded
       │                  │  └──────fail──────▶ failed
@@ -17,6 +19,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, CursorResult, Update, and_, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from stt_common import events
 from stt_common.db import utcnow
 from stt_common.errors import InputError, JobNotFound
 from stt_common.models import Job, JobStatus
@@ -131,7 +134,7 @@ def complete(
         return False
     now = utcnow()
     started = job.started_at or now
-    return _changed_one(
+    return _finished(session, job_id, _changed_one(
         session,
         update(Job)
         .where(_owned(job_id, attempt))
@@ -147,7 +150,13 @@ def complete(
             processing_s=processing_s,
             real_time_factor=processing_s / transcript.duration_s if transcript.duration_s else None,
         ),
-    )
+    ))
+
+
+def _finished(session: Session, job_id: uuid.UUID, changed: bool) -> bool:
+    if changed:
+        events.job_finished(session, job_id)
+    return changed
 
 
 def fail(session: Session, job_id: uuid.UUID, attempt: int | None, code: str, message: str) -> bool:
@@ -157,7 +166,7 @@ def fail(session: Session, job_id: uuid.UUID, attempt: int | None, code: str, me
         if attempt is not None
         else and_(Job.id == job_id, Job.status.in_(ACTIVE))
     )
-    return _changed_one(
+    return _finished(session, job_id, _changed_one(
         session,
         update(Job)
         .where(where)
@@ -168,7 +177,7 @@ def fail(session: Session, job_id: uuid.UUID, attempt: int | None, code: str, me
             error_code=code,
             error_message=message[:2000],
         ),
-    )
+    ))
 
 
 def release(session: Session, job_id: uuid.UUID, attempt: int) -> bool:
@@ -186,16 +195,19 @@ def delete(session: Session, job_id: uuid.UUID) -> str | None:
     from storage after the commit (None if the job had none)."""
     job = get_job(session, job_id)
     now = utcnow()
-    if job.status in ACTIVE:
-        job.status = JobStatus.canceled
-        job.finished_at = now
-        job.lease_expires_at = None
+    canceled = _changed_one(
+        session,
+        update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE))
+        .values(status=JobStatus.canceled, finished_at=now, lease_expires_at=None),
+    )
+    session.refresh(job)
     key = job.audio_key
     job.audio_key = None
     job.text = None
     job.result = None
     job.deleted_at = now
     session.flush()
+    _finished(session, job_id, canceled)
     return key
 
 

@@ -1,4 +1,5 @@
-"""ORM models. The `jobs` table is the record of every job and holds its state machine."""
+"""ORM models. The `jobs` table is the record of every job and holds its state machine; a batch groups
+jobs; `webhook_deliveries` is the outbox of events, written in the transaction that ends a job."""
 
 from __future__ import annotations
 
@@ -25,12 +26,33 @@ class JobStatus(enum.StrEnum):
         return self in (JobStatus.succeeded, JobStatus.failed, JobStatus.canceled)
 
 
+class Batch(Base):
+    """Many jobs submitted together. `remaining` counts its jobs not yet in a terminal state; the
+    transaction that takes it to zero completes the batch (and writes `batch.completed`)."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    model: Mapped[str] = mapped_column(String(128), nullable=False)
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
+    item_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    remaining: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
 class Job(Base):
     __tablename__ = "jobs"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.queued, nullable=False)
     model: Mapped[str] = mapped_column(String(128), nullable=False)
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("batches.id"), index=True)
+    batch_index: Mapped[int | None] = mapped_column(Integer)  # position of the file in its batch
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)  # the client's, echoed back
 
     # The upload. `audio_key` names the object in storage; the client's filename is kept for display only.
     audio_key: Mapped[str | None] = mapped_column(String(255))
@@ -75,5 +97,75 @@ class IdempotencyKey(Base):
 
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     request_sha256: Mapped[str] = mapped_column(String(64), nullable=False)  # route, fields and file digest
-    job_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("jobs.id"), nullable=False)
+    job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("jobs.id"))
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("batches.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class DeliveryStatus(enum.StrEnum):
+    pending = "pending"  # waiting for its (next) attempt
+    sending = "sending"  # an attempt is in flight
+    delivered = "delivered"  # the receiver answered 2xx
+    failed = "failed"  # retries exhausted, or an answer that retrying cannot change
+    disabled = "disabled"  # the receiver answered 410 Gone
+
+
+class WebhookDelivery(Base):
+    """One event for one URL. Its id is the event's `webhook-id`, the same on every attempt; `body` is
+    the exact JSON sent (and signed) each time."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    event_type: Mapped[str] = mapped_column(String(32), nullable=False)
+    job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("jobs.id"), index=True)
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("batches.id"), index=True)
+    url: Mapped[str] = mapped_column(String(2048), nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.pending, nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    # Attempts made before the latest redelivery: the retry schedule starts over from there.
+    round_offset: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    enqueued_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # last time a message was sent for it
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending', 'sending', 'delivered', 'failed', 'disabled')", name="status"
+        ),
+        Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    @property
+    def webhook_id(self) -> str:
+        return f"msg_{self.id.hex}"
+
+
+class WebhookAttempt(Base):
+    """One HTTP attempt of a delivery, kept for the delivery log."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("webhook_deliveries.id"), nullable=False, index=True
+    )
+    number: Mapped[int] = mapped_column(Integer, nullable=False)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(64))  # timeout, connect_error, address_refused, ...
+    response: Mapped[str | None] = mapped_column(Text)  # the start of the receiver's answer
+
+
+class SigningSecret(Base):
+    """Webhook signing secrets made by the service itself when none is configured."""
+
+    __tablename__ = "signing_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(128), nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)

@@ -14,6 +14,10 @@ from stt_common.settings import Settings
 
 TRANSCRIBE_TASK = "stt.transcribe"
 TRANSCRIBE_QUEUE = "transcribe"
+# Webhooks go through their own queue and workers, so a slow receiver never holds up transcription.
+DELIVER_TASK = "stt.deliver_webhook"
+SWEEP_TASK = "stt.sweep_webhooks"
+WEBHOOK_QUEUE = "webhooks"
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -23,7 +27,11 @@ def make_celery(settings: Settings) -> Celery:
         accept_content=["json"],
         task_ignore_result=True,  # the database holds results, not a Celery backend
         task_default_queue=TRANSCRIBE_QUEUE,
-        task_routes={TRANSCRIBE_TASK: {"queue": TRANSCRIBE_QUEUE}},
+        task_routes={
+            TRANSCRIBE_TASK: {"queue": TRANSCRIBE_QUEUE},
+            DELIVER_TASK: {"queue": WEBHOOK_QUEUE},
+            SWEEP_TASK: {"queue": WEBHOOK_QUEUE},
+        },
         # At-least-once delivery: ack after the task body ran; a worker lost mid-task puts it back.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -57,3 +65,11 @@ def publish_transcription(app: Celery, job_id: uuid.UUID) -> None:
         retry=True,
         retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
     )
+
+
+def publish_deliveries(app: Celery, delivery_ids: list[uuid.UUID], countdown: float | None = None) -> None:
+    """Hand webhook deliveries to the webhooks queue; call after their rows are committed. A failure
+    here loses nothing: the periodic sweep publishes deliveries that are due and were not picked up."""
+    for delivery_id in delivery_ids:
+        app.send_task(DELIVER_TASK, args=[str(delivery_id)], countdown=countdown, retry=True,
+                      retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2})

@@ -60,6 +60,25 @@ class Settings(BaseSettings):
     openai_wait_seconds: float = Field(
         600.0, gt=0, description="How long POST /v1/audio/transcriptions waits for its job before a 504, in s."
     )
+    max_batch_items: int = Field(1000, ge=1, description="Most files in one batch (multipart parts or zip members).")
+    webhook_secret: str | None = Field(
+        None, description="`whsec_...` secret that signs webhooks; unset: the service makes one and keeps it in "
+        "the database (`python -m api.admin webhook-secret` prints it).",
+    )
+    webhook_timeout_seconds: float = Field(10.0, gt=0, description="Time limit of one webhook attempt, in s.")
+    webhook_retry_schedule: list[float] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
+        description="Delays before each retry of a failed webhook, in seconds (each ±20% jitter); the default "
+        "spans 27.6 h over 8 attempts.",
+    )
+    webhook_allowed_hosts: list[str] = Field(
+        default_factory=list, description="Host names, addresses or networks (CIDR) webhooks may reach even "
+        "though they are not public (loopback, private, link-local). Empty: public addresses only.",
+    )
+    webhook_sweep_seconds: float = Field(
+        10.0, gt=0, description="How often the webhooks worker looks for due retries and lost messages, in s."
+    )
+    webhook_concurrency: int = Field(8, ge=1, description="Webhook deliveries sent at once per webhooks worker.")
     worker_concurrency: int = Field(1, ge=1, description="Worker processes per Celery worker.")
     worker_threads: int = Field(
         0, ge=0, description="ONNX Runtime intra-op threads per worker process; 0 = cores / concurrency."
@@ -83,6 +102,8 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.model_variant not in ("int8", "fp32"):
             raise ValueError("STT_MODEL_VARIANT must be 'int8' or 'fp32'")
+        if any(delay < 0 for delay in self.webhook_retry_schedule):
+            raise ValueError("STT_WEBHOOK_RETRY_SCHEDULE holds delays in seconds, none negative")
         if self.window_overlap_seconds * 2 > self.window_seconds:
             raise ValueError("STT_WINDOW_OVERLAP_SECONDS must be at most half of STT_WINDOW_SECONDS")
         return self

@@ -8,6 +8,7 @@ from fractions import Fraction
 
 import av
 import numpy as np
+import soundfile as sf
 import soxr
 
 
@@ -112,3 +113,24 @@ def silence_opus_webm(seconds: float) -> bytes:
         for packet in stream.encode(None):
             out.mux(packet)
     return bytes(sink.data)
+
+
+def video_without_sound() -> bytes:
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        video = out.add_stream("mpeg4", rate=25)
+        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+        frame = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24").reformat(format="yuv420p")
+        for i in range(10):
+            frame.pts = i
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+    return buf.getvalue()
+
+
+def wav_with_channels(channels: int) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros((1600, channels), np.float32), 16000, format="WAV", subtype="PCM_16")
+    return buf.getvalue()

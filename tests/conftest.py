@@ -3,21 +3,31 @@ with Alembic, the bundled model, real audio clips."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from redis import Redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.main import create_app
 from stt_common.db import make_engine, make_session_factory
 from stt_common.migrate import upgrade
 from stt_common.settings import REPO_ROOT, Settings
 from stt_common.storage import LocalStorage
-from tests.services import RedisServer, create_postgres_database, drop_postgres_database
+from tests.services import (
+    CeleryWorker,
+    RedisServer,
+    ThreadedServer,
+    create_postgres_database,
+    drop_postgres_database,
+    webhooks_worker,
+)
 
 SAMPLES = REPO_ROOT / "samples"
 MODELS = REPO_ROOT / "models"
@@ -92,7 +102,7 @@ def make_stack(database_url: str, redis_url: str, tmp_path: Path, **overrides: o
         "worker_threads": 1,
         **overrides,
     }
-    env = {f"STT_{k.upper()}": str(v) for k, v in values.items()}
+    env = {f"STT_{k.upper()}": json.dumps(v) if isinstance(v, list) else str(v) for k, v in values.items()}
     settings = Settings(_env_file=None, **values)  # type: ignore[arg-type]
     return Stack(settings, env, make_session_factory(make_engine(database_url)), LocalStorage(settings.storage_dir))
 
@@ -101,3 +111,27 @@ def make_stack(database_url: str, redis_url: str, tmp_path: Path, **overrides: o
 def stack(database_url: str, redis_server: RedisServer, tmp_path: Path) -> Stack:
     Redis.from_url(redis_server.url).flushall()  # our own server: no messages left from other tests
     return make_stack(database_url, redis_server.url, tmp_path)
+
+
+@pytest.fixture
+def hook_stack(database_url: str, redis_server: RedisServer, tmp_path: Path) -> Stack:
+    """Receivers listen on 127.0.0.1, so the test allowlists it; retries come fast; no secret is
+    configured, so the service makes its own."""
+    Redis.from_url(redis_server.url).flushall()
+    return make_stack(database_url, redis_server.url, tmp_path, max_audio_seconds=60.0,
+                      webhook_allowed_hosts=["127.0.0.1"], webhook_retry_schedule=[0.3, 0.3, 0.3, 0.3],
+                      webhook_sweep_seconds=0.5, webhook_timeout_seconds=1.0)
+
+
+@pytest.fixture
+def running(hook_stack: Stack, tmp_path: Path) -> Iterator[httpx.Client]:
+    transcriber = CeleryWorker(hook_stack.env, tmp_path / "worker.log").start()
+    sender = webhooks_worker(hook_stack.env, tmp_path).start()
+    server = ThreadedServer(create_app(hook_stack.settings))
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            yield client
+    finally:
+        server.stop()
+        sender.stop()
+        transcriber.stop()

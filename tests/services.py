@@ -13,6 +13,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import uvicorn
@@ -98,19 +100,22 @@ def env_for(settings_env: dict[str, str]) -> dict[str, str]:
 class CeleryWorker:
     """`celery -A worker.celery_app worker` as a real process, with its log in a file."""
 
-    def __init__(self, settings_env: dict[str, str], log_path: Path, pool: str = "prefork") -> None:
+    def __init__(self, settings_env: dict[str, str], log_path: Path, pool: str = "prefork",
+                 app: str = "worker.celery_app", queue: str = "transcribe", concurrency: int = 1,
+                 extra: tuple[str, ...] = ()) -> None:
         self.env = env_for(settings_env)
         self.log_path = log_path
         self.pool = pool
+        self.app, self.queue, self.concurrency, self.extra = app, queue, concurrency, extra
         self.proc: subprocess.Popen[bytes] | None = None
         self.name = f"test-{uuid.uuid4().hex[:8]}@%h"
 
     def start(self, wait: bool = True) -> CeleryWorker:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--loglevel", "INFO",
-             "--pool", self.pool, "--concurrency", "1", "-Q", "transcribe", "-n", self.name,
-             "--without-gossip", "--without-mingle"],
+            [sys.executable, "-m", "celery", "-A", self.app, "worker", "--loglevel", "INFO",
+             "--pool", self.pool, "--concurrency", str(self.concurrency), "-Q", self.queue, "-n", self.name,
+             "--without-gossip", "--without-mingle", *self.extra],
             cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         if wait:
@@ -140,6 +145,12 @@ class CeleryWorker:
         return self.log_path.read_text(errors="replace")
 
 
+def webhooks_worker(settings_env: dict[str, str], workdir: Path) -> CeleryWorker:
+    """The webhooks worker as deployed: its own queue, a thread pool, the periodic sweep (-B) built in."""
+    return CeleryWorker(settings_env, workdir / "webhooks-worker.log", pool="threads", app="worker.webhook_app",
+                        queue="webhooks", concurrency=4, extra=("-B", "-s", str(workdir / "beat-schedule")))
+
+
 class ThreadedServer:
     """uvicorn serving an ASGI app in a background thread on a free port."""
 
@@ -158,3 +169,66 @@ class ThreadedServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    delay_s: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class WebhookReceiver:
+    """A real HTTP server that records every POST and answers from a script (then 200)."""
+
+    def __init__(self, script: list[Reply] | None = None, port: int | None = None) -> None:
+        self.script = list(script or [])
+        self.received: list[Received] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                with receiver.lock:
+                    receiver.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()},
+                                                      body, time.monotonic()))
+                    reply = receiver.script.pop(0) if receiver.script else Reply()
+                time.sleep(reply.delay_s)
+                try:
+                    self.send_response(reply.status)
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("content-length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"ok")
+                except OSError:  # the sender gave up waiting
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port or free_port()), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.received)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from api.main import create_app
 from stt_common.models import IdempotencyKey, Job
-from tests.audio_files import FORMATS, Format, encode
+from tests.audio_files import FORMATS, Format, encode, video_without_sound, wav_with_channels
 from tests.conftest import SAMPLES, Stack, make_stack
 
 
@@ -78,29 +78,6 @@ def test_every_container_is_recognised_by_its_content_not_its_name(client: TestC
     assert r.status_code == 202, r.text
     expected = {"ipod": "m4a", "matroska": "mkv"}.get(fmt.container, fmt.container)
     assert r.json()["audio"]["format"] == expected and r.json()["audio"]["duration_s"] == pytest.approx(1, abs=0.1)
-
-
-def video_without_sound() -> bytes:
-    import av
-
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as out:
-        video = out.add_stream("mpeg4", rate=25)
-        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
-        frame = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24").reformat(format="yuv420p")
-        for i in range(10):
-            frame.pts = i
-            for packet in video.encode(frame):
-                out.mux(packet)
-        for packet in video.encode(None):
-            out.mux(packet)
-    return buf.getvalue()
-
-
-def wav_with_channels(channels: int) -> bytes:
-    buf = io.BytesIO()
-    sf.write(buf, np.zeros((1600, channels), np.float32), 16000, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
 
 
 def two_hours_of_flac() -> bytes:

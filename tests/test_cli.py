@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from sqlalchemy import func, select
 
 from api.main import create_app
 from stt_common.models import Job
+from stt_common.webhooks import new_secret, sign
 from tests.conftest import SAMPLES, Stack
 from tests.services import CeleryWorker, ThreadedServer
 
@@ -34,11 +36,13 @@ def test_transcribe_a_folder_to_subtitles_and_resume(stack: Stack, tmp_path: Pat
     out = tmp_path / "subtitles"
     server = ThreadedServer(create_app(stack.settings))
     try:
-        # Submit only, as an interrupted run would have done ...
+        # Submit only (several files: one batch), as an interrupted run would have done ...
         first = stt("transcribe", str(folder), "--url", server.url)
         assert first.returncode == 1 and "notes.wav: refused (invalid_audio)" in first.stderr
-        submitted = dict(line.split("\t")[::-1] for line in first.stdout.splitlines())
-        assert sorted(Path(p).name for p in submitted) == ["clip01.wav", "clip02.flac", "clip04.mp3"]
+        header, *lines = first.stdout.splitlines()
+        assert header.startswith("batch ")
+        submitted = dict(line.split("\t")[::-1] for line in lines)
+        assert sorted(Path(p).name for p in submitted) == ["clip01.wav", "clip02.flac", "clip04.mp3", "notes.wav"]
 
         # ... then run again with a worker and --wait: the same jobs come back, none is made twice.
         worker = CeleryWorker(stack.env, tmp_path / "worker.log").start()
@@ -48,8 +52,9 @@ def test_transcribe_a_folder_to_subtitles_and_resume(stack: Stack, tmp_path: Pat
         finally:
             worker.stop()
         assert second.returncode == 1, second.stderr  # the bad file still fails, loudly
-        with stack.session_factory() as s:
-            assert s.scalar(select(func.count()).select_from(Job)) == 3
+        assert second.stderr.count("notes.wav: refused (invalid_audio)") == 1
+        with stack.session_factory() as s:  # the batch's 3 jobs and its refused item, not one more
+            assert s.scalar(select(func.count()).select_from(Job)) == 4
         written = sorted(out.glob("*.srt"))
         assert [p.name for p in written] == ["clip01.srt", "clip02.srt", "clip04.srt"]
         for path in written:
@@ -57,7 +62,7 @@ def test_transcribe_a_folder_to_subtitles_and_resume(stack: Stack, tmp_path: Pat
             assert cues and all(a.end <= b.start for a, b in zip(cues, cues[1:], strict=False))
         assert not list(out.glob("*.part"))
 
-        job_id = next(iter(submitted.values()))
+        job_id = next(v for k, v in submitted.items() if k.endswith("clip01.wav"))
         status = stt("status", job_id, "--url", server.url)
         assert status.returncode == 0 and status.stdout.startswith("succeeded  progress 100%")
         text = stt("result", job_id, "--url", server.url)
@@ -65,8 +70,36 @@ def test_transcribe_a_folder_to_subtitles_and_resume(stack: Stack, tmp_path: Pat
         missing = stt("status", "00000000-0000-0000-0000-000000000000", "--url", server.url)
         assert missing.returncode == 2 and "job_not_found" in missing.stderr
 
-        # Everything done is skipped; only the bad file is tried again.
+        # Run again: the batch is found from --out's state file, nothing is uploaded or made again.
         third = stt("transcribe", str(folder), "--url", server.url, "--format", "srt", "--out", str(out))
-        assert third.returncode == 1 and third.stdout == "" and "notes.wav" in third.stderr
+        assert third.returncode == 1 and "notes.wav: refused" in third.stderr
+        assert third.stdout.splitlines()[0] == header
+        with stack.session_factory() as s:
+            assert s.scalar(select(func.count()).select_from(Job)) == 4
+        # One file is one job, printed as it finishes.
+        worker = CeleryWorker(stack.env, tmp_path / "worker2.log").start()
+        try:
+            single = stt("transcribe", str(SAMPLES / "clip05.wav"), "--url", server.url, "--wait")
+        finally:
+            worker.stop()
+        assert single.returncode == 0 and single.stdout.strip(), single.stderr
     finally:
         server.stop()
+
+
+def test_webhooks_verify(tmp_path: Path) -> None:
+    secret = new_secret()
+    body = '{"type":"job.succeeded","timestamp":"2026-11-25T21:00:00Z","data":{"id":"j-1"}}'
+    now = int(time.time())
+    signature = sign(secret, "msg_1", now, body)
+    (tmp_path / "body.json").write_text(body)
+    args = ["webhooks", "verify", str(tmp_path / "body.json"), "--secret", secret, "--id", "msg_1",
+            "--timestamp", str(now)]
+    good = stt(*args, "--signature", signature)
+    assert good.returncode == 0 and good.stdout.strip() == "valid job.succeeded j-1", good.stderr
+    (tmp_path / "body.json").write_text(body.replace("j-1", "j-2"))
+    forged = stt(*args, "--signature", signature)
+    assert forged.returncode == 1 and "invalid" in forged.stderr
+    (tmp_path / "body.json").write_text(body)
+    stale = stt(*args[:-1], str(now - 3600), "--signature", sign(secret, "msg_1", now - 3600, body))
+    assert stale.returncode == 1 and "invalid" in stale.stderr

@@ -17,7 +17,7 @@ from redis import Redis
 from stt_common import readiness
 from stt_common.errors import JobNotFound, TransientError
 from stt_common.jobs import parse_job_id
-from stt_common.queue import TRANSCRIBE_QUEUE, TRANSCRIBE_TASK, make_celery
+from stt_common.queue import TRANSCRIBE_QUEUE, TRANSCRIBE_TASK, make_celery, publish_deliveries
 from stt_common.settings import get_settings
 from worker.context import build_context
 from worker.runner import WorkerContext, fail_exhausted, run_job
@@ -37,7 +37,7 @@ _context: WorkerContext | None = None
 def context() -> WorkerContext:
     global _context
     if _context is None:
-        _context = build_context(settings)
+        _context = build_context(settings, lambda ids: publish_deliveries(app, ids))
         readiness.keep_announcing(settings.redis_url, sorted(_context.recognizers))
     return _context
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
+from collections.abc import Callable
 
 from stt_common import jobs
 from stt_common.db import make_engine, make_session_factory
@@ -39,13 +41,14 @@ def load_recognizers(settings: Settings) -> dict[str, Recognizer]:
     return recognizers
 
 
-def build_context(settings: Settings) -> WorkerContext:
+def build_context(settings: Settings, publish: Callable[[list[uuid.UUID]], None]) -> WorkerContext:
     factory = make_session_factory(make_engine(settings.database_url))
     context = WorkerContext(
         settings=settings,
         session_factory=factory,
         storage=LocalStorage(settings.storage_dir),
         recognizers=load_recognizers(settings),
+        publish=publish,
     )
     try:
         with factory() as session:

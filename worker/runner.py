@@ -8,13 +8,13 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from stt_common import jobs
+from stt_common import events, jobs
 from stt_common.db import session_scope
 from stt_common.errors import InputError, TransientError, is_transient
 from stt_common.models import Job
@@ -38,6 +38,8 @@ class WorkerContext:
     session_factory: sessionmaker[Session]
     storage: LocalStorage
     recognizers: Mapping[str, Recognizer]
+    # Hands committed webhook deliveries to the webhooks queue (stt_common.queue.publish_deliveries).
+    publish: Callable[[list[uuid.UUID]], None] = field(default=lambda ids: None)
 
 
 def run_job(ctx: WorkerContext, job_id: uuid.UUID) -> Outcome:
@@ -70,6 +72,7 @@ def run_job(ctx: WorkerContext, job_id: uuid.UUID) -> Outcome:
     try:
         with session_scope(ctx.session_factory) as session:
             stored = jobs.complete(session, job_id, attempt, timed.transcript, processing_s)
+            deliveries = events.take_new(session)
     except Exception as exc:
         if is_transient(exc):
             _release(ctx, job_id, attempt)
@@ -78,6 +81,7 @@ def run_job(ctx: WorkerContext, job_id: uuid.UUID) -> Outcome:
     if not stored:
         log.info("job %s: canceled or taken over while running; result discarded", job_id)
         return Outcome.discarded
+    _publish(ctx, deliveries)
     log.info("job %s: succeeded in %.3f s (audio %.2f s)", job_id, processing_s, timed.transcript.duration_s)
     return Outcome.succeeded
 
@@ -125,8 +129,20 @@ def _transcribe(ctx: WorkerContext, model: str, key: str | None, seconds: float 
 def _fail(ctx: WorkerContext, job_id: uuid.UUID, attempt: int, code: str, message: str) -> Outcome:
     with session_scope(ctx.session_factory) as session:
         jobs.fail(session, job_id, attempt, code, message)
+        deliveries = events.take_new(session)
+    _publish(ctx, deliveries)
     log.info("job %s: failed with %s", job_id, code)
     return Outcome.failed
+
+
+def _publish(ctx: WorkerContext, deliveries: list[uuid.UUID]) -> None:
+    """Best effort: a delivery whose message is lost here is published by the webhooks sweep."""
+    if not deliveries:
+        return
+    try:
+        ctx.publish(deliveries)
+    except Exception as exc:
+        log.warning("webhook deliveries not published now (%s); the sweep will", exc.__class__.__name__)
 
 
 def _release(ctx: WorkerContext, job_id: uuid.UUID, attempt: int) -> None:
@@ -141,3 +157,5 @@ def fail_exhausted(ctx: WorkerContext, job_id: uuid.UUID, message: str) -> None:
     """The last retry failed: end the job instead of leaving it queued forever."""
     with session_scope(ctx.session_factory) as session:
         jobs.fail(session, job_id, None, "retries_exhausted", message)
+        deliveries = events.take_new(session)
+    _publish(ctx, deliveries)

@@ -1,0 +1,148 @@
+"""/v1/batches: many files in one request, followed as one object, with results as JSONL or a zip of
+subtitles."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from pathlib import PurePosixPath
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, Header, UploadFile
+from fastapi.responses import Response, StreamingResponse
+from sqlalchemy.exc import IntegrityError
+
+from api import batches
+from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
+from api.idempotency import REPLAY_HEADER, replay, request_digest
+from api.publishing import publish_new_deliveries
+from api.routes_jobs import ERRORS
+from api.schemas import BatchOut, ResultOut
+from api.uploads import job_options
+from stt_common import events
+from stt_common.models import Batch, Job, JobStatus
+from stt_common.subtitles import to_srt, to_vtt
+from stt_common.transcript import Transcript
+
+router = APIRouter(prefix="/v1/batches", tags=["batches"])
+
+
+@router.post("", status_code=202, response_model=BatchOut, responses=ERRORS)
+def create_batch(
+    session: SessionDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+    celery: CeleryDep,
+    files: Annotated[list[UploadFile] | None, File(
+        description="The audio files, one part each (repeat the field)."
+    )] = None,
+    archive: Annotated[UploadFile | None, File(
+        description="A zip archive of audio files; its members follow any `files` parts."
+    )] = None,
+    model: Annotated[str | None, Form(max_length=128, description="Model for every file; see GET /v1/models.")] = None,
+    webhook_url: Annotated[str | None, Form(
+        max_length=2048, description="Receives each job's `job.succeeded`/`job.failed` event and one "
+        "`batch.completed` (docs/WEBHOOKS.md).",
+    )] = None,
+    metadata: Annotated[str | None, Form(
+        max_length=4096, description="A JSON object of your own (at most 4 KB), returned with the batch."
+    )] = None,
+    idempotency_key: Annotated[str | None, Header(
+        min_length=1, max_length=255, description="Retry-safe: the same key and request return the same batch."
+    )] = None,
+) -> Response:
+    """Accept many audio files at once. Each is checked on its own: bad ones are listed with their error
+    code and the rest are queued. Returns at once with the batch and its items."""
+    options = job_options(settings, model, webhook_url, metadata)
+    uploads = list(files or [])
+    if len(uploads) > settings.max_batch_items:
+        raise batches.TooManyItems(settings.max_batch_items)
+    idempotency = None
+    if idempotency_key:
+        fields = {"model": model, "webhook_url": webhook_url, "metadata": metadata}
+        parts = [u.file for u in uploads] + ([archive.file] if archive else [])
+        idempotency = (idempotency_key, request_digest("POST /v1/batches", fields, parts))
+        earlier = replay(session, *idempotency)
+        if earlier is not None and earlier.batch_id is not None:
+            return _batch_response(session, batches.get(session, earlier.batch_id), replayed=True)
+    items = [batches.Item(u.filename, u.file) for u in uploads]
+    if archive is not None:
+        items += batches.archive_items(archive.file, settings, settings.max_batch_items - len(items))
+    try:
+        batch = batches.create(session, storage, settings, celery, items, options, idempotency)
+    except IntegrityError:
+        winner = replay(session, *idempotency) if idempotency else None  # a concurrent retry won the key
+        if winner is None or winner.batch_id is None:
+            raise
+        return _batch_response(session, batches.get(session, winner.batch_id), replayed=True)
+    finally:
+        for item in items[len(uploads):]:
+            if item.file is not None:
+                item.file.close()
+    publish_new_deliveries(session, celery)  # events of rejected items, or batch.completed if none was accepted
+    return _batch_response(session, batch, replayed=False)
+
+
+def _batch_response(session: SessionDep, batch: Batch, *, replayed: bool) -> Response:
+    body = _batch_out(session, batch).model_dump_json()
+    headers = {REPLAY_HEADER: "true"} if replayed else None
+    return Response(body, status_code=202, media_type="application/json", headers=headers)
+
+
+def _batch_out(session: SessionDep, batch: Batch) -> BatchOut:
+    return BatchOut.of(batch, events.batch_counts(session, batch.id), batches.items(session, batch.id))
+
+
+@router.get("/{batch_id}", response_model=BatchOut, responses=ERRORS)
+def get_batch(session: SessionDep, batch_id: str) -> BatchOut:
+    """The batch's status, its jobs counted by status, and every item with its job and error."""
+    return _batch_out(session, batches.get(session, batches.parse_batch_id(batch_id)))
+
+
+@router.get(
+    "/{batch_id}/results",
+    responses={**ERRORS, 200: {"content": {"application/x-ndjson": {}, "application/zip": {}}}},
+)
+def get_results(session: SessionDep, batch_id: str, format: Literal["jsonl", "srt", "vtt"] = "jsonl") -> Response:
+    """Results so far, in file order: JSONL with one line per item (status, error, or the transcript with
+    words and segments), or a zip holding an SRT or WebVTT file per succeeded item."""
+    batch = batches.get(session, batches.parse_batch_id(batch_id))
+    jobs = batches.items(session, batch.id)
+    if format == "jsonl":
+        return StreamingResponse(_jsonl(jobs), media_type="application/x-ndjson")
+    return _subtitles_zip(batch, jobs, format)
+
+
+def _jsonl(jobs: list[Job]) -> Iterator[str]:
+    for job in jobs:
+        error = {"code": job.error_code, "message": job.error_message} if job.error_code else None
+        result = None
+        if job.status == JobStatus.succeeded and job.result is not None:
+            result = ResultOut.of(job.result).model_dump(mode="json")
+        line = {"index": job.batch_index, "job_id": str(job.id), "filename": job.filename, "status": job.status,
+                "error": error, "result": result}
+        yield json.dumps(line, ensure_ascii=False) + "\n"
+
+
+def _subtitles_zip(batch: Batch, jobs: list[Job], format: Literal["srt", "vtt"]) -> Response:
+    render = to_srt if format == "srt" else to_vtt
+    buffer = io.BytesIO()  # subtitles are small: a thousand of them is a few MB
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for job in jobs:
+            if job.status != JobStatus.succeeded or job.result is None:
+                continue
+            stem = PurePosixPath(job.filename or "audio").stem or "audio"
+            zf.writestr(f"{job.batch_index or 0:04d}-{stem}.{format}",
+                        render(Transcript.from_dict(job.result).segments))
+    headers = {"Content-Disposition": f'attachment; filename="batch-{batch.id}-{format}.zip"'}
+    return Response(buffer.getvalue(), media_type="application/zip", headers=headers)
+
+
+@router.delete("/{batch_id}", status_code=204, responses=ERRORS)
+def delete_batch(session: SessionDep, storage: StorageDep, batch_id: str) -> Response:
+    """Cancel the batch's unfinished jobs and delete every job's audio and transcript. No events are sent
+    for what is canceled."""
+    batches.remove(session, storage, batches.parse_batch_id(batch_id))
+    return Response(status_code=204)

@@ -1,0 +1,72 @@
+"""The delivery log of a job's or a batch's webhook events, and redelivery."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter
+from sqlalchemy import select
+
+from api import batches
+from api.deps import CeleryDep, SessionDep
+from api.publishing import publish_new_deliveries
+from api.routes_jobs import ERRORS
+from api.schemas import DeliveryList, DeliveryOut
+from stt_common import events, jobs
+from stt_common.errors import Conflict
+from stt_common.models import WebhookAttempt, WebhookDelivery
+
+router = APIRouter(tags=["webhooks"])
+
+
+@router.get("/v1/jobs/{job_id}/webhooks", response_model=DeliveryList, responses=ERRORS)
+def job_webhooks(session: SessionDep, job_id: str) -> DeliveryList:
+    """The job's event (`job.succeeded` or `job.failed`) with every delivery attempt."""
+    job = jobs.get_job(session, jobs.parse_job_id(job_id))
+    return _log(session, events.deliveries(session, job_id=job.id))
+
+
+@router.post("/v1/jobs/{job_id}/webhooks/redeliver", status_code=202, response_model=DeliveryList,
+             responses=ERRORS)
+def redeliver_job_webhooks(session: SessionDep, celery: CeleryDep, job_id: str) -> DeliveryList:
+    """Send the job's event again (same `webhook-id`, same body, a fresh retry schedule)."""
+    job = jobs.get_job(session, jobs.parse_job_id(job_id))
+    return _redeliver(session, celery, events.deliveries(session, job_id=job.id))
+
+
+@router.get("/v1/batches/{batch_id}/webhooks", response_model=DeliveryList, responses=ERRORS)
+def batch_webhooks(session: SessionDep, batch_id: str) -> DeliveryList:
+    """The batch's `batch.completed` event with every delivery attempt (its jobs' events are on each job)."""
+    batch = batches.get(session, batches.parse_batch_id(batch_id))
+    return _log(session, events.deliveries(session, batch_id=batch.id))
+
+
+@router.post("/v1/batches/{batch_id}/webhooks/redeliver", status_code=202, response_model=DeliveryList,
+             responses=ERRORS)
+def redeliver_batch_webhooks(session: SessionDep, celery: CeleryDep, batch_id: str) -> DeliveryList:
+    """Send the `batch.completed` event again."""
+    batch = batches.get(session, batches.parse_batch_id(batch_id))
+    return _redeliver(session, celery, events.deliveries(session, batch_id=batch.id))
+
+
+def _redeliver(session: SessionDep, celery: CeleryDep, deliveries: list[WebhookDelivery]) -> DeliveryList:
+    if not deliveries:
+        raise Conflict("there is no event to redeliver: no webhook_url was given, or the work has not "
+                       "finished yet", code="no_webhook_event")
+    if not all(events.redeliver(session, delivery) for delivery in deliveries):
+        session.rollback()
+        raise Conflict("a delivery of this event is still pending or in flight; see its attempts",
+                       code="delivery_in_progress")
+    session.commit()
+    publish_new_deliveries(session, celery)
+    return _log(session, deliveries)
+
+
+def _log(session: SessionDep, deliveries: list[WebhookDelivery]) -> DeliveryList:
+    ids: list[uuid.UUID] = [d.id for d in deliveries]
+    attempts: dict[uuid.UUID, list[WebhookAttempt]] = {i: [] for i in ids}
+    if ids:
+        query = select(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids)).order_by(WebhookAttempt.number)
+        for attempt in session.scalars(query):
+            attempts[attempt.delivery_id].append(attempt)
+    return DeliveryList(data=[DeliveryOut.of(d, attempts[d.id]) for d in deliveries])

@@ -1,0 +1,148 @@
+"""The webhook outbox: events are written in the same transaction as the state change they report, so
+a job never ends without its event, and an event never exists for a change that was rolled back.
+
+Callers commit, then publish the new deliveries' ids (`take_new`) to the webhooks queue; a periodic
+sweep publishes any whose message was lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from stt_common.db import utcnow
+from stt_common.models import Batch, DeliveryStatus, Job, JobStatus, WebhookDelivery
+
+JOB_EVENTS = {JobStatus.succeeded: "job.succeeded", JobStatus.failed: "job.failed"}
+BATCH_COMPLETED = "batch.completed"
+_NEW = "stt_new_deliveries"  # key in Session.info
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def job_data(job: Job) -> dict[str, Any]:
+    """The job as events carry it: status, error or text, no words (GET the job for those)."""
+    return {
+        "id": str(job.id),
+        "object": "job",
+        "status": job.status,
+        "model": job.model,
+        "batch_id": str(job.batch_id) if job.batch_id else None,
+        "filename": job.filename,
+        "duration_s": job.duration_s,
+        "created_at": _iso(job.created_at),
+        "finished_at": _iso(job.finished_at),
+        "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
+        "text": job.text,
+        "metadata": job.meta,
+    }
+
+
+def batch_counts(session: Session, batch_id: uuid.UUID) -> dict[str, int]:
+    counts = {status.value: 0 for status in JobStatus}
+    rows = session.execute(
+        select(Job.status, func.count()).where(Job.batch_id == batch_id).group_by(Job.status)
+    )
+    for status, count in rows:
+        counts[status] = count
+    return counts
+
+
+def batch_data(session: Session, batch: Batch) -> dict[str, Any]:
+    return {
+        "id": str(batch.id),
+        "object": "batch",
+        "status": "completed" if batch.completed_at else "processing",
+        "model": batch.model,
+        "total": batch.item_count,
+        "counts": batch_counts(session, batch.id),
+        "created_at": _iso(batch.created_at),
+        "completed_at": _iso(batch.completed_at),
+        "metadata": batch.meta,
+    }
+
+
+def _add(session: Session, event_type: str, url: str, data: dict[str, Any], *, job_id: uuid.UUID | None = None,
+         batch_id: uuid.UUID | None = None) -> None:
+    now = utcnow()
+    body = json.dumps({"type": event_type, "timestamp": _iso(now), "data": data}, ensure_ascii=False,
+                      separators=(",", ":"))
+    delivery = WebhookDelivery(
+        id=uuid.uuid4(), event_type=event_type, job_id=job_id, batch_id=batch_id, url=url, body=body,
+        status=DeliveryStatus.pending, attempts=0, round_offset=0, created_at=now, next_attempt_at=now, enqueued_at=now,
+    )
+    session.add(delivery)
+    session.info.setdefault(_NEW, []).append(delivery.id)
+
+
+def job_finished(session: Session, job_id: uuid.UUID) -> None:
+    """Call in the transaction that moved the job to a terminal state (exactly once per job)."""
+    session.flush()
+    job = session.get(Job, job_id, populate_existing=True)
+    if job is None:
+        return
+    event = JOB_EVENTS.get(JobStatus(job.status))
+    if event and job.webhook_url and job.deleted_at is None:
+        _add(session, event, job.webhook_url, job_data(job), job_id=job.id, batch_id=job.batch_id)
+    if job.batch_id is not None:
+        _count_down(session, job.batch_id)
+
+
+def _count_down(session: Session, batch_id: uuid.UUID) -> None:
+    """One fewer job to wait for. The row update serialises concurrent finishers, so exactly one sees
+    zero and completes the batch."""
+    remaining = session.scalar(
+        update(Batch).where(Batch.id == batch_id, Batch.remaining > 0)
+        .values(remaining=Batch.remaining - 1).returning(Batch.remaining)
+    )
+    if remaining == 0:
+        batch_completed(session, batch_id)
+
+
+def batch_completed(session: Session, batch_id: uuid.UUID) -> None:
+    session.execute(update(Batch).where(Batch.id == batch_id).values(completed_at=utcnow()))
+    batch = session.get(Batch, batch_id, populate_existing=True)
+    if batch is not None and batch.webhook_url and batch.deleted_at is None:
+        _add(session, BATCH_COMPLETED, batch.webhook_url, batch_data(session, batch), batch_id=batch.id)
+
+
+def take_new(session: Session) -> list[uuid.UUID]:
+    """Ids of deliveries this session wrote; publish them once the transaction has committed."""
+    return list(session.info.pop(_NEW, []))
+
+
+def discard_new(session: Session) -> None:
+    """After a rollback: the deliveries were never written."""
+    session.info.pop(_NEW, None)
+
+
+def deliveries(session: Session, *, job_id: uuid.UUID | None = None,
+               batch_id: uuid.UUID | None = None) -> list[WebhookDelivery]:
+    query = select(WebhookDelivery).order_by(WebhookDelivery.created_at)
+    if job_id is not None:
+        query = query.where(WebhookDelivery.job_id == job_id, WebhookDelivery.event_type != BATCH_COMPLETED)
+    if batch_id is not None:
+        query = query.where(WebhookDelivery.batch_id == batch_id, WebhookDelivery.event_type == BATCH_COMPLETED)
+    return list(session.scalars(query))
+
+
+def redeliver(session: Session, delivery: WebhookDelivery) -> bool:
+    """Send a finished delivery again, same id and body. False while an attempt is pending or in flight."""
+    if delivery.status in (DeliveryStatus.pending, DeliveryStatus.sending):
+        return False
+    now = utcnow()
+    delivery.status = DeliveryStatus.pending
+    delivery.round_offset = delivery.attempts
+    delivery.next_attempt_at = now
+    delivery.enqueued_at = now
+    delivery.finished_at = None
+    session.flush()
+    session.info.setdefault(_NEW, []).append(delivery.id)
+    return True

@@ -1,0 +1,141 @@
+"""Webhook signing (the Standard Webhooks spec), the signing secret, and checks on receiver URLs.
+
+Signature: `webhook-signature: v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`, where the key is
+the base64 part of a `whsec_...` secret. The `standardwebhooks` package verifies it (tests do).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import secrets
+import socket
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from stt_common.errors import InputError
+from stt_common.models import SigningSecret
+
+SECRET_PREFIX = "whsec_"
+SECRET_NAME = "webhooks"  # the row in `signing_secrets` when STT_WEBHOOK_SECRET is not set
+MAX_URL_LENGTH = 2048
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def _key(secret: str) -> bytes:
+    raw = secret.removeprefix(SECRET_PREFIX)
+    try:
+        return base64.b64decode(raw, validate=True)
+    except ValueError as exc:
+        raise ValueError("a webhook secret is 'whsec_' followed by base64") from exc
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: str) -> str:
+    """The `webhook-signature` header value for one attempt."""
+    mac = hmac.new(_key(secret), f"{msg_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+def signing_secret(session: Session, configured: str | None) -> str:
+    """STT_WEBHOOK_SECRET when set; otherwise the service's own, made once and kept in the database
+    (`python -m api.admin webhook-secret` prints it)."""
+    if configured:
+        _key(configured)
+        return configured
+    row = session.get(SigningSecret, SECRET_NAME)
+    if row is not None:
+        return row.secret
+    try:
+        with session.begin_nested():
+            session.add(SigningSecret(name=SECRET_NAME, secret=new_secret()))
+    except IntegrityError:  # another process made it first
+        pass
+    row = session.get(SigningSecret, SECRET_NAME)
+    assert row is not None
+    return row.secret
+
+
+class InvalidWebhookUrl(InputError):
+    code = "invalid_webhook_url"
+    http_status = 422
+
+
+def check_url(url: str) -> str:
+    """Refuse what can never be delivered: not http(s), no host, credentials, over-long. Addresses
+    are checked when sending, on what the name then resolves to (`public_addresses`)."""
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidWebhookUrl(f"webhook_url is longer than {MAX_URL_LENGTH} characters")
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises on a malformed port
+    except ValueError as exc:
+        raise InvalidWebhookUrl(f"webhook_url is not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidWebhookUrl("webhook_url must be an http:// or https:// URL with a host")
+    if parts.username or parts.password:
+        raise InvalidWebhookUrl("webhook_url must not carry credentials; sign-in is by signature")
+    if parts.fragment:
+        raise InvalidWebhookUrl("webhook_url must not have a #fragment")
+    return url
+
+
+class AddressRefused(Exception):
+    """The receiver's name resolves to an address the service must not call (SSRF guard)."""
+
+
+def _embedded_ipv4(ip: IpAddress) -> list[ipaddress.IPv4Address]:
+    """IPv4 addresses hidden in an IPv6 one (mapped ::ffff:a.b.c.d, 6to4, Teredo)."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return []
+    found = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+    return [v4 for v4 in found if v4 is not None]
+
+
+def is_public(ip: IpAddress) -> bool:
+    """Global unicast only: no loopback, private, shared (CGNAT), link-local (cloud metadata lives at
+    169.254.169.254), multicast, reserved or unspecified address, however it is spelled."""
+    candidates = [ip, *_embedded_ipv4(ip)]
+    return all(c.is_global and not c.is_multicast for c in candidates)
+
+
+def allowed(ip: IpAddress, host: str, allowlist: Sequence[str]) -> bool:
+    """An allowlist entry is a host name, an address or a network (CIDR)."""
+    for entry in allowlist:
+        if entry.lower() == host.lower():
+            return True
+        try:
+            if ip in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def resolve(host: str, port: int) -> list[IpAddress]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    seen: dict[str, IpAddress] = {}
+    for *_, sockaddr in infos:
+        address = str(sockaddr[0]).split("%", 1)[0]  # drop an IPv6 zone
+        seen.setdefault(address, ipaddress.ip_address(address))
+    return list(seen.values())
+
+
+def public_address(host: str, port: int, allowlist: Sequence[str]) -> IpAddress:
+    """The address to connect to: every address the name resolves to must be public (or allowlisted),
+    so that a name mixing public and private answers cannot slip through on a second lookup.
+    Raises AddressRefused; socket.gaierror when the name does not resolve."""
+    addresses = resolve(host, port)
+    refused = [ip for ip in addresses if not (is_public(ip) or allowed(ip, host, allowlist))]
+    if refused:
+        raise AddressRefused(f"{host} resolves to {refused[0]}, which is not a public address")
+    return addresses[0]

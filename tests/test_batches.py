@@ -1,0 +1,167 @@
+"""Batches: many files in one request, bad ones refused one by one, one `batch.completed` event."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+import zipfile
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import srt
+import webvtt
+from fastapi.testclient import TestClient
+from standardwebhooks.webhooks import Webhook
+
+from api.main import create_app
+from stt_common.models import Job
+from tests.audio_files import video_without_sound, wav_with_channels
+from tests.conftest import SAMPLES, Stack, make_stack
+from tests.services import RedisServer, WebhookReceiver, wait_for
+from tests.test_webhooks import service_secret
+
+CLIPS = sorted(SAMPLES.glob("clip*"))
+BAD = {  # index in the batch → (file name, bytes, expected code)
+    7: ("empty.wav", b"", "empty_file"),
+    23: ("notes.txt", "bu bir ses dosyası değil\n".encode() * 50, "invalid_audio"),
+    50: ("cut.ogg", (SAMPLES / "clip03.ogg").read_bytes()[:20000], "truncated_audio"),
+    71: ("screen.mp4", video_without_sound(), "no_audio_stream"),
+    99: ("array.wav", wav_with_channels(64), "unsupported_audio"),
+}
+
+
+def batch_files(n: int) -> list[tuple[str, tuple[str, bytes]]]:
+    files = []
+    for i in range(n):
+        if i in BAD:
+            name, data, _ = BAD[i]
+        else:
+            clip = CLIPS[i % len(CLIPS)]
+            name, data = f"{i:03d}-{clip.name}", clip.read_bytes()
+        files.append(("files", (name, data)))
+    return files
+
+
+@pytest.mark.slow
+def test_a_batch_of_100_with_5_bad_files(hook_stack: Stack, running: httpx.Client) -> None:
+    api = running
+    receiver = WebhookReceiver()
+    try:
+        r = api.post("/v1/batches", files=batch_files(100),
+                     data={"webhook_url": receiver.url(), "metadata": json.dumps({"course": "fizik-101"})})
+        assert r.status_code == 202, r.text
+        batch = r.json()
+        assert batch["total"] == 100 and len(batch["items"]) == 100
+        assert [item["index"] for item in batch["items"]] == list(range(100))
+        rejected = {item["index"]: item["error"]["code"] for item in batch["items"] if item["status"] == "failed"}
+        assert rejected == {i: code for i, (_, _, code) in BAD.items()}
+        assert batch["items"][7]["filename"] == "empty.wav"
+
+        def completed() -> dict | None:  # type: ignore[type-arg]
+            body = api.get(f"/v1/batches/{batch['id']}").json()
+            return body if body["status"] == "completed" else None
+
+        done = wait_for(completed, 180, "the batch to complete", interval=0.2)
+        assert done["counts"] == {"queued": 0, "processing": 0, "succeeded": 95, "failed": 5, "canceled": 0}  # type: ignore[index]
+        assert done["completed_at"] is not None and done["metadata"] == {"course": "fizik-101"}  # type: ignore[index]
+
+        # Webhooks: one event per job (95 succeeded, 5 failed) and exactly one batch.completed, all signed.
+        wait_for(lambda: receiver.count() >= 101, 60, "101 webhook deliveries")
+        secret = service_secret(hook_stack)
+        hook = Webhook(secret)
+        received = [hook.verify(r.body, r.headers) for r in receiver.received]
+        assert Counter(e["type"] for e in received) == {"job.succeeded": 95, "job.failed": 5, "batch.completed": 1}
+        (completion,) = [e for e in received if e["type"] == "batch.completed"]
+        assert completion["data"]["id"] == batch["id"] and completion["data"]["counts"]["succeeded"] == 95
+        assert completion["data"]["metadata"] == {"course": "fizik-101"}
+        job_ids = {e["data"]["id"] for e in received if e["type"].startswith("job.")}
+        assert job_ids == {item["job_id"] for item in batch["items"]}
+        assert all(e["data"]["batch_id"] == batch["id"] for e in received if e["type"].startswith("job."))
+        log = api.get(f"/v1/batches/{batch['id']}/webhooks").json()["data"]
+        assert [(d["event_type"], d["status"]) for d in log] == [("batch.completed", "delivered")]
+
+        # Results: JSONL in file order, then zips of subtitles that parse.
+        lines = [json.loads(line) for line in api.get(f"/v1/batches/{batch['id']}/results").text.splitlines()]
+        assert [line["index"] for line in lines] == list(range(100))
+        for line in lines:
+            if line["index"] in BAD:
+                assert line["status"] == "failed" and line["error"]["code"] == BAD[line["index"]][2]
+            else:
+                assert line["status"] == "succeeded" and line["result"]["text"] and line["result"]["words"]
+        for fmt in ("srt", "vtt"):
+            r = api.get(f"/v1/batches/{batch['id']}/results", params={"format": fmt})
+            assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+            with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+                names = zf.namelist()
+                assert len(names) == 95 and names[0] == "0000-000-clip01.srt".replace("srt", fmt)
+                for name in names:
+                    text = zf.read(name).decode()
+                    cues = list(srt.parse(text)) if fmt == "srt" else webvtt.from_buffer(io.StringIO(text)).captions
+                    assert cues, name
+    finally:
+        receiver.stop()
+
+
+@pytest.fixture
+def small_client(database_url: str, redis_server: RedisServer, tmp_path: Path) -> Iterator[tuple[TestClient, Stack]]:
+    stack = make_stack(database_url, redis_server.url, tmp_path, max_batch_items=5)
+    with TestClient(create_app(stack.settings)) as client:
+        yield client, stack
+
+
+def zip_of(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_archive_limits_idempotency_and_delete(small_client: tuple[TestClient, Stack]) -> None:
+    client, stack = small_client
+    clip = (SAMPLES / "clip01.wav").read_bytes()
+    archive = zip_of({"ders/a.wav": clip, "ders/b.flac": (SAMPLES / "clip02.flac").read_bytes(),
+                      "ders/bozuk.mp3": b"\xff\xfb" + b"\x00" * 100, "__MACOSX/ders/._a.wav": b"junk",
+                      ".DS_Store": b"junk"})
+    r = client.post("/v1/batches", files={"archive": ("ders.zip", archive)}, headers={"Idempotency-Key": "k1"})
+    assert r.status_code == 202, r.text
+    batch = r.json()
+    assert [(i["filename"], i["status"]) for i in batch["items"]] == [
+        ("a.wav", "queued"), ("b.flac", "queued"), ("bozuk.mp3", "failed")]
+    assert batch["items"][2]["error"]["code"] in ("invalid_audio", "corrupt_audio")
+    assert batch["counts"]["queued"] == 2 and batch["status"] == "processing"
+
+    again = client.post("/v1/batches", files={"archive": ("ders.zip", archive)}, headers={"Idempotency-Key": "k1"})
+    assert again.status_code == 202 and again.json()["id"] == batch["id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    other = client.post("/v1/batches", files={"files": ("a.wav", clip)}, headers={"Idempotency-Key": "k1"})
+    assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_key_reused"
+
+    for files, status, code in [
+        ([("files", (f"{i}.wav", clip)) for i in range(6)], 413, "too_many_files"),
+        ({"archive": ("x.zip", zip_of({f"{i}.wav": clip for i in range(6)}))}, 413, "too_many_files"),
+        ({"archive": ("x.zip", b"PK\x03\x04 not really a zip")}, 422, "invalid_archive"),
+        ({"archive": ("x.zip", zip_of({}))}, 422, "empty_batch"),
+        ({"model": (None, "no-such-model"), "files": ("a.wav", clip)}, 400, "unknown_model"),
+    ]:
+        r = client.post("/v1/batches", files=files)
+        assert (r.status_code, r.json()["error"]["code"]) == (status, code), r.text
+
+    # Every file bad: the batch is complete at once.
+    r = client.post("/v1/batches", files=[("files", ("x.txt", b"hello")), ("files", ("e.wav", b""))])
+    assert r.status_code == 202 and r.json()["status"] == "completed"
+    assert r.json()["counts"]["failed"] == 2
+
+    # Delete: the queued jobs are canceled, their audio removed, the batch gone.
+    assert len(stack.storage.list_keys()) == 2
+    assert client.delete(f"/v1/batches/{batch['id']}").status_code == 204
+    assert client.get(f"/v1/batches/{batch['id']}").json()["error"]["code"] == "batch_not_found"
+    assert stack.storage.list_keys() == []
+    with stack.session_factory() as session:
+        statuses = [j.status for j in session.query(Job).filter(Job.batch_id == uuid.UUID(batch["id"])).all()]
+    assert sorted(statuses) == ["canceled", "canceled", "failed"]
+    assert client.get(f"/v1/batches/{batch['id']}/results").status_code == 404
