@@ -91,14 +91,16 @@ def _batch_response(session: SessionDep, batch: Batch, *, replayed: bool) -> Res
     return Response(body, status_code=202, media_type="application/json", headers=headers)
 
 
-def _batch_out(session: SessionDep, batch: Batch) -> BatchOut:
-    return BatchOut.of(batch, events.batch_counts(session, batch.id), batches.items(session, batch.id))
+def _batch_out(session: SessionDep, batch: Batch, *, with_items: bool = True) -> BatchOut:
+    items = batches.items(session, batch.id) if with_items else None
+    return BatchOut.of(batch, events.batch_counts(session, batch.id), items)
 
 
 @router.get("/{batch_id}", response_model=BatchOut, responses=ERRORS)
-def get_batch(session: SessionDep, batch_id: str) -> BatchOut:
-    """The batch's status, its jobs counted by status, and every item with its job and error."""
-    return _batch_out(session, batches.get(session, batches.parse_batch_id(batch_id)))
+def get_batch(session: SessionDep, batch_id: str, items: bool = True) -> BatchOut:
+    """The batch's status, its jobs counted by status, and every item with its job and error
+    (`items=false`: counts only, for cheap polling of a large batch)."""
+    return _batch_out(session, batches.get(session, batches.parse_batch_id(batch_id)), with_items=items)
 
 
 @router.get(

@@ -179,15 +179,15 @@ class BatchOut(BaseModel):
     metadata: dict[str, Any] | None
     created_at: dt.datetime
     completed_at: dt.datetime | None
-    items: list[BatchItemOut]
+    items: list[BatchItemOut] | None = Field(None, description="Every file in order; omitted with `items=false`.")
 
     @classmethod
-    def of(cls, batch: Batch, counts: dict[str, int], items: list[Job]) -> BatchOut:
+    def of(cls, batch: Batch, counts: dict[str, int], items: list[Job] | None) -> BatchOut:
         return cls(
             id=batch.id, status="completed" if batch.completed_at else "processing", model=batch.model,
             total=batch.item_count, counts=counts, webhook_url=batch.webhook_url, metadata=batch.meta,
             created_at=batch.created_at, completed_at=batch.completed_at,
-            items=[BatchItemOut.of(job) for job in items],
+            items=None if items is None else [BatchItemOut.of(job) for job in items],
         )
 
 

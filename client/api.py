@@ -120,15 +120,16 @@ class SttClient:
             response = self.http.post("/v1/batches", files=files, data=data, headers=headers)
         return self._check(response).json()  # type: ignore[no-any-return]
 
-    def batch(self, batch_id: str) -> Batch:
-        return self._check(self.http.get(f"/v1/batches/{batch_id}")).json()  # type: ignore[no-any-return]
+    def batch(self, batch_id: str, *, items: bool = True) -> Batch:
+        response = self.http.get(f"/v1/batches/{batch_id}", params={"items": str(items).lower()})
+        return self._check(response).json()  # type: ignore[no-any-return]
 
     def wait_batch(self, batch_id: str, *, timeout: float = 24 * 3600.0,
                    on_update: Callable[[Batch], None] | None = None) -> Batch:
         """Poll until every job of the batch has ended (0.5 s at first, backing off to 5 s)."""
         deadline, delay = time.monotonic() + timeout, 0.5
         while True:
-            batch = self.batch(batch_id)
+            batch = self.batch(batch_id, items=False)  # counts only: cheap for a large batch
             if on_update is not None:
                 on_update(batch)
             if batch["status"] == "completed":

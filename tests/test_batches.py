@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import uuid
 import zipfile
 from collections import Counter
@@ -15,13 +16,23 @@ import pytest
 import srt
 import webvtt
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks.webhooks import Webhook
 
 from api.main import create_app
-from stt_common.models import Job
+from stt_common import jobs
+from stt_common.migrate import upgrade
+from stt_common.models import Batch, Job, WebhookDelivery
+from stt_common.transcript import Transcript
 from tests.audio_files import video_without_sound, wav_with_channels
 from tests.conftest import SAMPLES, Stack, make_stack
-from tests.services import RedisServer, WebhookReceiver, wait_for
+from tests.services import (
+    RedisServer,
+    WebhookReceiver,
+    create_postgres_database,
+    drop_postgres_database,
+    wait_for,
+)
 from tests.test_webhooks import service_secret
 
 CLIPS = sorted(SAMPLES.glob("clip*"))
@@ -165,3 +176,45 @@ def test_archive_limits_idempotency_and_delete(small_client: tuple[TestClient, S
         statuses = [j.status for j in session.query(Job).filter(Job.batch_id == uuid.UUID(batch["id"])).all()]
     assert sorted(statuses) == ["canceled", "canceled", "failed"]
     assert client.get(f"/v1/batches/{batch['id']}/results").status_code == 404
+
+
+def _finish(factory: sessionmaker[Session], job_id: uuid.UUID, attempt: int, barrier: threading.Barrier) -> None:
+    with factory() as session:
+        barrier.wait()
+        jobs.complete(session, job_id, attempt, Transcript(text="x", duration_s=1.0), 0.1)
+        session.commit()
+
+
+@pytest.mark.postgres
+def test_concurrent_last_jobs_complete_the_batch_exactly_once(postgres_server: str, tmp_path: Path) -> None:
+    """Two workers finish a batch's last two jobs at the same moment, in separate transactions on
+    PostgreSQL: exactly one of them completes the batch and writes `batch.completed`, every time."""
+    url = create_postgres_database(postgres_server)
+    try:
+        upgrade(url)
+        factory = make_stack(url, "redis://127.0.0.1:1/0", tmp_path).session_factory
+        for _ in range(20):
+            batch_id, ids = uuid.uuid4(), [uuid.uuid4(), uuid.uuid4()]
+            with factory() as session:
+                session.add(Batch(id=batch_id, model="m", webhook_url="https://example.com/h", item_count=2,
+                                  remaining=2))
+                session.flush()
+                session.add_all([Job(id=i, model="m", batch_id=batch_id, audio_sha256="0", audio_bytes=1)
+                                 for i in ids])
+                session.commit()
+                attempts = {i: jobs.claim(session, i, 60) for i in ids}
+                session.commit()
+            barrier = threading.Barrier(2)
+            threads = [threading.Thread(target=_finish, args=(factory, i, attempts[i], barrier)) for i in ids]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+            with factory() as session:
+                batch = session.get(Batch, batch_id)
+                assert batch is not None and batch.remaining == 0 and batch.completed_at is not None
+                completions = session.query(WebhookDelivery).filter_by(
+                    batch_id=batch_id, event_type="batch.completed").count()
+                assert completions == 1
+    finally:
+        drop_postgres_database(postgres_server, url)
