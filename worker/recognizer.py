@@ -55,6 +55,9 @@ class Recognizer:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Memory patterns are planned and cached per input shape, and chunks cut at pauses come in every
+        # length: without them xlsr-large ran as fast and its memory stayed flat (docs/BENCHMARKS.md).
+        options.enable_mem_pattern = False
         try:
             session = ort.InferenceSession(
                 str(Path(model_dir) / onnx_file), options, providers=["CPUExecutionProvider"]

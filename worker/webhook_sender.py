@@ -14,7 +14,7 @@ import random
 import socket
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
@@ -52,11 +52,17 @@ class Attempt:
     retry_after_s: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class SenderContext:
     settings: Settings
     session_factory: sessionmaker[Session]
     client: httpx.Client
+    secret: str | None = field(default=None, repr=False)  # read once per process
+
+    def signing_secret(self, session: Session) -> str:
+        if self.secret is None:
+            self.secret = signing_secret(session, self.settings.webhook_secret)
+        return self.secret
 
 
 def make_client() -> httpx.Client:
@@ -92,7 +98,7 @@ def deliver(ctx: SenderContext, delivery_id: uuid.UUID) -> float | None:
         if delivery is None:
             log.debug("delivery %s: not due or already taken; skipped", delivery_id)
             return None
-        secret = signing_secret(session, settings.webhook_secret)
+        secret = ctx.signing_secret(session)
         url, body, number, msg_id = delivery.url, delivery.body, delivery.attempts, delivery.webhook_id
         retries_used = delivery.attempts - delivery.round_offset
     started = utcnow()
