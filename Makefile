@@ -68,6 +68,7 @@ bench: $(VENV)/.stamp-run
 	@scripts/ensure_redis.sh
 	$(PY) bench/queue_overhead.py
 	$(PY) bench/long_audio.py --model models/$(MODEL)
+	$(PY) bench/batch_throughput.py
 
 model: $(VENV)/.stamp-test
 	$(PY) -m training.corpus --out build/corpus
