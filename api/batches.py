@@ -61,7 +61,7 @@ def archive_items(archive: BinaryIO, settings: Settings, room: int) -> Iterator[
         budget = settings.max_upload_bytes
         for member in members:
             name = member.filename
-            if member.file_size > settings.max_upload_bytes or member.file_size > budget:
+            if member.file_size > budget:  # budget starts at the upload limit and only shrinks
                 yield Item(name, None, InputError(
                     f"{name}: larger than the limit of {settings.max_upload_bytes} bytes (the archive's "
                     "members together count towards it too)", code="file_too_large"))
@@ -121,7 +121,6 @@ def create(session: Session, storage: LocalStorage, settings: Settings, celery: 
             publish_transcription(celery, job.id)
     except Exception as exc:
         log.warning("publishing batch %s failed: %s", batch.id, exc)
-        events.discard_new(session)
         _take_back(session, storage, batch.id, idempotency[0] if idempotency else None)
         raise TransientError("the job queue is unavailable; retry shortly", code="queue_unavailable") from exc
     return batch
@@ -148,19 +147,12 @@ def _accept(session: Session, storage: LocalStorage, settings: Settings, item: I
 
 
 def _take_back(session: Session, storage: LocalStorage, batch_id: uuid.UUID, key: str | None) -> None:
-    """The queue refused the batch: hide it and its jobs, remove their audio and unsent events."""
-    batch = get(session, batch_id)
-    batch.deleted_at = utcnow()
+    """The queue refused the batch: drop its unsent events and its key, then remove it as DELETE does."""
     session.execute(delete(WebhookDelivery).where(WebhookDelivery.batch_id == batch_id,
                                                   WebhookDelivery.attempts == 0))
-    audio_keys = [jobs.delete(session, job.id) for job in items(session, batch_id)]
     if key:
         forget(session, key)
-    session.commit()
-    events.discard_new(session)
-    for audio_key in audio_keys:
-        if audio_key:
-            storage.delete(audio_key)
+    remove(session, storage, batch_id)
 
 
 def get(session: Session, batch_id: uuid.UUID) -> Batch:

@@ -10,7 +10,6 @@ from typing import BinaryIO
 
 from sqlalchemy.orm import Session
 
-from stt_common import jobs
 from stt_common.errors import Conflict
 from stt_common.models import IdempotencyKey
 
@@ -30,16 +29,14 @@ def request_digest(route: str, fields: dict[str, str | None], uploads: Iterable[
 
 
 def replay(session: Session, key: str, digest: str) -> IdempotencyKey | None:
-    """What an earlier request with this key made (its `job_id` or `batch_id`); None if the key is
-    new. Refuses a key reused for a different request."""
+    """What an earlier request with this key made (its `job_id` or `batch_id`, which the caller looks
+    up: a deleted one is a 404); None if the key is new. Refuses a key reused for a different request."""
     earlier = session.get(IdempotencyKey, key)
     if earlier is None:
         return None
     if earlier.request_sha256 != digest:
         raise Conflict("this Idempotency-Key was used for a different request; use a new key",
                        code="idempotency_key_reused")
-    if earlier.job_id is not None:
-        jobs.get_job(session, earlier.job_id)  # 404 once that job is deleted
     return earlier
 
 

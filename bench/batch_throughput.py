@@ -18,13 +18,12 @@ Target (issue 4): the service delivers at least 90% of the engine's throughput; 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import multiprocessing
 import os
 import platform
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,19 +36,13 @@ import httpx
 import numpy as np
 import soundfile as sf
 from redis import Redis
-from report import cpu_model, replace_section  # bench/report.py (this folder is on sys.path)
+from report import cpu_model, free_port, replace_section, stop_all  # bench/report.py (this folder is on sys.path)
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from stt_common import readiness  # noqa: E402
 
 DOC_START, DOC_END = "<!-- batch-throughput:start -->", "<!-- batch-throughput:end -->"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_clips(folder: Path, count: int) -> float:
@@ -215,17 +208,10 @@ def main() -> int:
             jobs = [client.get(f"/v1/jobs/{r['job_id']}").json() for r in results]
             cpu = cpu_seconds(names)
     finally:
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
+        stop_all(procs, 20)
     succeeded = sum(1 for r in results if r["status"] == "succeeded")
     first_start = min(j["started_at"] for j in jobs)
     last_end = max(j["finished_at"] for j in jobs)
-    import datetime as dt
     busy_s = (dt.datetime.fromisoformat(last_end) - dt.datetime.fromisoformat(first_start)).total_seconds()
     engine_total = sum(j["timings"]["processing_s"] for j in jobs)
     print(f"first start -> last finish {busy_s:.2f} s; engine time in jobs {engine_total:.2f} s "

@@ -16,8 +16,6 @@ import json
 import os
 import platform
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,15 +26,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import soundfile as sf
-from report import cpu_model  # bench/report.py (this folder is on sys.path)
+from report import cpu_model, free_port, stop_all  # bench/report.py (this folder is on sys.path)
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def five_second_clip() -> bytes:
@@ -120,13 +112,7 @@ def main() -> int:
                 rows.append({"e2e_s": done - t0, "submit_s": accepted - t0, "engine_s": engine,
                              "overhead_s": done - t0 - engine, "queue_wait_s": job["timings"]["queue_wait_s"]})
     finally:
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
+        stop_all(procs, 15)
 
     overhead_ms = [r["overhead_s"] * 1000 for r in rows]
     e2e_ms = [r["e2e_s"] * 1000 for r in rows]

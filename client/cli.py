@@ -130,34 +130,33 @@ def _one_batch(stt: SttClient, progress: Progress, files: list[Path], model: str
         finally:
             progress.remove_task(submitting)
         _remember_batch(out, key, batch["id"])
-    failures = 0
-    for item in batch["items"]:
-        if item["status"] == "failed" and item.get("error"):
-            failures += 1
-            _report(progress, files[item["index"]], "refused", item["error"])
+    refused = {item["index"]: item["error"] for item in batch["items"]
+               if item["status"] == "failed" and item.get("error")}
+    for index, error in refused.items():
+        _report(progress, files[index], "refused", error)
     if not wait:
         typer.echo(f"batch {batch['id']}")
         for item in batch["items"]:
             typer.echo(f"{item['job_id']}\t{files[item['index']]}")
-        return failures
+        return len(refused)
     task = progress.add_task(f"batch {batch['id'][:8]}", total=batch["total"])
 
     def show(b: Batch) -> None:
         progress.update(task, completed=b["total"] - b["counts"]["queued"] - b["counts"]["processing"])
 
     stt.wait_batch(batch["id"], on_update=show)
-    return _write_batch(stt, progress, batch["id"], files, fmt, out)
+    return _write_batch(stt, progress, batch["id"], files, fmt, out, refused)
 
 
 def _write_batch(stt: SttClient, progress: Progress, batch_id: str, files: list[Path], fmt: Format,
-                 out: Path | None) -> int:
+                 out: Path | None, refused: dict[int, Any]) -> int:
+    """Write each succeeded item's transcript; report failures not already reported as refused."""
     failures = 0
-    results = list(stt.batch_results(batch_id))
-    for line in results:
+    for line in stt.batch_results(batch_id):
         path = files[line["index"]]
         if line["status"] != "succeeded":
             failures += 1
-            if line["status"] != "failed" or not line.get("error") or line["error"]["code"] not in _REFUSED:
+            if line["index"] not in refused:
                 _report(progress, path, line["status"], line.get("error"))
             continue
         if fmt == Format.txt:
@@ -169,11 +168,6 @@ def _write_batch(stt: SttClient, progress: Progress, batch_id: str, files: list[
             for name in zf.namelist():
                 _write(out, files[int(name.split("-", 1)[0])], fmt, zf.read(name).decode("utf-8"))
     return failures
-
-
-# Codes the api gives a file it refuses at submission; those were reported then.
-_REFUSED = {"empty_file", "invalid_audio", "unsupported_audio", "no_audio_stream", "corrupt_audio",
-            "truncated_audio", "empty_audio", "file_too_large", "audio_too_long", "corrupt_archive_member"}
 
 
 def _report(progress: Progress, path: Path, status: str, error: dict[str, Any] | None) -> None:

@@ -84,13 +84,15 @@ def _add(session: Session, event_type: str, url: str, data: dict[str, Any], *, j
 
 def job_finished(session: Session, job_id: uuid.UUID) -> None:
     """Call in the transaction that moved the job to a terminal state (exactly once per job)."""
-    session.flush()
-    job = session.get(Job, job_id, populate_existing=True)
+    job = session.get(Job, job_id)  # usually from the identity map: its webhook and batch never change
     if job is None:
         return
-    event = JOB_EVENTS.get(JobStatus(job.status))
-    if event and job.webhook_url and job.deleted_at is None:
-        _add(session, event, job.webhook_url, job_data(job), job_id=job.id, batch_id=job.batch_id)
+    if job.webhook_url and job.deleted_at is None:
+        session.flush()
+        session.refresh(job)  # the event carries the state the transition just wrote
+        event = JOB_EVENTS.get(JobStatus(job.status))
+        if event:
+            _add(session, event, job.webhook_url, job_data(job), job_id=job.id, batch_id=job.batch_id)
     if job.batch_id is not None:
         _count_down(session, job.batch_id)
 

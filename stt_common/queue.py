@@ -6,11 +6,14 @@ task bodies on the same app.
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from celery import Celery
 
 from stt_common.settings import Settings
+
+log = logging.getLogger(__name__)
 
 TRANSCRIBE_TASK = "stt.transcribe"
 TRANSCRIBE_QUEUE = "transcribe"
@@ -68,8 +71,12 @@ def publish_transcription(app: Celery, job_id: uuid.UUID) -> None:
 
 
 def publish_deliveries(app: Celery, delivery_ids: list[uuid.UUID], countdown: float | None = None) -> None:
-    """Hand webhook deliveries to the webhooks queue; call after their rows are committed. A failure
-    here loses nothing: the periodic sweep publishes deliveries that are due and were not picked up."""
-    for delivery_id in delivery_ids:
-        app.send_task(DELIVER_TASK, args=[str(delivery_id)], countdown=countdown, retry=True,
-                      retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2})
+    """Hand webhook deliveries to the webhooks queue; call after their rows are committed. Best effort:
+    a failure is logged and loses nothing, as the periodic sweep publishes deliveries that are due and
+    were not picked up."""
+    try:
+        for delivery_id in delivery_ids:
+            app.send_task(DELIVER_TASK, args=[str(delivery_id)], countdown=countdown, retry=True,
+                          retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2})
+    except Exception as exc:
+        log.warning("webhook deliveries not published now (%s); the sweep will", exc.__class__.__name__)

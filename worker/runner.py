@@ -136,13 +136,8 @@ def _fail(ctx: WorkerContext, job_id: uuid.UUID, attempt: int, code: str, messag
 
 
 def _publish(ctx: WorkerContext, deliveries: list[uuid.UUID]) -> None:
-    """Best effort: a delivery whose message is lost here is published by the webhooks sweep."""
-    if not deliveries:
-        return
-    try:
-        ctx.publish(deliveries)
-    except Exception as exc:
-        log.warning("webhook deliveries not published now (%s); the sweep will", exc.__class__.__name__)
+    if deliveries:
+        ctx.publish(deliveries)  # best effort (stt_common.queue.publish_deliveries): the sweep catches up
 
 
 def _release(ctx: WorkerContext, job_id: uuid.UUID, attempt: int) -> None:

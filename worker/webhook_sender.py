@@ -14,7 +14,7 @@ import random
 import socket
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
@@ -177,18 +177,14 @@ def send(client: httpx.Client, url: str, msg_id: str, body: str, secret: str, ti
     code = response.status_code
     outcome = Attempt(Verdict.final, latency_ms=_ms(started), status_code=code, response=answer)
     if 200 <= code < 300:
-        return _with(outcome, Verdict.delivered)
+        return replace(outcome, verdict=Verdict.delivered)
     if code == 410:
-        return _with(outcome, Verdict.gone, error="gone")
+        return replace(outcome, verdict=Verdict.gone, error="gone")
     if 300 <= code < 400:
-        return _with(outcome, Verdict.final, error="redirect_refused")
+        return replace(outcome, error="redirect_refused")
     if code == 429 or code >= 500:
-        return _with(outcome, Verdict.retry, error="http_error", retry_after_s=_retry_after(response))
-    return _with(outcome, Verdict.final, error="http_error")
-
-
-def _with(attempt: Attempt, verdict: Verdict, **changes: object) -> Attempt:
-    return Attempt(**{**attempt.__dict__, "verdict": verdict, **changes})  # type: ignore[arg-type]
+        return replace(outcome, verdict=Verdict.retry, error="http_error", retry_after_s=_retry_after(response))
+    return replace(outcome, error="http_error")
 
 
 def _pinned(parts: SplitResult, address: IpAddress, port: int) -> str:
