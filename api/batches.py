@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from api.idempotency import forget, remember
 from api.uploads import JobOptions, accept_upload, clean_filename
-from stt_common import events, jobs
+from stt_common import events, faults, jobs
 from stt_common.db import utcnow
 from stt_common.errors import InputError, NotFound, TransientError
 from stt_common.models import Batch, Job, JobStatus, WebhookDelivery
@@ -116,6 +116,7 @@ def create(session: Session, storage: LocalStorage, settings: Settings, celery: 
             if job.audio_key:
                 storage.delete(job.audio_key)
         raise
+    faults.hit("api.after_commit")
     try:
         for job in accepted:
             publish_transcription(celery, job.id)

@@ -12,7 +12,7 @@ from celery import Celery
 from sqlalchemy.orm import Session
 
 from api.idempotency import forget, remember
-from stt_common import audio, jobs
+from stt_common import audio, faults, jobs
 from stt_common.errors import EmptyFile, FileTooLarge, InputError, TransientError, UnknownModel
 from stt_common.model_folder import list_models
 from stt_common.models import Job, JobStatus
@@ -144,6 +144,7 @@ def submit(
         if job.audio_key:
             storage.delete(job.audio_key)
         raise
+    faults.hit("api.after_commit")  # a crash here leaves a committed, unpublished job: the reaper sends it
     try:
         publish_transcription(celery, job.id)
     except Exception as exc:

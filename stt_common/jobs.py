@@ -82,13 +82,13 @@ def _changed_one(session: Session, statement: Update) -> bool:
     return cast(CursorResult[Any], result).rowcount == 1
 
 
-def claim(session: Session, job_id: uuid.UUID, lease_seconds: int) -> int | None:
-    """Take a queued job (or one whose worker's lease ran out). Returns the attempt number, or None
-    when another delivery already owns or finished it."""
+def claim(session: Session, job_id: uuid.UUID, lease_seconds: int, max_attempts: int) -> int | None:
+    """Take a queued job, or one whose worker's lease ran out (the worker died) if it has attempts
+    left. Returns the attempt number, or None when another delivery already owns or finished it."""
     now = utcnow()
     claimable = or_(
         Job.status == JobStatus.queued,
-        and_(Job.status == JobStatus.processing, Job.lease_expires_at < now),
+        and_(Job.status == JobStatus.processing, Job.lease_expires_at < now, Job.attempts < max_attempts),
     )
     changed = _changed_one(
         session,
@@ -122,6 +122,15 @@ def report_progress(session: Session, job_id: uuid.UUID, attempt: int, progress:
         .where(_owned(job_id, attempt))
         .values(progress=min(max(progress, 0.0), 0.99),
                 lease_expires_at=utcnow() + dt.timedelta(seconds=lease_seconds)),
+    )
+
+
+def renew_lease(session: Session, job_id: uuid.UUID, attempt: int, lease_seconds: int) -> bool:
+    """The running worker's heartbeat. False when this attempt no longer owns the job."""
+    return _changed_one(
+        session,
+        update(Job).where(_owned(job_id, attempt))
+        .values(lease_expires_at=utcnow() + dt.timedelta(seconds=lease_seconds)),
     )
 
 
@@ -180,6 +189,24 @@ def fail(session: Session, job_id: uuid.UUID, attempt: int | None, code: str, me
     ))
 
 
+def fail_lost(session: Session, job_id: uuid.UUID, max_attempts: int) -> bool:
+    """End a job whose lease ran out after its last allowed attempt: its workers keep dying on it."""
+    return _finished(session, job_id, _changed_one(
+        session,
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.processing, Job.lease_expires_at < utcnow(),
+               Job.attempts >= max_attempts)
+        .values(
+            status=JobStatus.failed,
+            finished_at=utcnow(),
+            lease_expires_at=None,
+            error_code="worker_lost",
+            error_message=f"the worker running this job stopped (killed or out of memory) on each of "
+                          f"{max_attempts} attempts",
+        ),
+    ))
+
+
 def release(session: Session, job_id: uuid.UUID, attempt: int) -> bool:
     """Give a job back to the queue after a transient failure, so a retry can claim it."""
     return _changed_one(
@@ -217,7 +244,7 @@ def rehearse(session: Session, lease_seconds: int) -> None:
     job = Job(id=uuid.uuid4(), model="warm-up", audio_sha256="0" * 64, audio_bytes=0)
     session.add(job)
     session.flush()
-    attempt = claim(session, job.id, lease_seconds)
+    attempt = claim(session, job.id, lease_seconds, max_attempts=1)
     if attempt is not None:
         complete(session, job.id, attempt, Transcript(text="", duration_s=1.0), 0.0)
     session.get(Job, job.id)

@@ -20,6 +20,7 @@ TRANSCRIBE_QUEUE = "transcribe"
 # Webhooks go through their own queue and workers, so a slow receiver never holds up transcription.
 DELIVER_TASK = "stt.deliver_webhook"
 SWEEP_TASK = "stt.sweep_webhooks"
+REAP_TASK = "stt.reap_jobs"  # re-enqueues jobs that lost their message (stt_common/reaper.py)
 WEBHOOK_QUEUE = "webhooks"
 
 
@@ -34,6 +35,7 @@ def make_celery(settings: Settings) -> Celery:
             TRANSCRIBE_TASK: {"queue": TRANSCRIBE_QUEUE},
             DELIVER_TASK: {"queue": WEBHOOK_QUEUE},
             SWEEP_TASK: {"queue": WEBHOOK_QUEUE},
+            REAP_TASK: {"queue": WEBHOOK_QUEUE},
         },
         # At-least-once delivery: ack after the task body ran; a worker lost mid-task puts it back.
         task_acks_late=True,

@@ -84,11 +84,26 @@ class Settings(BaseSettings):
         0, ge=0, description="ONNX Runtime intra-op threads per worker process; 0 = cores / concurrency."
     )
     warmup_seconds: float = Field(5.0, ge=0, description="Length of the warm-up clip, in seconds; 0 = none.")
-    task_max_retries: int = Field(5, ge=0, description="Retries of a transient failure before a job fails.")
+    task_max_retries: int = Field(
+        5, ge=0, description="Retries of a transient failure (database or broker unavailable) before a job fails; "
+        "they wait 2, 4, 8, 16, 32 s, each 50–100% of that.",
+    )
     task_retry_backoff_max: int = Field(60, ge=1, description="Cap on the retry back-off, in seconds.")
     job_lease_seconds: int = Field(
-        600, ge=10, description="How long a worker owns a `processing` job without reporting progress before "
-        "another may take it, in seconds. Each progress update renews it.",
+        60, ge=2, description="A worker holds its running job on a lease it renews every third of this, in "
+        "seconds; the job of a worker that died is taken over once the lease runs out.",
+    )
+    job_max_attempts: int = Field(
+        3, ge=1, description="Attempts a job gets when its workers die under it (killed, out of memory); then "
+        "it fails with `worker_lost`. Retries of transient failures count too.",
+    )
+    reaper_interval_seconds: float = Field(
+        30.0, gt=0, description="How often the webhooks worker's reaper re-enqueues jobs that have no live queue "
+        "message (lost publish, Redis restarted empty, dead worker), in seconds.",
+    )
+    reaper_grace_seconds: float = Field(
+        60.0, ge=0, description="A queued job younger than this is never re-enqueued by the reaper, in seconds "
+        "(its first message may still be on the way).",
     )
     task_time_limit: int = Field(4 * 3600, ge=10, description="Hard time limit of one transcription task, in s.")
     broker_visibility_timeout: int = Field(

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -47,10 +48,15 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        self.binary, self.workdir = binary, workdir
         self.port = free_port()
+        self.start()
+
+    def start(self) -> None:
+        """Start (again) on the same port, empty: no persistence, as a restart that lost everything."""
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(workdir)],
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.workdir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         wait_for(self._answers, 10, "redis-server")
@@ -70,6 +76,87 @@ class RedisServer:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
+
+
+class PostgresServer:
+    """A PostgreSQL server of our own (initdb into a temporary directory, a free port): tests may stop
+    it and start it again. As root, the server runs as the `postgres` user, as PostgreSQL requires."""
+
+    def __init__(self) -> None:
+        bindir = self._bindir()
+        self.initdb, self.pg_ctl = str(bindir / "initdb"), str(bindir / "pg_ctl")
+        self.root = Path(tempfile.mkdtemp(prefix="stt-pg-"))  # not under pytest's 0700 root-owned tmp
+        self.as_owner: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres")
+            self.as_owner = ["runuser", "-u", "postgres", "--"]
+        self.data = self.root / "data"
+        self.port = free_port()
+        self._run(self.initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        self.start()
+
+    @staticmethod
+    def _bindir() -> Path:
+        found = shutil.which("pg_ctl")
+        if found:
+            return Path(os.path.realpath(found)).parent
+        versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parts[-3]))
+        if not versions:
+            raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+        return versions[-1].parent
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*self.as_owner, *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       cwd=self.root)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(self.pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start")
+
+    def stop(self, mode: str = "immediate") -> None:
+        """`immediate` is a crash: connections cut, no clean shutdown."""
+        self._run(self.pg_ctl, "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def destroy(self) -> None:
+        subprocess.run([*self.as_owner, self.pg_ctl, "-D", str(self.data), "-m", "immediate", "stop"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.root)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class ApiProcess:
+    """`uvicorn api.main:app` as a real process (so a fault point may end it)."""
+
+    def __init__(self, settings_env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=REPO, env=env_for(settings_env), stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for(lambda: self._answers() or self.proc.poll() is not None, 60, "the api")
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"the api exited:\n{log_path.read_text()[-3000:]}")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(20)
 
 
 def create_postgres_database(server_url: str) -> str:

@@ -202,7 +202,7 @@ def test_concurrent_last_jobs_complete_the_batch_exactly_once(postgres_server: s
                 session.add_all([Job(id=i, model="m", batch_id=batch_id, audio_sha256="0", audio_bytes=1)
                                  for i in ids])
                 session.commit()
-                attempts = {i: jobs.claim(session, i, 60) for i in ids}
+                attempts = {i: jobs.claim(session, i, 60, max_attempts=3) for i in ids}
                 session.commit()
             barrier = threading.Barrier(2)
             threads = [threading.Thread(target=_finish, args=(factory, i, attempts[i], barrier)) for i in ids]

@@ -22,7 +22,7 @@ def test_every_error_code_is_in_the_api_doc() -> None:
         text = path.read_text()
         codes |= set(re.findall(r'\bcode\s*=\s*"([a-z_]+)"', text))
         codes |= set(re.findall(r'_fail\([^)]*?"([a-z_]+)"', text))
-        codes |= set(re.findall(r'"(retries_exhausted|database_unavailable)"', text))
+        codes |= set(re.findall(r'"(retries_exhausted|database_unavailable|worker_lost)"', text))
     codes -= {"invalid_input", "internal_error", "not_found", "conflict", "service_unavailable", "model_error"}
     assert len(codes) >= 12
     missing = sorted(c for c in codes if f"`{c}`" not in doc)

@@ -18,7 +18,7 @@ from stt_common.models import Job
 from stt_common.storage import audio_key
 from tests.conftest import SAMPLES, TINY_MODEL, Stack
 from worker.recognizer import Recognizer
-from worker.runner import Outcome, WorkerContext, run_job
+from worker.runner import Outcome, WorkerContext, fail_exhausted, run_job
 
 
 @pytest.fixture(scope="module")
@@ -90,14 +90,14 @@ def test_a_canceled_job_is_never_run(ctx: WorkerContext, stack: Stack) -> None:
 def test_claim_is_compare_and_set_and_a_lapsed_lease_can_be_reclaimed(stack: Stack) -> None:
     job_id = add_job(stack, SAMPLES / "clip01.wav")
     with session_scope(stack.session_factory) as s:
-        assert jobs.claim(s, job_id, lease_seconds=60) == 1
+        assert jobs.claim(s, job_id, lease_seconds=60, max_attempts=3) == 1
     with session_scope(stack.session_factory) as s:
-        assert jobs.claim(s, job_id, lease_seconds=60) is None  # a duplicate delivery loses
+        assert jobs.claim(s, job_id, lease_seconds=60, max_attempts=3) is None  # a duplicate delivery loses
     with session_scope(stack.session_factory) as s:  # the first worker died; its lease runs out
         s.execute(update(Job).where(Job.id == job_id).values(
             lease_expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
     with session_scope(stack.session_factory) as s:
-        assert jobs.claim(s, job_id, lease_seconds=60) == 2
+        assert jobs.claim(s, job_id, lease_seconds=60, max_attempts=3) == 2
     from stt_common.transcript import Transcript
 
     with session_scope(stack.session_factory) as s:  # the dead worker's late result is refused
@@ -126,6 +126,14 @@ def test_a_transient_failure_releases_the_job_for_a_retry(
     monkeypatch.undo()
     assert run_job(ctx, job_id) is Outcome.succeeded
     assert load(stack, job_id).attempts == 2
+
+
+def test_the_last_failed_retry_ends_the_job_with_a_code(ctx: WorkerContext, stack: Stack) -> None:
+    job_id = add_job(stack, SAMPLES / "clip01.wav")
+    fail_exhausted(ctx, job_id, "gave up after 6 attempts: OperationalError")
+    job = load(stack, job_id)
+    assert (job.status, job.error_code) == ("failed", "retries_exhausted")
+    assert run_job(ctx, job_id) is Outcome.skipped  # a late message changes nothing
 
 
 def test_stereo_44k_audio_transcribes_like_the_mono_original(ctx: WorkerContext, stack: Stack,

@@ -211,7 +211,7 @@ def test_a_url_resolving_to_a_private_address_is_refused_when_sending(stack: Sta
                           webhook_url=url)
                 session.add(job)
                 session.flush()
-                attempt = jobs.claim(session, job.id, 60)
+                attempt = jobs.claim(session, job.id, 60, max_attempts=3)
                 assert attempt is not None
                 assert jobs.complete(session, job.id, attempt, Transcript(text="merhaba", duration_s=1.0), 0.1)
                 (delivery_id,) = events.take_new(session)
@@ -236,7 +236,7 @@ def test_each_terminal_transition_writes_one_event_in_its_own_transaction(stack:
                        webhook_url="https://example.com/hook")
         session.add_all([job, canceled])
     with stack.session_factory() as session:
-        attempt = jobs.claim(session, job.id, 60)
+        attempt = jobs.claim(session, job.id, 60, max_attempts=3)
         assert attempt is not None
         assert jobs.complete(session, job.id, attempt, Transcript(text="bir", duration_s=1.0), 0.1)
         session.rollback()  # e.g. the commit failed
@@ -244,7 +244,7 @@ def test_each_terminal_transition_writes_one_event_in_its_own_transaction(stack:
     with session_scope(stack.session_factory) as session:
         assert session.query(WebhookDelivery).count() == 0
         assert session.get(Job, job.id).status == JobStatus.queued  # type: ignore[union-attr]
-        attempt = jobs.claim(session, job.id, 60)
+        attempt = jobs.claim(session, job.id, 60, max_attempts=3)
         assert attempt is not None
         assert jobs.complete(session, job.id, attempt, Transcript(text="bir", duration_s=1.0), 0.1)
         assert not jobs.complete(session, job.id, attempt, Transcript(text="iki", duration_s=1.0), 0.1)

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 from typing import Any
 
 from celery import signals
-from celery.utils.time import get_exponential_backoff_interval
 from redis import Redis
 
 from stt_common import readiness
-from stt_common.errors import JobNotFound, TransientError
+from stt_common.errors import JobNotFound, is_transient
 from stt_common.jobs import parse_job_id
 from stt_common.queue import TRANSCRIBE_QUEUE, TRANSCRIBE_TASK, make_celery, publish_deliveries
 from stt_common.settings import get_settings
@@ -62,6 +62,12 @@ def _withdraw(**_: Any) -> None:
             readiness.withdraw(Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=1))
 
 
+def retry_delay(retries: int, maximum: float) -> float:
+    """2, 4, 8 … s capped at `maximum`, each between half and all of it: the default five retries wait
+    31–62 s in all, long enough to ride out a database failover before the job is failed."""
+    return min(maximum, 2.0 ** (retries + 1)) * random.uniform(0.5, 1.0)
+
+
 @app.task(name=TRANSCRIBE_TASK, bind=True, max_retries=settings.task_max_retries)
 def transcribe(self: Any, job_id: str) -> str:
     """Thin: everything happens in `run_job`; this maps transient failures to bounded retries."""
@@ -72,12 +78,13 @@ def transcribe(self: Any, job_id: str) -> str:
         return "skipped"
     try:
         return run_job(context(), ident).value
-    except TransientError as exc:
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
         if self.request.retries >= self.max_retries:
             fail_exhausted(context(), ident, f"gave up after {self.request.retries + 1} attempts: {exc}")
             return "failed"
-        countdown = get_exponential_backoff_interval(
-            factor=1, retries=self.request.retries, maximum=settings.task_retry_backoff_max, full_jitter=True
-        )
-        log.warning("job %s: %s; retry %d in %d s", job_id, exc, self.request.retries + 1, countdown)
+        countdown = retry_delay(self.request.retries, settings.task_retry_backoff_max)
+        log.warning("job %s: %s; retry %d in %.1f s", job_id, exc.__class__.__name__, self.request.retries + 1,
+                    countdown)
         raise self.retry(exc=exc, countdown=countdown) from exc

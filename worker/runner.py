@@ -6,6 +6,7 @@ Each database step is its own short transaction, so a long transcription holds n
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -14,7 +15,7 @@ from enum import StrEnum
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from stt_common import events, jobs
+from stt_common import events, faults, jobs
 from stt_common.db import session_scope
 from stt_common.errors import InputError, TransientError, is_transient
 from stt_common.models import Job
@@ -45,7 +46,7 @@ class WorkerContext:
 def run_job(ctx: WorkerContext, job_id: uuid.UUID) -> Outcome:
     """Raises TransientError when a retry may succeed; every other failure ends the job `failed`."""
     with session_scope(ctx.session_factory) as session:
-        attempt = jobs.claim(session, job_id, ctx.settings.job_lease_seconds)
+        attempt = jobs.claim(session, job_id, ctx.settings.job_lease_seconds, ctx.settings.job_max_attempts)
         job = session.get(Job, job_id) if attempt is not None else None
         model, key, seconds = (job.model, job.audio_key, job.duration_s) if job else ("", None, None)
     if attempt is None:
@@ -55,7 +56,9 @@ def run_job(ctx: WorkerContext, job_id: uuid.UUID) -> Outcome:
 
     started = time.perf_counter()
     try:
-        timed = _transcribe(ctx, model, key, seconds, ProgressReporter(ctx, job_id, attempt))
+        with LeaseKeeper(ctx, job_id, attempt) as lease:
+            timed = _transcribe(ctx, model, key, seconds, ProgressReporter(ctx, job_id, attempt, lease))
+            faults.hit("worker.before_complete")
     except JobLost:
         log.info("job %s: canceled or taken over while running; stopped", job_id)
         return Outcome.discarded
@@ -90,14 +93,49 @@ class JobLost(Exception):
     """This attempt no longer owns the job: it was canceled or another worker took it over."""
 
 
-class ProgressReporter:
-    """Writes the job's progress (and so renews its lease) at most every `progress_interval_seconds`."""
+class LeaseKeeper:
+    """Renews the running job's lease from a background thread every third of the lease, so the lease
+    only has to outlast a dead worker, not the longest job. Sets `lost` when this attempt no longer
+    owns the job (canceled, or taken over after a stall); the progress reporter then stops the job."""
 
     def __init__(self, ctx: WorkerContext, job_id: uuid.UUID, attempt: int) -> None:
         self.ctx, self.job_id, self.attempt = ctx, job_id, attempt
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{job_id}", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.ctx.settings.job_lease_seconds / 3):
+            try:
+                with session_scope(self.ctx.session_factory) as session:
+                    owned = jobs.renew_lease(session, self.job_id, self.attempt, self.ctx.settings.job_lease_seconds)
+            except Exception as exc:  # the database is away: keep trying while the lease lasts
+                log.warning("job %s: lease not renewed (%s)", self.job_id, exc.__class__.__name__)
+                continue
+            if not owned:
+                self.lost.set()
+                return
+
+
+class ProgressReporter:
+    """Writes the job's progress (which renews its lease too) at most every `progress_interval_seconds`,
+    and stops the job (JobLost) once its lease keeper saw it canceled or taken over."""
+
+    def __init__(self, ctx: WorkerContext, job_id: uuid.UUID, attempt: int, lease: LeaseKeeper) -> None:
+        self.ctx, self.job_id, self.attempt, self.lease = ctx, job_id, attempt, lease
         self.last = time.monotonic()
 
     def __call__(self, fraction: float) -> None:
+        if self.lease.lost.is_set():
+            raise JobLost(str(self.job_id))
         now = time.monotonic()
         if now - self.last < self.ctx.settings.progress_interval_seconds:
             return

@@ -1,16 +1,33 @@
 """The webhooks worker: `celery -A worker.webhook_app worker -Q webhooks --pool threads -B`.
 
-It loads no model. `-B` runs the periodic sweep in the same process; the sweep only publishes ids and
-every send is a compare-and-set claim, so running it in several workers at once is harmless.
+It loads no model. `-B` runs the periodic tasks in the same process: the webhook sweep (due retries,
+lost delivery messages) and the job reaper (jobs without a live message, `stt_common/reaper.py`). Both
+only publish ids, and every delivery and every job run starts with a compare-and-set claim, so running
+them in several workers at once is harmless.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
+from functools import cache
 
+from redis import Redis
+from redis.exceptions import LockError, RedisError
+
+from stt_common import reaper
 from stt_common.db import make_engine, make_session_factory, session_scope
-from stt_common.queue import DELIVER_TASK, SWEEP_TASK, WEBHOOK_QUEUE, make_celery, publish_deliveries
+from stt_common.errors import is_transient
+from stt_common.queue import (
+    DELIVER_TASK,
+    REAP_TASK,
+    SWEEP_TASK,
+    WEBHOOK_QUEUE,
+    make_celery,
+    publish_deliveries,
+    publish_transcription,
+)
 from stt_common.settings import get_settings
 from worker.webhook_sender import SHORT_DELAY_S, SenderContext, deliver, due_deliveries, make_client
 
@@ -20,7 +37,13 @@ app = make_celery(settings)
 app.conf.update(
     task_default_queue=WEBHOOK_QUEUE,
     worker_concurrency=settings.webhook_concurrency,
-    beat_schedule={"sweep-webhooks": {"task": SWEEP_TASK, "schedule": settings.webhook_sweep_seconds}},
+    # `expires`: a tick that waited out a broker outage is dropped, not run in a burst with the next ones.
+    beat_schedule={
+        "sweep-webhooks": {"task": SWEEP_TASK, "schedule": settings.webhook_sweep_seconds,
+                           "options": {"expires": settings.webhook_sweep_seconds}},
+        "reap-jobs": {"task": REAP_TASK, "schedule": settings.reaper_interval_seconds,
+                      "options": {"expires": settings.reaper_interval_seconds}},
+    },
     beat_schedule_filename=str(settings.storage_dir.parent / "celerybeat-schedule"),
 )
 
@@ -47,9 +70,45 @@ def deliver_webhook(delivery_id: str) -> str:
 
 @app.task(name=SWEEP_TASK)
 def sweep_webhooks() -> int:
-    with session_scope(context().session_factory) as session:
-        ids = due_deliveries(session)
+    try:
+        with session_scope(context().session_factory) as session:
+            ids = due_deliveries(session)
+    except Exception as exc:
+        return _skipped("webhook sweep", exc)
     publish_deliveries(app, ids)
     if ids:
         log.info("sweep: published %d due webhook deliveries", len(ids))
     return len(ids)
+
+
+@cache
+def _broker() -> Redis:
+    return Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=10)
+
+
+@app.task(name=REAP_TASK)
+def reap_jobs() -> int:
+    """One reaper pass at a time across every webhooks worker (a Redis lock); returns jobs handled."""
+    lock = _broker().lock("stt:reaper", timeout=max(60.0, settings.reaper_interval_seconds * 5), blocking=False)
+    try:
+        if not lock.acquire():
+            return 0
+        try:
+            found = reaper.reap(context().session_factory, _broker(),
+                                lambda job_id: publish_transcription(app, job_id),
+                                settings.reaper_grace_seconds, settings.job_max_attempts)
+        finally:
+            with contextlib.suppress(LockError, RedisError):
+                lock.release()
+    except Exception as exc:
+        return _skipped("reaper", exc)
+    publish_deliveries(app, found.deliveries)
+    return len(found.requeued) + len(found.failed)
+
+
+def _skipped(what: str, exc: Exception) -> int:
+    """A periodic pass during an outage: one line, no traceback; the next tick tries again."""
+    if not is_transient(exc):
+        raise exc
+    log.warning("%s skipped: database or broker unavailable (%s)", what, exc.__class__.__name__)
+    return 0

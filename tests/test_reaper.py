@@ -1,0 +1,112 @@
+"""The job reaper against a real Redis holding real Celery messages, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from celery import Celery
+from redis import Redis
+from sqlalchemy import update
+
+from stt_common import events, jobs, reaper
+from stt_common.db import session_scope, utcnow
+from stt_common.models import Job, WebhookDelivery
+from stt_common.queue import TRANSCRIBE_QUEUE, make_celery, publish_transcription
+from tests.conftest import Stack
+
+MAX_ATTEMPTS = 3
+
+
+@pytest.fixture
+def celery(stack: Stack) -> Iterator[Celery]:
+    app = make_celery(stack.settings)
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def redis(stack: Stack) -> Redis:
+    return Redis.from_url(stack.settings.redis_url)
+
+
+def add(stack: Stack, *, age_s: float = 120, status: str = "queued", lease_s: float | None = None,
+        attempts: int = 0, webhook: bool = False) -> uuid.UUID:
+    job_id = uuid.uuid4()
+    with session_scope(stack.session_factory) as s:
+        s.add(Job(id=job_id, model="tr-espeak-small", audio_sha256="0" * 64, audio_bytes=1, status=status,
+                  created_at=utcnow() - dt.timedelta(seconds=age_s), attempts=attempts,
+                  webhook_url="https://example.com/hook" if webhook else None,
+                  lease_expires_at=utcnow() + dt.timedelta(seconds=lease_s) if lease_s is not None else None))
+    return job_id
+
+
+def run_reaper(stack: Stack, redis: Redis, celery: Celery) -> reaper.Reaped:
+    return reaper.reap(stack.session_factory, redis, lambda i: publish_transcription(celery, i),
+                       grace_seconds=30, max_attempts=MAX_ATTEMPTS)
+
+
+def test_broker_view_reads_real_messages_waiting_and_held(stack: Stack, redis: Redis, celery: Celery) -> None:
+    waiting, held = uuid.uuid4(), uuid.uuid4()
+    publish_transcription(celery, waiting)
+    publish_transcription(celery, held)
+    # What kombu does when a worker takes a message: off the list, into the unacked hash.
+    raw = redis.rpop(TRANSCRIBE_QUEUE)
+    assert raw is not None
+    redis.hset(reaper.UNACKED_KEY, "tag-1", json.dumps([json.loads(raw), "", TRANSCRIBE_QUEUE]))
+    redis.rpush(TRANSCRIBE_QUEUE, b"not json", json.dumps({"headers": {"task": "other"}, "body": ""}))
+    view = reaper.broker_view(redis)
+    assert view.waiting | view.held == {waiting, held} and not view.waiting & view.held
+    assert len(view.held) == 1
+
+
+def test_the_reaper_resends_only_jobs_without_a_live_message(stack: Stack, redis: Redis, celery: Celery) -> None:
+    lost = add(stack)  # committed, never published
+    waiting = add(stack)
+    publish_transcription(celery, waiting)
+    young = add(stack, age_s=1)  # within the grace period: its message may be on the way
+    running = add(stack, status="processing", lease_s=60, attempts=1)  # its worker renews the lease
+    dead = add(stack, status="processing", lease_s=-1, attempts=1)  # the lease ran out: its worker died
+    done = add(stack, status="succeeded")
+
+    first = run_reaper(stack, redis, celery)
+    assert sorted(first.requeued) == sorted([lost, dead]) and first.failed == []
+    view = reaper.broker_view(redis)
+    assert {lost, dead, waiting} <= view.waiting and not {young, running, done} & view.waiting
+    assert run_reaper(stack, redis, celery).requeued == []  # now they have messages
+    with session_scope(stack.session_factory) as s:  # the re-sent message claims the dead worker's job
+        assert jobs.claim(s, dead, 60, MAX_ATTEMPTS) == 2
+
+
+def test_a_job_whose_workers_keep_dying_fails_with_worker_lost(stack: Stack, redis: Redis, celery: Celery) -> None:
+    poison = add(stack, status="processing", lease_s=-1, attempts=MAX_ATTEMPTS, webhook=True)
+    with session_scope(stack.session_factory) as s:  # and no delivery may claim it again
+        assert jobs.claim(s, poison, 60, MAX_ATTEMPTS) is None
+    found = run_reaper(stack, redis, celery)
+    assert found.failed == [poison] and found.requeued == [] and len(found.deliveries) == 1
+    with stack.session_factory() as s:
+        job = s.get(Job, poison)
+        assert job is not None and (job.status, job.error_code) == ("failed", "worker_lost")
+        (delivery,) = events.deliveries(s, job_id=poison)
+        assert delivery.event_type == "job.failed" and delivery.id == found.deliveries[0]
+    assert run_reaper(stack, redis, celery) == reaper.Reaped([], [], [])
+
+
+def test_the_lease_is_renewed_only_by_the_attempt_that_owns_the_job(stack: Stack) -> None:
+    job_id = add(stack)
+    with session_scope(stack.session_factory) as s:
+        attempt = jobs.claim(s, job_id, 5, MAX_ATTEMPTS)
+    assert attempt == 1
+    with session_scope(stack.session_factory) as s:
+        s.execute(update(Job).where(Job.id == job_id).values(lease_expires_at=utcnow()))
+    with session_scope(stack.session_factory) as s:
+        assert jobs.renew_lease(s, job_id, attempt, 60)
+        assert not jobs.renew_lease(s, job_id, attempt + 1, 60)
+    with stack.session_factory() as s:
+        job = s.get(Job, job_id)
+        assert job is not None and job.lease_expires_at is not None
+        assert job.lease_expires_at > utcnow() + dt.timedelta(seconds=50)
+        assert s.query(WebhookDelivery).count() == 0
