@@ -15,9 +15,10 @@ from api.limits import UploadSizeLimit
 from api.routes_batches import router as batches_router
 from api.routes_jobs import router as jobs_router
 from api.routes_openai import router as openai_router
+from api.routes_system import metrics_registry
 from api.routes_system import router as system_router
 from api.routes_webhooks import router as webhooks_router
-from stt_common import jobs
+from stt_common import jobs, logs
 from stt_common.db import make_engine, make_session_factory
 from stt_common.queue import TRANSCRIBE_QUEUE, make_celery
 from stt_common.settings import Settings, get_settings
@@ -56,11 +57,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.log_format == "json":
+            logs.configure_json(settings.log_level)
         engine = make_engine(settings.database_url)
         app.state.settings = settings
         app.state.session_factory = make_session_factory(engine)
         app.state.storage = LocalStorage(settings.storage_dir)
         app.state.celery = make_celery(settings)
+        app.state.metrics = metrics_registry(settings.redis_url, app.state.session_factory)
         warm_up(app)
         await warm_routes(app)
         yield

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
 from redis import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
 
 from api.deps import SessionDep, SettingsDep
 from api.schemas import ModelList, ModelOut, ReadyOut
 from stt_common import readiness
+from stt_common.errors import TransientError
+from stt_common.metrics import ServiceCollector
 from stt_common.model_folder import list_models
 
 router = APIRouter()
@@ -54,3 +59,23 @@ def models(settings: SettingsDep) -> ModelList:
         for name, (_, m) in list_models(settings.models_dir).items()
     ]
     return ModelList(data=data)
+
+
+def metrics_registry(redis_url: str, session_factory: sessionmaker[Session]) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ServiceCollector(redis_url, session_factory))
+    ProcessCollector(registry=registry)  # this api process's CPU, memory and open files
+    return registry
+
+
+@router.get("/metrics", tags=["system"], response_class=Response,
+            responses={200: {"content": {"text/plain": {}}}})
+def metrics(request: Request) -> Response:
+    """Prometheus metrics of the whole service: queue depth, jobs by status, finished jobs by status and
+    error code, processing time, real-time factor and queue wait histograms, webhook attempts by outcome
+    (docs/OBSERVABILITY.md)."""
+    try:
+        body = generate_latest(request.app.state.metrics)
+    except RedisError as exc:
+        raise TransientError("the broker is unavailable; metrics cannot be read", code="broker_unavailable") from exc
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -112,6 +113,12 @@ class Settings(BaseSettings):
     broker_restore_interval: int = Field(
         10, ge=1, description="Seconds between sweeps that return such messages to the queue."
     )
+
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`text`, or `json`: one JSON object per line with time, level, logger, process, "
+        "message and the running job's `job_id`.",
+    )
+    log_level: str = Field("INFO", description="Least severe level logged: DEBUG, INFO, WARNING, ERROR.")
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

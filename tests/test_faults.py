@@ -269,6 +269,7 @@ def test_a_job_that_kills_its_worker_every_time_fails_with_worker_lost(
         wait_all_delivered(stack, [job_id], receiver, timeout=120)
         body = api.get(f"/v1/jobs/{job_id}").json()
         assert worker.proc is not None and worker.proc.poll() is None  # the worker itself lives on
+        assert 'stt_jobs_finished_total{code="worker_lost",status="failed"} 1.0' in api.get("/metrics").text
     assert (body["status"], body["error"]["code"], body["attempts"]) == ("failed", "worker_lost", 3)
     (event,) = {json.loads(r.body)["type"] for r in receiver.received}
     assert event == "job.failed"

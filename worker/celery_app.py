@@ -14,7 +14,7 @@ from typing import Any
 from celery import signals
 from redis import Redis
 
-from stt_common import readiness
+from stt_common import logs, readiness
 from stt_common.errors import JobNotFound, is_transient
 from stt_common.jobs import parse_job_id
 from stt_common.queue import TRANSCRIBE_QUEUE, TRANSCRIBE_TASK, make_celery, publish_deliveries
@@ -24,6 +24,8 @@ from worker.runner import WorkerContext, fail_exhausted, run_job
 
 log = logging.getLogger(__name__)
 settings = get_settings()
+if settings.log_format == "json":
+    logs.json_logs_for_celery(settings.log_level)
 app = make_celery(settings)
 app.conf.update(
     worker_concurrency=settings.worker_concurrency,

@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from stt_common import events, faults, jobs
+from stt_common import events, faults, jobs, logs, metrics
 from stt_common.db import session_scope
 from stt_common.errors import InputError, TransientError, is_transient
 from stt_common.models import Job
@@ -45,10 +45,19 @@ class WorkerContext:
 
 def run_job(ctx: WorkerContext, job_id: uuid.UUID) -> Outcome:
     """Raises TransientError when a retry may succeed; every other failure ends the job `failed`."""
+    token = logs.current_job.set(str(job_id))  # every log line of this job carries its id (JSON logs)
+    try:
+        return _run(ctx, job_id)
+    finally:
+        logs.current_job.reset(token)
+
+
+def _run(ctx: WorkerContext, job_id: uuid.UUID) -> Outcome:
     with session_scope(ctx.session_factory) as session:
         attempt = jobs.claim(session, job_id, ctx.settings.job_lease_seconds, ctx.settings.job_max_attempts)
         job = session.get(Job, job_id) if attempt is not None else None
         model, key, seconds = (job.model, job.audio_key, job.duration_s) if job else ("", None, None)
+        waited = (job.started_at - job.created_at).total_seconds() if job and job.started_at else None
     if attempt is None:
         log.info("job %s: not claimable (duplicate delivery, canceled or finished); skipped", job_id)
         return Outcome.skipped
@@ -85,6 +94,9 @@ def run_job(ctx: WorkerContext, job_id: uuid.UUID) -> Outcome:
         log.info("job %s: canceled or taken over while running; result discarded", job_id)
         return Outcome.discarded
     _publish(ctx, deliveries)
+    duration = timed.transcript.duration_s
+    metrics.job_finished(ctx.settings.redis_url, "succeeded", processing_s=processing_s, queue_wait_s=waited,
+                         rtf=processing_s / duration if duration else None)
     log.info("job %s: succeeded in %.3f s (audio %.2f s)", job_id, processing_s, timed.transcript.duration_s)
     return Outcome.succeeded
 
@@ -166,9 +178,11 @@ def _transcribe(ctx: WorkerContext, model: str, key: str | None, seconds: float 
 
 def _fail(ctx: WorkerContext, job_id: uuid.UUID, attempt: int, code: str, message: str) -> Outcome:
     with session_scope(ctx.session_factory) as session:
-        jobs.fail(session, job_id, attempt, code, message)
+        failed = jobs.fail(session, job_id, attempt, code, message)
         deliveries = events.take_new(session)
     _publish(ctx, deliveries)
+    if failed:
+        metrics.job_finished(ctx.settings.redis_url, "failed", code)
     log.info("job %s: failed with %s", job_id, code)
     return Outcome.failed
 
@@ -189,6 +203,8 @@ def _release(ctx: WorkerContext, job_id: uuid.UUID, attempt: int) -> None:
 def fail_exhausted(ctx: WorkerContext, job_id: uuid.UUID, message: str) -> None:
     """The last retry failed: end the job instead of leaving it queued forever."""
     with session_scope(ctx.session_factory) as session:
-        jobs.fail(session, job_id, None, "retries_exhausted", message)
+        failed = jobs.fail(session, job_id, None, "retries_exhausted", message)
         deliveries = events.take_new(session)
     _publish(ctx, deliveries)
+    if failed:
+        metrics.job_finished(ctx.settings.redis_url, "failed", "retries_exhausted")

@@ -16,7 +16,7 @@ from functools import cache
 from redis import Redis
 from redis.exceptions import LockError, RedisError
 
-from stt_common import reaper
+from stt_common import logs, metrics, reaper
 from stt_common.db import make_engine, make_session_factory, session_scope
 from stt_common.errors import is_transient
 from stt_common.queue import (
@@ -33,6 +33,8 @@ from worker.webhook_sender import SHORT_DELAY_S, SenderContext, deliver, due_del
 
 log = logging.getLogger(__name__)
 settings = get_settings()
+if settings.log_format == "json":
+    logs.json_logs_for_celery(settings.log_level)
 app = make_celery(settings)
 app.conf.update(
     task_default_queue=WEBHOOK_QUEUE,
@@ -103,6 +105,8 @@ def reap_jobs() -> int:
     except Exception as exc:
         return _skipped("reaper", exc)
     publish_deliveries(app, found.deliveries)
+    for _ in found.failed:
+        metrics.job_finished(settings.redis_url, "failed", "worker_lost")
     return len(found.requeued) + len(found.failed)
 
 

@@ -22,6 +22,7 @@ import httpx
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from stt_common import metrics
 from stt_common.db import session_scope, utcnow
 from stt_common.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
 from stt_common.settings import Settings
@@ -110,9 +111,19 @@ def deliver(ctx: SenderContext, delivery_id: uuid.UUID) -> float | None:
                                    latency_ms=attempt.latency_ms, status_code=attempt.status_code,
                                    error=attempt.error, response=attempt.response))
         _finish(session, delivery_id, number, attempt.verdict, delay)
+    metrics.webhook_attempt(settings.redis_url, _outcome(attempt))
     log.info("delivery %s attempt %d: %s (%s)%s", msg_id, number, attempt.verdict,
              attempt.status_code or attempt.error, f"; retry in {delay:.0f} s" if delay is not None else "")
     return delay
+
+
+def _outcome(attempt: Attempt) -> str:
+    """The metrics label: `delivered`, `http_4xx`, `http_5xx`, `timeout`, `connection_error`, ..."""
+    if attempt.verdict == Verdict.delivered:
+        return "delivered"
+    if attempt.status_code:
+        return f"http_{attempt.status_code // 100}xx"
+    return attempt.error or "error"
 
 
 def _next_delay(attempt: Attempt, retries_used: int, schedule: list[float]) -> float | None:
