@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 RUN := .run
 
-.PHONY: demo test up down migrate lint bench model clean
+.PHONY: demo test up down migrate lint bench load model clean
 
 # The bundled model's recipe (models/tr-espeak-small/README.md records the run that produced it).
 MODEL := tr-espeak-small
@@ -69,6 +69,12 @@ bench: $(VENV)/.stamp-run
 	$(PY) bench/queue_overhead.py
 	$(PY) bench/long_audio.py --model models/$(MODEL)
 	$(PY) bench/batch_throughput.py
+
+# The Locust load test at 5 and 50 users against a private stack (bench/load.py).
+load: $(VENV)/.stamp-run
+	@scripts/ensure_redis.sh
+	$(PY) -m pip install -q -e '.[load]'
+	$(PY) bench/load.py
 
 model: $(VENV)/.stamp-test
 	$(PY) -m training.corpus --out build/corpus

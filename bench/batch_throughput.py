@@ -35,12 +35,16 @@ from pathlib import Path
 import httpx
 import numpy as np
 import soundfile as sf
-from redis import Redis
-from report import cpu_model, free_port, replace_section, stop_all  # bench/report.py (this folder is on sys.path)
+from report import (  # bench/report.py (this folder is on sys.path)
+    PrivateStack,
+    cpu_model,
+    free_port,
+    replace_section,
+    write_results,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from stt_common import readiness  # noqa: E402
 
 DOC_START, DOC_END = "<!-- batch-throughput:start -->", "<!-- batch-throughput:end -->"
 
@@ -139,7 +143,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="stt-bench-batch-"))
     clips = work / "clips"
     audio_s = write_clips(clips, args.clips)
-    redis_port, api_port = free_port(), free_port()
+    redis_port = free_port()
     receiver = Receiver()
     threads = max(1, (os.cpu_count() or 1) // args.concurrency)
     env = {k: v for k, v in os.environ.items() if not k.startswith("STT_")}
@@ -150,45 +154,13 @@ def main() -> int:
         "STT_WEBHOOK_ALLOWED_HOSTS": '["127.0.0.1"]', "STT_MAX_BATCH_ITEMS": str(max(1000, args.clips)),
         "PYTHONUNBUFFERED": "1",
     })
-    procs: list[subprocess.Popen[bytes]] = []
-    names: dict[int, str] = {}
-
-    def spawn(name: str, cmd: list[str]) -> None:
-        procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=(work / f"{name}.log").open("wb"),
-                                      stderr=subprocess.STDOUT, start_new_session=True))
-        names[procs[-1].pid] = name
-
-    celery = [sys.executable, "-m", "celery"]
+    stack = PrivateStack(work, env, REPO)
+    names = stack.names
     try:
-        spawn("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                        "--appendonly", "no", "--dir", str(work)])
-        subprocess.run([sys.executable, "-m", "stt_common.migrate", "--wait", "10"], cwd=REPO, env=env,
-                       check=True, capture_output=True)
-        spawn("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(api_port),
-                      "--log-level", "warning"])
-        spawn("worker", [*celery, "-A", "worker.celery_app", "worker", "-Q", "transcribe", "--loglevel", "WARNING",
-                         "--without-gossip", "--without-mingle"])
-        spawn("webhooks", [*celery, "-A", "worker.webhook_app", "worker", "-Q", "webhooks", "--pool", "threads",
-                           "-B", "-s", str(work / "beat"), "--loglevel", "WARNING", "--without-gossip",
-                           "--without-mingle"])
-        base = f"http://127.0.0.1:{api_port}"
+        stack.start(redis_port)
+        base = stack.base_url
+        model = stack.wait_ready(args.concurrency)
         with httpx.Client(base_url=base, timeout=60) as client:
-            deadline = time.monotonic() + 180
-            while True:
-                try:
-                    if client.get("/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"stack not ready; logs in {work}")
-                time.sleep(0.2)
-            model = next(m["name"] for m in client.get("/v1/models").json()["data"] if m["default"])
-            redis = Redis.from_url(env["STT_REDIS_URL"])
-            while readiness.ready_models(redis).get(model, 0) < args.concurrency:  # every process warm
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"worker processes not warm; logs in {work}")
-                time.sleep(0.2)
             started = time.perf_counter()
             hook = [] if args.no_webhooks else ["--webhook-url", receiver.url]
             cli = subprocess.run([sys.executable, "-m", "client", "transcribe", str(clips), "--url", base, *hook],
@@ -208,7 +180,7 @@ def main() -> int:
             jobs = [client.get(f"/v1/jobs/{r['job_id']}").json() for r in results]
             cpu = cpu_seconds(names)
     finally:
-        stop_all(procs, 20)
+        stack.stop()
     succeeded = sum(1 for r in results if r["status"] == "succeeded")
     first_start = min(j["started_at"] for j in jobs)
     last_end = max(j["finished_at"] for j in jobs)
@@ -253,11 +225,8 @@ def main() -> int:
         f"| engine time inside jobs / worker process time | {engine_total / args.concurrency / busy_s:.1%} |",
         "| CPU seconds by process group | " + ", ".join(f"{k} {v:.0f}" for k, v in cpu.items()) + " |",
     ]
-    print(f"batch throughput, model {model}, {summary['database']}, {cpu_model()}, {os.cpu_count()} cores")
-    print("\n".join(table))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(summary, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    title = f"batch throughput, model {model}, {summary['database']}, {cpu_model()}, {os.cpu_count()} cores"
+    write_results(args.out, summary, title, table)
     if not args.no_docs:
         section = "\n".join([
             DOC_START,

@@ -3,11 +3,14 @@ and starting and stopping a private stack's processes."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import signal
 import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 BENCHMARKS_DOC = Path(__file__).resolve().parent.parent / "docs" / "BENCHMARKS.md"
@@ -30,6 +33,15 @@ def replace_section(start: str, end: str, section: str, doc: Path = BENCHMARKS_D
     doc.write_text(text)
 
 
+def write_results(out: Path, summary: dict[str, object], title: str, table: list[str]) -> None:
+    """Print the title and the table, and write the JSON summary to `out`."""
+    print(title)
+    print("\n".join(table))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"wrote {out}")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -45,3 +57,65 @@ def stop_all(procs: list[subprocess.Popen[bytes]], grace_s: float = 20) -> None:
                 proc.wait(grace_s)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+
+
+class PrivateStack:
+    """A whole service of its own for a benchmark: redis-server on a free port, a migrated database,
+    uvicorn, a Celery worker and the webhooks worker, logs in `work`. `env` holds the STT_* settings."""
+
+    def __init__(self, work: Path, env: dict[str, str], repo: Path) -> None:
+        self.work, self.env, self.repo = work, env, repo
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.names: dict[int, str] = {}
+        self.api_port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.api_port}"
+
+    def spawn(self, name: str, cmd: list[str]) -> None:
+        log = (self.work / f"{name}.log").open("wb")
+        self.procs.append(subprocess.Popen(cmd, cwd=self.repo, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                           start_new_session=True))
+        self.names[self.procs[-1].pid] = name
+
+    def start(self, redis_port: int, api_args: tuple[str, ...] = ()) -> None:
+        celery = [sys.executable, "-m", "celery"]
+        self.spawn("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(self.work)])
+        subprocess.run([sys.executable, "-m", "stt_common.migrate", "--wait", "10"], cwd=self.repo, env=self.env,
+                       check=True, capture_output=True)
+        self.spawn("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(self.api_port),
+                           "--log-level", "warning", *api_args])
+        self.spawn("worker", [*celery, "-A", "worker.celery_app", "worker", "-Q", "transcribe", "--loglevel",
+                              "WARNING", "--without-gossip", "--without-mingle"])
+        self.spawn("webhooks", [*celery, "-A", "worker.webhook_app", "worker", "-Q", "webhooks", "--pool", "threads",
+                                "-B", "-s", str(self.work / "beat"), "--loglevel", "WARNING", "--without-gossip",
+                                "--without-mingle"])
+
+    def wait_ready(self, processes: int, timeout_s: float = 180) -> str:
+        """Wait until the api is ready and `processes` worker processes have the default model warm;
+        returns that model's name."""
+        import httpx
+        from redis import Redis
+
+        from stt_common import readiness
+
+        deadline = time.monotonic() + timeout_s
+        with httpx.Client(base_url=self.base_url, timeout=30) as client:
+            while True:
+                try:
+                    if client.get("/ready").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"stack not ready; logs in {self.work}")
+                time.sleep(0.2)
+            model = str(next(m["name"] for m in client.get("/v1/models").json()["data"] if m["default"]))
+        redis = Redis.from_url(self.env["STT_REDIS_URL"])
+        while readiness.ready_models(redis).get(model, 0) < processes:  # every process warm
+            if time.monotonic() > deadline:
+                raise SystemExit(f"worker processes not warm; logs in {self.work}")
+            time.sleep(0.2)
+        return model
+
+    def stop(self) -> None:
+        stop_all(self.procs, 20)
