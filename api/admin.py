@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
-import typer
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
 
+import typer
+from sqlalchemy.orm import Session
+
+from stt_common import api_keys
 from stt_common.db import make_engine, make_session_factory, session_scope
 from stt_common.settings import get_settings
 from stt_common.webhooks import signing_secret
 
 app = typer.Typer(help="Operator commands for the speech-to-text service.", no_args_is_help=True)
+keys = typer.Typer(help="API keys: each belongs to one tenant and sees only that tenant's jobs and batches.",
+                   no_args_is_help=True)
+app.add_typer(keys, name="keys")
+
+
+@contextmanager
+def _session() -> Iterator[Session]:
+    with session_scope(make_session_factory(make_engine(get_settings().database_url))) as session:
+        yield session
 
 
 @app.callback()
@@ -19,9 +34,46 @@ def main() -> None:
 @app.command("webhook-secret")
 def webhook_secret() -> None:
     """Print the `whsec_...` secret that signs webhooks (STT_WEBHOOK_SECRET, or the one the service made)."""
-    settings = get_settings()
-    with session_scope(make_session_factory(make_engine(settings.database_url))) as session:
-        typer.echo(signing_secret(session, settings.webhook_secret))
+    with _session() as session:
+        typer.echo(signing_secret(session, get_settings().webhook_secret))
+
+
+@keys.command("create")
+def create_key(
+    tenant: Annotated[str, typer.Option(help="The tenant the key acts for (letters, digits, . _ -).")],
+    name: Annotated[str | None, typer.Option(help="A label, e.g. where the key is used.")] = None,
+    rate_limit: Annotated[int | None, typer.Option(min=1, help="Requests per minute; default "
+                                                                "STT_RATE_LIMIT_PER_MINUTE.")] = None,
+) -> None:
+    """Make a key and print it. It is shown only this once: only a hash of it is kept."""
+    try:
+        with _session() as session:
+            made = api_keys.create(session, tenant, name, rate_limit)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--tenant") from None
+    typer.echo(made.plaintext)
+
+
+@keys.command("list")
+def list_keys(tenant: Annotated[str | None, typer.Option(help="Only this tenant's keys.")] = None) -> None:
+    """Key ids, tenants, names, limits and whether revoked (never the keys themselves)."""
+    with _session() as session:
+        for key in api_keys.listing(session, tenant):
+            state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+            limit = f"{key.rate_limit_per_minute}/min" if key.rate_limit_per_minute else "default limit"
+            typer.echo(f"{key.id}\t{key.tenant}\t{key.name or '-'}\t{limit}\t{state}\t"
+                       f"created {key.created_at:%Y-%m-%d %H:%M}")
+
+
+@keys.command("revoke")
+def revoke_key(key_id: Annotated[str, typer.Argument(help="The key's id (from `keys list`) or the key.")]) -> None:
+    """Revoke a key at once: requests with it get 401 `invalid_api_key`."""
+    with _session() as session:
+        revoked = api_keys.revoke(session, key_id)
+    if not revoked:
+        typer.echo(f"no active key {key_id[:12]!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo("revoked")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from api.idempotency import forget, remember
-from api.uploads import JobOptions, accept_upload, clean_filename
+from api.uploads import JobOptions, accept_upload, check_quota, clean_filename
 from stt_common import events, faults, jobs
 from stt_common.db import utcnow
 from stt_common.errors import InputError, NotFound, TransientError
@@ -93,8 +93,9 @@ def create(session: Session, storage: LocalStorage, settings: Settings, celery: 
     if not items:
         raise InputError("a batch needs at least one file (`files` parts or an `archive`)", code="empty_batch",
                          http_status=422)
-    batch = Batch(id=uuid.uuid4(), model=options.model, webhook_url=options.webhook_url, meta=options.meta,
-                  item_count=len(items), remaining=len(items), created_at=utcnow())
+    check_quota(session, settings, options.tenant, sum(1 for item in items if item.error is None))
+    batch = Batch(id=uuid.uuid4(), tenant=options.tenant, model=options.model, webhook_url=options.webhook_url,
+                  meta=options.meta, item_count=len(items), remaining=len(items), created_at=utcnow())
     session.add(batch)
     session.flush()
     item_options = replace(options, batch_id=batch.id, meta=None)
@@ -138,7 +139,8 @@ def _accept(session: Session, storage: LocalStorage, settings: Settings, item: I
             error = exc
     assert error is not None
     now = utcnow()
-    job = Job(id=uuid.uuid4(), status=JobStatus.failed, model=options.model, batch_id=options.batch_id,
+    job = Job(id=uuid.uuid4(), status=JobStatus.failed, tenant=options.tenant, model=options.model,
+              batch_id=options.batch_id,
               batch_index=index, webhook_url=options.webhook_url, audio_sha256="", audio_bytes=0,
               filename=clean_filename(item.filename), created_at=now, finished_at=now,
               error_code=error.code, error_message=error.message[:2000])
@@ -156,9 +158,10 @@ def _take_back(session: Session, storage: LocalStorage, batch_id: uuid.UUID, key
     remove(session, storage, batch_id)
 
 
-def get(session: Session, batch_id: uuid.UUID) -> Batch:
+def get(session: Session, batch_id: uuid.UUID, tenant: str | None = None) -> Batch:
+    """As `jobs.get_job`: another tenant's batch is "not found"."""
     batch = session.get(Batch, batch_id)
-    if batch is None or batch.deleted_at is not None:
+    if batch is None or batch.deleted_at is not None or (tenant is not None and batch.tenant != tenant):
         raise BatchNotFound(f"no batch with id {batch_id}")
     return batch
 
@@ -174,9 +177,9 @@ def items(session: Session, batch_id: uuid.UUID) -> list[Job]:
     return list(session.scalars(select(Job).where(Job.batch_id == batch_id).order_by(Job.batch_index)))
 
 
-def remove(session: Session, storage: LocalStorage, batch_id: uuid.UUID) -> None:
+def remove(session: Session, storage: LocalStorage, batch_id: uuid.UUID, tenant: str | None = None) -> None:
     """Cancel what has not finished, delete every job's audio and transcript, hide the batch."""
-    batch = get(session, batch_id)
+    batch = get(session, batch_id, tenant)
     batch.deleted_at = utcnow()  # first, so that canceling its last jobs sends no batch.completed
     session.flush()
     audio_keys = [jobs.delete(session, job.id) for job in items(session, batch_id) if job.deleted_at is None]

@@ -11,12 +11,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
-from stt_common.errors import SttError
+from stt_common.errors import SttError, TooManyRequests, Unauthorized
 
 log = logging.getLogger(__name__)
 
 HTTP_CODES = {
-    400: "bad_request", 404: "not_found", 405: "method_not_allowed", 409: "conflict",
+    400: "bad_request", 401: "invalid_api_key", 404: "not_found", 405: "method_not_allowed", 409: "conflict",
     413: "file_too_large", 415: "unsupported_media_type", 422: "validation_error",
     429: "rate_limited", 503: "service_unavailable",
 }
@@ -37,6 +37,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SttError)
     async def _stt_error(_: Request, exc: SttError) -> JSONResponse:
         headers = {"Retry-After": "5"} if exc.http_status == 503 else None
+        if isinstance(exc, TooManyRequests):
+            headers = {"Retry-After": str(exc.retry_after_s)}
+        elif isinstance(exc, Unauthorized):
+            headers = {"WWW-Authenticate": 'Bearer realm="stt"'}
         return error_response(exc.http_status, exc.code, exc.message, headers)
 
     @app.exception_handler(RequestValidationError)

@@ -16,6 +16,12 @@ from stt_common.models import IdempotencyKey
 REPLAY_HEADER = "Idempotent-Replayed"
 
 
+def scoped_key(tenant: str, key: str) -> str:
+    """Keys are the tenant's own: two tenants may use the same key without meeting. Stored as a digest,
+    so the client's key itself is not kept."""
+    return hashlib.sha256(f"{tenant}\0{key}".encode()).hexdigest()
+
+
 def request_digest(route: str, fields: dict[str, str | None], uploads: Iterable[BinaryIO]) -> str:
     """What makes two requests "the same": the route, the form fields and the files' bytes, in order."""
     digest = hashlib.sha256(route.encode())

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from api.auth import make_limiter
 from api.errors import install_error_handlers
 from api.limits import UploadSizeLimit
 from api.routes_batches import router as batches_router
@@ -65,6 +66,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.storage = LocalStorage(settings.storage_dir)
         app.state.celery = make_celery(settings)
         app.state.metrics = metrics_registry(settings.redis_url, app.state.session_factory)
+        app.state.limiter = make_limiter(settings.redis_url)
+        if not settings.auth_enabled:
+            log.warning("authentication is OFF (STT_AUTH_ENABLED=false): anyone who can reach this api can read "
+                        "and delete every job. Use this only on your own machine.")
         warm_up(app)
         await warm_routes(app)
         yield

@@ -10,13 +10,14 @@ from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Header, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, UploadFile
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.exc import IntegrityError
 
 from api import batches
+from api.auth import PrincipalDep, authenticate
 from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
-from api.idempotency import REPLAY_HEADER, replay, request_digest
+from api.idempotency import REPLAY_HEADER, replay, request_digest, scoped_key
 from api.publishing import publish_new_deliveries
 from api.routes_jobs import ERRORS
 from api.schemas import BatchOut, ResultOut
@@ -26,11 +27,12 @@ from stt_common.models import Batch, Job, JobStatus
 from stt_common.subtitles import to_srt, to_vtt
 from stt_common.transcript import Transcript
 
-router = APIRouter(prefix="/v1/batches", tags=["batches"])
+router = APIRouter(prefix="/v1/batches", tags=["batches"], dependencies=[Depends(authenticate)])
 
 
 @router.post("", status_code=202, response_model=BatchOut, responses=ERRORS)
 def create_batch(
+    principal: PrincipalDep,
     session: SessionDep,
     storage: StorageDep,
     settings: SettingsDep,
@@ -55,7 +57,7 @@ def create_batch(
 ) -> Response:
     """Accept many audio files at once. Each is checked on its own: bad ones are listed with their error
     code and the rest are queued. Returns at once with the batch and its items."""
-    options = job_options(settings, model, webhook_url, metadata)
+    options = job_options(settings, principal.tenant, model, webhook_url, metadata)
     uploads = list(files or [])
     if len(uploads) > settings.max_batch_items:
         raise batches.TooManyItems(settings.max_batch_items)
@@ -63,10 +65,11 @@ def create_batch(
     if idempotency_key:
         fields = {"model": model, "webhook_url": webhook_url, "metadata": metadata}
         parts = [u.file for u in uploads] + ([archive.file] if archive else [])
-        idempotency = (idempotency_key, request_digest("POST /v1/batches", fields, parts))
+        idempotency = (scoped_key(principal.tenant, idempotency_key),
+                       request_digest("POST /v1/batches", fields, parts))
         earlier = replay(session, *idempotency)
         if earlier is not None and earlier.batch_id is not None:
-            return _batch_response(session, batches.get(session, earlier.batch_id), replayed=True)
+            return _batch_response(session, batches.get(session, earlier.batch_id, principal.tenant), replayed=True)
     items = [batches.Item(u.filename, u.file) for u in uploads]
     if archive is not None:
         items += batches.archive_items(archive.file, settings, settings.max_batch_items - len(items))
@@ -76,7 +79,7 @@ def create_batch(
         winner = replay(session, *idempotency) if idempotency else None  # a concurrent retry won the key
         if winner is None or winner.batch_id is None:
             raise
-        return _batch_response(session, batches.get(session, winner.batch_id), replayed=True)
+        return _batch_response(session, batches.get(session, winner.batch_id, principal.tenant), replayed=True)
     finally:
         for item in items[len(uploads):]:
             if item.file is not None:
@@ -97,20 +100,22 @@ def _batch_out(session: SessionDep, batch: Batch, *, with_items: bool = True) ->
 
 
 @router.get("/{batch_id}", response_model=BatchOut, responses=ERRORS)
-def get_batch(session: SessionDep, batch_id: str, items: bool = True) -> BatchOut:
+def get_batch(principal: PrincipalDep, session: SessionDep, batch_id: str, items: bool = True) -> BatchOut:
     """The batch's status, its jobs counted by status, and every item with its job and error
     (`items=false`: counts only, for cheap polling of a large batch)."""
-    return _batch_out(session, batches.get(session, batches.parse_batch_id(batch_id)), with_items=items)
+    batch = batches.get(session, batches.parse_batch_id(batch_id), principal.tenant)
+    return _batch_out(session, batch, with_items=items)
 
 
 @router.get(
     "/{batch_id}/results",
     responses={**ERRORS, 200: {"content": {"application/x-ndjson": {}, "application/zip": {}}}},
 )
-def get_results(session: SessionDep, batch_id: str, format: Literal["jsonl", "srt", "vtt"] = "jsonl") -> Response:
+def get_results(principal: PrincipalDep, session: SessionDep, batch_id: str,
+                format: Literal["jsonl", "srt", "vtt"] = "jsonl") -> Response:
     """Results so far, in file order: JSONL with one line per item (status, error, or the transcript with
     words and segments), or a zip holding an SRT or WebVTT file per succeeded item."""
-    batch = batches.get(session, batches.parse_batch_id(batch_id))
+    batch = batches.get(session, batches.parse_batch_id(batch_id), principal.tenant)
     jobs = batches.items(session, batch.id)
     if format == "jsonl":
         return StreamingResponse(_jsonl(jobs), media_type="application/x-ndjson")
@@ -143,8 +148,8 @@ def _subtitles_zip(batch: Batch, jobs: list[Job], format: Literal["srt", "vtt"])
 
 
 @router.delete("/{batch_id}", status_code=204, responses=ERRORS)
-def delete_batch(session: SessionDep, storage: StorageDep, batch_id: str) -> Response:
+def delete_batch(principal: PrincipalDep, session: SessionDep, storage: StorageDep, batch_id: str) -> Response:
     """Cancel the batch's unfinished jobs and delete every job's audio and transcript. No events are sent
     for what is canceled."""
-    batches.remove(session, storage, batches.parse_batch_id(batch_id))
+    batches.remove(session, storage, batches.parse_batch_id(batch_id), principal.tenant)
     return Response(status_code=204)

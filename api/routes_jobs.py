@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Header, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Query, UploadFile
 from fastapi.responses import Response
 from sqlalchemy.exc import IntegrityError
 
+from api.auth import PrincipalDep, authenticate
 from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
-from api.idempotency import REPLAY_HEADER, replay, request_digest
+from api.idempotency import REPLAY_HEADER, replay, request_digest, scoped_key
 from api.publishing import publish_new_deliveries
 from api.schemas import ErrorBody, JobList, JobOut, ResultOut
 from api.uploads import job_options, submit
@@ -21,15 +22,16 @@ from stt_common.subtitles import to_srt, to_vtt
 from stt_common.transcript import Transcript
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(authenticate)])
 
 ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (400, 404, 409, 413, 415, 422, 503)
+    code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 415, 422, 429, 503)
 }
 
 
 @router.post("", status_code=202, response_model=JobOut, responses=ERRORS)
 def create_job(
+    principal: PrincipalDep,
     session: SessionDep,
     storage: StorageDep,
     settings: SettingsDep,
@@ -49,21 +51,22 @@ def create_job(
     )] = None,
 ) -> Response:
     """Accept an audio file and queue it for transcription. Returns at once with the queued job."""
-    options = job_options(settings, model, webhook_url, metadata)
+    options = job_options(settings, principal.tenant, model, webhook_url, metadata)
     idempotency = None
     if idempotency_key:
         fields = {"model": model, "webhook_url": webhook_url, "metadata": metadata}
-        idempotency = (idempotency_key, request_digest("POST /v1/jobs", fields, [file.file]))
+        idempotency = (scoped_key(principal.tenant, idempotency_key),
+                       request_digest("POST /v1/jobs", fields, [file.file]))
         earlier = replay(session, *idempotency)
         if earlier is not None and earlier.job_id is not None:
-            return _job_response(jobs.get_job(session, earlier.job_id), replayed=True)
+            return _job_response(jobs.get_job(session, earlier.job_id, principal.tenant), replayed=True)
     try:
         job = submit(session, storage, settings, celery, file.file, file.filename, options, idempotency)
     except IntegrityError:
         winner = replay(session, *idempotency) if idempotency else None  # a concurrent retry won the key
         if winner is None or winner.job_id is None:
             raise
-        return _job_response(jobs.get_job(session, winner.job_id), replayed=True)
+        return _job_response(jobs.get_job(session, winner.job_id, principal.tenant), replayed=True)
     return _job_response(job, replayed=False)
 
 
@@ -75,6 +78,7 @@ def _job_response(job: Job, *, replayed: bool) -> Response:
 
 @router.get("", response_model=JobList, responses=ERRORS)
 def list_jobs(
+    principal: PrincipalDep,
     session: SessionDep,
     status: JobStatus | None = None,
     cursor: Annotated[str | None, Query(max_length=256)] = None,
@@ -82,14 +86,14 @@ def list_jobs(
 ) -> JobList:
     """Jobs, newest first, with progress; results carry only the text (GET the job for words and
     segments). Follow `next_cursor` for older pages."""
-    page = jobs.list_jobs(session, status=status, cursor=cursor, limit=limit)
+    page = jobs.list_jobs(session, tenant=principal.tenant, status=status, cursor=cursor, limit=limit)
     return JobList(data=[JobOut.of(j, detail=False) for j in page.jobs], next_cursor=page.next_cursor)
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=ERRORS)
-def get_job(session: SessionDep, job_id: str) -> JobOut:
+def get_job(principal: PrincipalDep, session: SessionDep, job_id: str) -> JobOut:
     """The job's status, progress, timings, and its result once it has succeeded."""
-    return JobOut.of(jobs.get_job(session, jobs.parse_job_id(job_id)))
+    return JobOut.of(jobs.get_job(session, jobs.parse_job_id(job_id), principal.tenant))
 
 
 TRANSCRIPT_TYPES = {
@@ -105,11 +109,11 @@ TRANSCRIPT_TYPES = {
     responses={**ERRORS, 200: {"content": {t.split(";")[0]: {} for t in TRANSCRIPT_TYPES.values()}}},
 )
 def get_transcript(
-    session: SessionDep, job_id: str, format: Literal["txt", "json", "srt", "vtt"] = "txt"
+    principal: PrincipalDep, session: SessionDep, job_id: str, format: Literal["txt", "json", "srt", "vtt"] = "txt"
 ) -> Response:
     """The transcript of a succeeded job: plain text, JSON (text, timed words and segments), or
     SRT / WebVTT subtitles with one cue per segment."""
-    job = jobs.get_job(session, jobs.parse_job_id(job_id))
+    job = jobs.get_job(session, jobs.parse_job_id(job_id), principal.tenant)
     if job.status != JobStatus.succeeded or job.result is None:
         raise Conflict(f"the job is {job.status}; a transcript exists once it has succeeded",
                        code="job_not_succeeded")
@@ -130,9 +134,10 @@ def render_transcript(transcript: Transcript, format: Literal["txt", "srt", "vtt
 
 
 @router.delete("/{job_id}", status_code=204, responses=ERRORS)
-def delete_job(session: SessionDep, storage: StorageDep, celery: CeleryDep, job_id: str) -> Response:
+def delete_job(principal: PrincipalDep, session: SessionDep, storage: StorageDep, celery: CeleryDep,
+               job_id: str) -> Response:
     """Cancel the job if it has not finished, and delete its audio and transcript."""
-    key = jobs.delete(session, jobs.parse_job_id(job_id))
+    key = jobs.delete(session, jobs.parse_job_id(job_id), principal.tenant)
     session.commit()
     publish_new_deliveries(session, celery)  # canceling a batch's last job completes the batch
     if key:

@@ -13,10 +13,11 @@ import zlib
 from itertools import islice
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
+from api.auth import PrincipalDep, authenticate
 from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
 from api.routes_jobs import ERRORS, render_transcript
 from api.uploads import job_options, submit
@@ -27,7 +28,7 @@ from stt_common.models import Job, JobStatus
 from stt_common.settings import Settings
 from stt_common.transcript import Transcript
 
-router = APIRouter(prefix="/v1/audio", tags=["openai-compatible"])
+router = APIRouter(prefix="/v1/audio", tags=["openai-compatible"], dependencies=[Depends(authenticate)])
 
 OPENAI_MODEL_NAMES = {"whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"}  # → the default model
 LANGUAGE_NAMES = {"tr": "turkish"}
@@ -40,6 +41,7 @@ class TranscriptionTimeout(SttError):
 
 @router.post("/transcriptions", responses={**ERRORS, 504: ERRORS[503]})
 def create_transcription(
+    principal: PrincipalDep,
     session: SessionDep,
     storage: StorageDep,
     settings: SettingsDep,
@@ -61,7 +63,8 @@ def create_transcription(
     if language and served_language and language.lower() != served_language.lower():
         raise InputError(f"model {name!r} transcribes {served_language!r}, not {language!r}",
                          code="unsupported_language")
-    job = submit(session, storage, settings, celery, file.file, file.filename, job_options(settings, name, None, None))
+    options = job_options(settings, principal.tenant, name, None, None)
+    job = submit(session, storage, settings, celery, file.file, file.filename, options)
     job = _wait(session, job, settings.openai_wait_seconds)
     if job.status != JobStatus.succeeded or job.result is None:
         raise InputError(job.error_message or f"the transcription was {job.status}",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
 from redis import Redis
@@ -10,8 +10,9 @@ from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.auth import authenticate
 from api.deps import SessionDep, SettingsDep
-from api.schemas import ModelList, ModelOut, ReadyOut
+from api.schemas import ErrorBody, ModelList, ModelOut, ReadyOut
 from stt_common import readiness
 from stt_common.errors import TransientError
 from stt_common.metrics import ServiceCollector
@@ -50,7 +51,8 @@ def ready(session: SessionDep, settings: SettingsDep) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 
-@router.get("/v1/models", response_model=ModelList, tags=["models"])
+@router.get("/v1/models", response_model=ModelList, tags=["models"], dependencies=[Depends(authenticate)],
+            responses={401: {"model": ErrorBody}, 429: {"model": ErrorBody}})
 def models(settings: SettingsDep) -> ModelList:
     """The models this deployment serves."""
     data = [

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from sqlalchemy import select
 
 from api import batches
+from api.auth import PrincipalDep, authenticate
 from api.deps import CeleryDep, SessionDep
 from api.publishing import publish_new_deliveries
 from api.routes_jobs import ERRORS
@@ -16,36 +17,38 @@ from stt_common import events, jobs
 from stt_common.errors import Conflict
 from stt_common.models import WebhookAttempt, WebhookDelivery
 
-router = APIRouter(tags=["webhooks"])
+router = APIRouter(tags=["webhooks"], dependencies=[Depends(authenticate)])
 
 
 @router.get("/v1/jobs/{job_id}/webhooks", response_model=DeliveryList, responses=ERRORS)
-def job_webhooks(session: SessionDep, job_id: str) -> DeliveryList:
+def job_webhooks(principal: PrincipalDep, session: SessionDep, job_id: str) -> DeliveryList:
     """The job's event (`job.succeeded` or `job.failed`) with every delivery attempt."""
-    job = jobs.get_job(session, jobs.parse_job_id(job_id))
+    job = jobs.get_job(session, jobs.parse_job_id(job_id), principal.tenant)
     return _log(session, events.deliveries(session, job_id=job.id))
 
 
 @router.post("/v1/jobs/{job_id}/webhooks/redeliver", status_code=202, response_model=DeliveryList,
              responses=ERRORS)
-def redeliver_job_webhooks(session: SessionDep, celery: CeleryDep, job_id: str) -> DeliveryList:
+def redeliver_job_webhooks(principal: PrincipalDep, session: SessionDep, celery: CeleryDep,
+                           job_id: str) -> DeliveryList:
     """Send the job's event again (same `webhook-id`, same body, a fresh retry schedule)."""
-    job = jobs.get_job(session, jobs.parse_job_id(job_id))
+    job = jobs.get_job(session, jobs.parse_job_id(job_id), principal.tenant)
     return _redeliver(session, celery, events.deliveries(session, job_id=job.id))
 
 
 @router.get("/v1/batches/{batch_id}/webhooks", response_model=DeliveryList, responses=ERRORS)
-def batch_webhooks(session: SessionDep, batch_id: str) -> DeliveryList:
+def batch_webhooks(principal: PrincipalDep, session: SessionDep, batch_id: str) -> DeliveryList:
     """The batch's `batch.completed` event with every delivery attempt (its jobs' events are on each job)."""
-    batch = batches.get(session, batches.parse_batch_id(batch_id))
+    batch = batches.get(session, batches.parse_batch_id(batch_id), principal.tenant)
     return _log(session, events.deliveries(session, batch_id=batch.id))
 
 
 @router.post("/v1/batches/{batch_id}/webhooks/redeliver", status_code=202, response_model=DeliveryList,
              responses=ERRORS)
-def redeliver_batch_webhooks(session: SessionDep, celery: CeleryDep, batch_id: str) -> DeliveryList:
+def redeliver_batch_webhooks(principal: PrincipalDep, session: SessionDep, celery: CeleryDep,
+                             batch_id: str) -> DeliveryList:
     """Send the `batch.completed` event again."""
-    batch = batches.get(session, batches.parse_batch_id(batch_id))
+    batch = batches.get(session, batches.parse_batch_id(batch_id), principal.tenant)
     return _redeliver(session, celery, events.deliveries(session, batch_id=batch.id))
 
 

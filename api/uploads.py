@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from celery import Celery
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.idempotency import forget, remember
 from stt_common import audio, faults, jobs
-from stt_common.errors import EmptyFile, FileTooLarge, InputError, TransientError, UnknownModel
+from stt_common.errors import EmptyFile, FileTooLarge, InputError, TooManyRequests, TransientError, UnknownModel
 from stt_common.model_folder import list_models
-from stt_common.models import Job, JobStatus
+from stt_common.models import DEFAULT_TENANT, Job, JobStatus
 from stt_common.queue import publish_transcription
 from stt_common.settings import Settings
 from stt_common.storage import LocalStorage, audio_key
@@ -34,6 +35,7 @@ class JobOptions:
     webhook_url: str | None = None
     meta: dict[str, Any] | None = None
     batch_id: uuid.UUID | None = None
+    tenant: str = DEFAULT_TENANT
 
 
 def parse_metadata(raw: str | None) -> dict[str, Any] | None:
@@ -51,13 +53,26 @@ def parse_metadata(raw: str | None) -> dict[str, Any] | None:
     return value
 
 
-def job_options(settings: Settings, model: str | None, webhook_url: str | None, metadata: str | None) -> JobOptions:
+def job_options(settings: Settings, tenant: str, model: str | None, webhook_url: str | None,
+                metadata: str | None) -> JobOptions:
     """Check the form fields every create route shares, before any audio is looked at."""
     return JobOptions(
         model=resolve_model(settings, model),
         webhook_url=check_url(webhook_url) if webhook_url else None,
         meta=parse_metadata(metadata),
+        tenant=tenant,
     )
+
+
+def check_quota(session: Session, settings: Settings, tenant: str, adding: int) -> None:
+    """At most `STT_MAX_ACTIVE_JOBS` queued or processing jobs per tenant. Two submissions racing may
+    both pass and overshoot by one request's jobs; the limit is a guard, not an accounting."""
+    active = session.scalar(select(func.count()).select_from(Job).where(
+        Job.tenant == tenant, Job.status.in_(jobs.ACTIVE), Job.deleted_at.is_(None))) or 0
+    if active + adding > settings.max_active_jobs:
+        raise TooManyRequests(
+            f"this tenant has {active} jobs queued or processing; the limit is {settings.max_active_jobs}. "
+            "Retry once some have finished.", retry_after_s=30, code="quota_exceeded")
 
 
 def resolve_model(settings: Settings, requested: str | None) -> str:
@@ -101,6 +116,7 @@ def accept_upload(
         job = Job(
             id=job_id,
             status=JobStatus.queued,
+            tenant=options.tenant,
             model=options.model,
             batch_id=options.batch_id,
             batch_index=batch_index,
@@ -134,6 +150,7 @@ def submit(
     """Accept, commit, then enqueue. If the broker refuses the message, the job is taken back (its row
     hidden, its audio removed) and the caller gets 503 `queue_unavailable`: nothing is left half-made.
     `idempotency` is (key, request digest): recorded in the job's own transaction."""
+    check_quota(session, settings, options.tenant, 1)
     job = accept_upload(session, storage, settings, upload, filename, options)
     if idempotency:
         remember(session, *idempotency, job_id=job.id)

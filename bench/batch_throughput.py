@@ -148,6 +148,7 @@ def main() -> int:
     threads = max(1, (os.cpu_count() or 1) // args.concurrency)
     env = {k: v for k, v in os.environ.items() if not k.startswith("STT_")}
     env.update({
+        "STT_AUTH_ENABLED": "false",  # a private stack on this machine
         "STT_DATABASE_URL": args.database_url or f"sqlite:///{work / 'stt.db'}",
         "STT_STORAGE_DIR": str(work / "storage"), "STT_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
         "STT_WORKER_CONCURRENCY": str(args.concurrency), "STT_WORKER_THREADS": str(threads),

@@ -57,6 +57,7 @@ def main() -> int:
     redis_port, api_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STT_")}
     env.update({
+        "STT_AUTH_ENABLED": "false",  # a private stack on this machine
         "STT_DATABASE_URL": f"sqlite:///{work / 'stt.db'}", "STT_STORAGE_DIR": str(work / "storage"),
         "STT_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "PYTHONUNBUFFERED": "1",
     })

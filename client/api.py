@@ -61,8 +61,10 @@ def batch_key(paths: Sequence[str | Path], model: str | None, webhook_url: str |
 
 
 class SttClient:
-    def __init__(self, base_url: str, *, timeout: float = 60.0, transport: httpx.BaseTransport | None = None) -> None:
-        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport)
+    def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 60.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport, headers=headers)
 
     def __enter__(self) -> SttClient:
         return self

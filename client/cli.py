@@ -37,6 +37,7 @@ STATE_FILE = ".stt-batches.json"
 err = Console(stderr=True, soft_wrap=True)  # whole lines: scripts grep them
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".opus", ".oga", ".mp3", ".m4a", ".aac", ".webm", ".mp4", ".mkv", ".mov"}
 UrlOption = Annotated[str, typer.Option(envvar="STT_URL", help="The service's base URL.")]
+KeyOption = Annotated[str | None, typer.Option(envvar="STT_API_KEY", help="Your API key (stt_...).")]
 
 
 class Format(StrEnum):
@@ -67,6 +68,7 @@ def output_path(out: Path, source: Path, fmt: Format) -> Path:
 def transcribe(
     paths: Annotated[list[Path], typer.Argument(help="Audio or video files, or folders of them.")],
     url: UrlOption = "http://localhost:8000",
+    api_key: KeyOption = None,
     model: Annotated[str | None, typer.Option(help="A served model (default: the service's).")] = None,
     wait: Annotated[bool, typer.Option(help="Wait for the transcripts.")] = False,
     fmt: Annotated[Format, typer.Option("--format", help="Transcript format to write.")] = Format.txt,
@@ -84,7 +86,7 @@ def transcribe(
         err.print("nothing to do")
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with SttClient(url) as stt, Progress(*columns, console=err) as progress:
+    with SttClient(url, api_key=api_key) as stt, Progress(*columns, console=err) as progress:
         if len(files) == 1:
             failures = _one_job(stt, progress, files[0], model, webhook_url, wait, fmt, out)
         else:
@@ -213,9 +215,9 @@ def _remember_batch(out: Path | None, key: str, batch_id: str) -> None:
 
 
 @app.command()
-def status(job_id: str, url: UrlOption = "http://localhost:8000") -> None:
+def status(job_id: str, url: UrlOption = "http://localhost:8000", api_key: KeyOption = None) -> None:
     """A job's status, progress and ETA."""
-    with SttClient(url) as stt:
+    with SttClient(url, api_key=api_key) as stt:
         job = _or_exit(lambda: stt.job(job_id))
     line = f"{job['status']}  progress {job['progress']:.0%}"
     if job.get("eta_seconds") is not None:
@@ -230,10 +232,11 @@ def status(job_id: str, url: UrlOption = "http://localhost:8000") -> None:
 def result(
     job_id: str,
     url: UrlOption = "http://localhost:8000",
+    api_key: KeyOption = None,
     fmt: Annotated[Format, typer.Option("--format")] = Format.txt,
 ) -> None:
     """Print a succeeded job's transcript."""
-    with SttClient(url) as stt:
+    with SttClient(url, api_key=api_key) as stt:
         typer.echo(_or_exit(lambda: stt.transcript(job_id, fmt.value)).rstrip("\n"))
 
 

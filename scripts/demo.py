@@ -63,8 +63,14 @@ def main() -> int:
     api = start("api", [python, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)])
     references: dict[str, dict[str, object]] = json.loads((SAMPLES / "references.json").read_text(encoding="utf-8"))
     failures = 0
+    key = ""
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        # The api requires a key, as in production: make one for a `demo` tenant, as an operator would.
+        key = subprocess.run([python, "-m", "api.admin", "keys", "create", "--tenant", "demo", "--name", "make demo"],
+                             cwd=REPO, check=True, capture_output=True, text=True).stdout.strip()
+        print(f"API key for tenant demo: {key[:13]}… (python -m api.admin keys create --tenant demo)")
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers=headers) as client:
             wait_ready(client, [worker, api])
             model = next(m for m in client.get("/v1/models").json()["data"] if m["default"])
             print(f"api on :{port}, model {model['name']}: {model['description']}\n")
@@ -100,6 +106,8 @@ def main() -> int:
     finally:
         stop(api)
         stop(worker)
+        if key:  # the demo's key is not left behind
+            subprocess.run([python, "-m", "api.admin", "keys", "revoke", key], cwd=REPO, capture_output=True)
     print("\ndemo finished: api and worker stopped" + (f"; {failures} job(s) did not succeed" if failures else ""))
     return 1 if failures else 0
 

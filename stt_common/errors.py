@@ -92,6 +92,24 @@ class Conflict(SttError):
     http_status = 409
 
 
+class Unauthorized(SttError):
+    """No API key, or one that is unknown or revoked."""
+
+    code = "invalid_api_key"
+    http_status = 401
+
+
+class TooManyRequests(SttError):
+    """A rate limit or quota; `retry_after_s` becomes the Retry-After header."""
+
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after_s: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after_s = retry_after_s
+
+
 class TransientError(SttError):
     """A dependency is briefly unavailable; the same work may succeed later."""
 

@@ -35,9 +35,11 @@ def parse_job_id(raw: str) -> uuid.UUID:
         raise JobNotFound(f"no job with id {raw[:64]!r}") from None
 
 
-def get_job(session: Session, job_id: uuid.UUID) -> Job:
+def get_job(session: Session, job_id: uuid.UUID, tenant: str | None = None) -> Job:
+    """The job, if it exists, is not deleted and (when `tenant` is given) belongs to that tenant:
+    another tenant's job is "not found", exactly as a missing one."""
     job = session.get(Job, job_id)
-    if job is None or job.deleted_at is not None:
+    if job is None or job.deleted_at is not None or (tenant is not None and job.tenant != tenant):
         raise JobNotFound(f"no job with id {job_id}")
     return job
 
@@ -62,9 +64,10 @@ def _decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
         raise InputError("the cursor is not one this service issued", code="invalid_cursor") from exc
 
 
-def list_jobs(session: Session, *, status: JobStatus | None, cursor: str | None, limit: int) -> Page:
-    """Newest first, keyset-paginated on (created_at, id) so pages stay stable while jobs arrive."""
-    query = select(Job).where(Job.deleted_at.is_(None))
+def list_jobs(session: Session, *, tenant: str, status: JobStatus | None, cursor: str | None, limit: int) -> Page:
+    """The tenant's jobs, newest first, keyset-paginated on (created_at, id) so pages stay stable while
+    jobs arrive."""
+    query = select(Job).where(Job.tenant == tenant, Job.deleted_at.is_(None))
     if status is not None:
         query = query.where(Job.status == status)
     if cursor:
@@ -217,10 +220,10 @@ def release(session: Session, job_id: uuid.UUID, attempt: int) -> bool:
     )
 
 
-def delete(session: Session, job_id: uuid.UUID) -> str | None:
+def delete(session: Session, job_id: uuid.UUID, tenant: str | None = None) -> str | None:
     """Cancel the job if still active, drop its transcript and hide it. Returns the audio key to remove
     from storage after the commit (None if the job had none)."""
-    job = get_job(session, job_id)
+    job = get_job(session, job_id, tenant)
     now = utcnow()
     canceled = _changed_one(
         session,

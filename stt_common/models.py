@@ -13,6 +13,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from stt_common.db import Base, UTCDateTime, utcnow
 
+DEFAULT_TENANT = "default"  # every object's tenant while authentication is off
+
 
 class JobStatus(enum.StrEnum):
     queued = "queued"
@@ -33,6 +35,7 @@ class Batch(Base):
     __tablename__ = "batches"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    tenant: Mapped[str] = mapped_column(String(64), default=DEFAULT_TENANT, nullable=False, index=True)
     model: Mapped[str] = mapped_column(String(128), nullable=False)
     webhook_url: Mapped[str | None] = mapped_column(String(2048))
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
@@ -48,6 +51,7 @@ class Job(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.queued, nullable=False)
+    tenant: Mapped[str] = mapped_column(String(64), default=DEFAULT_TENANT, nullable=False)
     model: Mapped[str] = mapped_column(String(128), nullable=False)
     batch_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("batches.id"), index=True)
     batch_index: Mapped[int | None] = mapped_column(Integer)  # position of the file in its batch
@@ -86,6 +90,8 @@ class Job(Base):
         ),
         Index("ix_jobs_created_at_id", "created_at", "id"),
         Index("ix_jobs_status_created_at", "status", "created_at"),
+        Index("ix_jobs_tenant_created_at", "tenant", "created_at"),
+        Index("ix_jobs_tenant_status", "tenant", "status"),
     )
 
 
@@ -169,3 +175,18 @@ class SigningSecret(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     secret: Mapped[str] = mapped_column(String(128), nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class ApiKey(Base):
+    """A client credential of one tenant. The key itself (`stt_<id>_<secret>`) is shown once at creation;
+    only the SHA-256 of its secret part is kept (the secret is 256 random bits, so a fast hash is safe)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)  # the public part, also the lookup key
+    tenant: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    name: Mapped[str | None] = mapped_column(String(128))
+    secret_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer)  # None: STT_RATE_LIMIT_PER_MINUTE
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

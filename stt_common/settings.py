@@ -114,6 +114,18 @@ class Settings(BaseSettings):
         10, ge=1, description="Seconds between sweeps that return such messages to the queue."
     )
 
+    auth_enabled: bool = Field(
+        True, description="Every /v1 request needs an API key (`Authorization: Bearer stt_...`; create one with "
+        "`python -m api.admin keys create --tenant NAME`). `false` serves everyone as one tenant: local use only.",
+    )
+    rate_limit_per_minute: int = Field(
+        600, ge=1, description="Requests per minute each API key may make (a key may carry its own); beyond it, "
+        "429 `rate_limited` with Retry-After.",
+    )
+    max_active_jobs: int = Field(
+        5000, ge=1, description="Jobs one tenant may have queued or processing at once; a submission beyond it "
+        "gets 429 `quota_exceeded` with Retry-After.",
+    )
     log_format: Literal["text", "json"] = Field(
         "text", description="`text`, or `json`: one JSON object per line with time, level, logger, process, "
         "message and the running job's `job_id`.",

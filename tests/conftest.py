@@ -100,6 +100,7 @@ def make_stack(database_url: str, redis_url: str, tmp_path: Path, **overrides: o
         "models_dir": MODELS,
         "warmup_seconds": 1.0,
         "worker_threads": 1,
+        "auth_enabled": False,  # tests/test_auth.py turns it on
         **overrides,
     }
     env = {f"STT_{k.upper()}": json.dumps(v) if isinstance(v, list) else str(v) for k, v in values.items()}

@@ -1,0 +1,180 @@
+"""API keys, tenants, rate limits and quotas through the real app, a real Redis and a real database."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from api.main import create_app
+from stt_common import api_keys
+from stt_common.db import session_scope
+from stt_common.models import ApiKey, Job
+from tests.conftest import SAMPLES, Stack, make_stack
+from tests.services import RedisServer, ThreadedServer, env_for
+
+CLIP = SAMPLES / "clip01.wav"
+
+
+@pytest.fixture
+def secured(database_url: str, redis_server: RedisServer, tmp_path: Path) -> Stack:
+    return make_stack(database_url, redis_server.url, tmp_path, auth_enabled=True, max_active_jobs=3)
+
+
+@pytest.fixture
+def client(secured: Stack) -> Iterator[TestClient]:
+    with TestClient(create_app(secured.settings)) as c:
+        yield c
+
+
+def new_key(stack: Stack, tenant: str, rate_limit: int | None = None) -> dict[str, str]:
+    with session_scope(stack.session_factory) as s:
+        made = api_keys.create(s, tenant, rate_limit_per_minute=rate_limit)
+    return {"Authorization": f"Bearer {made.plaintext}"}
+
+
+def submit(client: TestClient, headers: dict[str, str], **headers_extra: str) -> str:
+    r = client.post("/v1/jobs", files={"file": (CLIP.name, CLIP.read_bytes())}, headers={**headers, **headers_extra})
+    assert r.status_code == 202, r.text
+    return str(r.json()["id"])
+
+
+def test_keys_are_prefixed_random_stored_hashed_and_revocable(secured: Stack) -> None:
+    with session_scope(secured.session_factory) as s:
+        made = [api_keys.create(s, "acme", name=f"k{i}") for i in range(3)]
+    plain = made[0].plaintext
+    assert api_keys.KEY_PATTERN.fullmatch(plain) and plain.startswith("stt_")
+    assert len({m.plaintext for m in made}) == 3 and len({m.key.id for m in made}) == 3
+    with secured.session_factory() as s:
+        rows = list(s.scalars(select(ApiKey)))
+        secret = plain.split("_", 2)[2]
+        assert all(secret not in str(vars(row)) for row in rows)  # only a digest is kept
+        assert api_keys.verify(s, plain) is not None
+        assert api_keys.verify(s, plain[:-1] + ("A" if plain[-1] != "A" else "B")) is None  # wrong secret
+        assert api_keys.verify(s, "stt_nope") is None and api_keys.verify(s, "") is None
+    with session_scope(secured.session_factory) as s:
+        assert api_keys.revoke(s, made[0].key.id) and not api_keys.revoke(s, made[0].key.id)
+    with secured.session_factory() as s:
+        assert api_keys.verify(s, plain) is None and api_keys.verify(s, made[1].plaintext) is not None
+
+
+def test_every_v1_route_needs_a_valid_key(client: TestClient, secured: Stack) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    routes = [(method.upper(), path) for path, operations in paths.items() if path.startswith("/v1")
+              for method in operations]
+    assert len(routes) >= 15
+    some_id = str(uuid.uuid4())
+    for method, path in routes:
+        url = path.replace("{job_id}", some_id).replace("{batch_id}", some_id)
+        missing = client.request(method, url)
+        assert missing.status_code == 401, (method, path, missing.text)
+        assert missing.json()["error"]["code"] == "missing_api_key" and missing.headers["www-authenticate"]
+        wrong = client.request(method, url, headers={"X-API-Key": "stt_aaaaaaaa_" + "x" * 43})
+        assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "invalid_api_key"
+    for open_path in ("/health", "/metrics"):
+        assert client.get(open_path).status_code == 200
+    good = new_key(secured, "acme")
+    assert client.get("/v1/models", headers=good).status_code == 200
+    assert client.get("/v1/models", headers={"X-API-Key": good["Authorization"].split()[1]}).status_code == 200
+
+
+def test_a_tenant_sees_only_its_own_jobs_batches_and_webhooks(client: TestClient, secured: Stack) -> None:
+    acme, globex = new_key(secured, "acme"), new_key(secured, "globex")
+    job = submit(client, acme, **{"Idempotency-Key": "same-key"})
+    r = client.post("/v1/batches", files=[("files", (CLIP.name, CLIP.read_bytes()))], headers=acme)
+    assert r.status_code == 202, r.text
+    batch = r.json()["id"]
+    foreign = [("GET", f"/v1/jobs/{job}"), ("GET", f"/v1/jobs/{job}/transcript"),
+               ("GET", f"/v1/jobs/{job}/webhooks"), ("POST", f"/v1/jobs/{job}/webhooks/redeliver"),
+               ("DELETE", f"/v1/jobs/{job}"), ("GET", f"/v1/batches/{batch}"),
+               ("GET", f"/v1/batches/{batch}/results"), ("GET", f"/v1/batches/{batch}/webhooks"),
+               ("POST", f"/v1/batches/{batch}/webhooks/redeliver"), ("DELETE", f"/v1/batches/{batch}")]
+    for method, url in foreign:
+        r = client.request(method, url, headers=globex)
+        assert r.status_code == 404, (method, url, r.text)  # as if it did not exist
+    assert client.get("/v1/jobs", headers=globex).json()["data"] == []
+    assert {j["id"] for j in client.get("/v1/jobs", headers=acme).json()["data"]} >= {job}
+    assert client.get(f"/v1/jobs/{job}", headers=acme).status_code == 200
+    # The same Idempotency-Key from another tenant is another tenant's: a new job, not acme's.
+    other = submit(client, globex, **{"Idempotency-Key": "same-key"})
+    assert other != job
+    assert submit(client, acme, **{"Idempotency-Key": "same-key"}) == job
+    with secured.session_factory() as s:
+        tenants = {str(j.id): j.tenant for j in s.scalars(select(Job))}
+    assert tenants[job] == "acme" and tenants[other] == "globex"
+
+
+def test_a_key_over_its_rate_limit_gets_429_with_retry_after(client: TestClient, secured: Stack) -> None:
+    limited, other = new_key(secured, "acme", rate_limit=3), new_key(secured, "acme")
+    answers = [client.get("/v1/models", headers=limited) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert answers[-1].json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(answers[-1].headers["retry-after"]) <= 60
+    assert client.get("/v1/models", headers=other).status_code == 200  # limits are per key
+
+
+def test_a_tenant_over_its_queued_job_quota_gets_429(client: TestClient, secured: Stack) -> None:
+    acme, globex = new_key(secured, "acme"), new_key(secured, "globex")
+    ids = [submit(client, acme) for _ in range(3)]  # max_active_jobs=3, no worker: they stay queued
+    over = client.post("/v1/jobs", files={"file": (CLIP.name, CLIP.read_bytes())}, headers=acme)
+    assert over.status_code == 429 and over.json()["error"]["code"] == "quota_exceeded"
+    assert over.headers["retry-after"] == "30"
+    batch = client.post("/v1/batches", files=[("files", (CLIP.name, CLIP.read_bytes()))], headers=acme)
+    assert batch.status_code == 429
+    submit(client, globex)  # another tenant's quota is its own
+    assert client.delete(f"/v1/jobs/{ids[0]}", headers=acme).status_code == 204
+    submit(client, acme)
+    with secured.session_factory() as s:
+        assert len(list(s.scalars(select(Job).where(Job.tenant == "acme")))) == 4  # nothing from the refusals
+    assert len(secured.storage.list_keys()) == 4  # 3 acme jobs (one deleted) + 1 globex
+
+
+def test_auth_off_is_announced_loudly(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    assert stack.settings.auth_enabled is False
+    with caplog.at_level(logging.WARNING), TestClient(create_app(stack.settings)) as c:
+        assert c.get("/v1/models").status_code == 200  # no key needed
+    assert any("authentication is OFF" in r.getMessage() for r in caplog.records)
+
+
+def test_admin_cli_creates_lists_and_revokes_keys(secured: Stack) -> None:
+    env = env_for(secured.env)
+
+    def admin(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "api.admin", "keys", *args], env=env, capture_output=True,
+                              text=True)
+
+    created = admin("create", "--tenant", "acme", "--name", "ci", "--rate-limit", "100")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert api_keys.KEY_PATTERN.fullmatch(key)
+    listed = admin("list").stdout
+    assert key.split("_")[1] in listed and "acme" in listed and "100/min" in listed and key not in listed
+    with TestClient(create_app(secured.settings)) as c:
+        assert c.get("/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        assert admin("revoke", key.split("_")[1]).returncode == 0
+        revoked = c.get("/v1/models", headers={"Authorization": f"Bearer {key}"})
+        assert revoked.status_code == 401 and revoked.json()["error"]["code"] == "invalid_api_key"
+    assert admin("create", "--tenant", "no spaces").returncode != 0
+
+
+def test_the_python_client_sends_its_key(secured: Stack) -> None:
+    from client.api import ApiError, SttClient
+
+    key = new_key(secured, "acme")["Authorization"].split()[1]
+    server = ThreadedServer(create_app(secured.settings))
+    try:
+        with SttClient(server.url, api_key=key) as stt:
+            job = stt.submit(CLIP)
+            assert stt.job(job["id"])["status"] == "queued"
+        with SttClient(server.url) as anonymous, pytest.raises(ApiError) as refused:
+            anonymous.job(job["id"])
+    finally:
+        server.stop()
+    assert (refused.value.status, refused.value.code) == (401, "missing_api_key")
