@@ -23,6 +23,7 @@ import numpy as np
 
 from stt_common.errors import (
     AudioTooLong,
+    AudioTooShort,
     CorruptAudio,
     EmptyAudio,
     InvalidAudio,
@@ -85,9 +86,15 @@ def probe(source: Source) -> AudioInfo:
     return info
 
 
+MIN_SECONDS = 0.1  # shorter than any word (and than the models' receptive field): surely not speech
+
+
 def check_limits(info: AudioInfo, max_seconds: float) -> None:
     if info.duration_s is not None and info.duration_s <= 0:
         raise EmptyAudio("the audio contains no samples")
+    if info.duration_s is not None and info.duration_s < MIN_SECONDS:
+        raise AudioTooShort(f"the audio lasts {info.duration_s * 1000:.0f} ms; the shortest accepted is "
+                            f"{MIN_SECONDS * 1000:.0f} ms")
     if info.duration_s is not None and info.duration_s > max_seconds:
         raise AudioTooLong(f"the audio lasts {info.duration_s:.1f} s; the limit is {max_seconds:.0f} s")
 
@@ -131,6 +138,9 @@ def stream(source: Source, target_rate: int, max_seconds: float) -> Iterator[np.
     decoded_s = produced / target_rate
     if produced == 0:
         raise EmptyAudio("the audio contains no samples")
+    if decoded_s < MIN_SECONDS:
+        raise AudioTooShort(f"the audio decodes to {decoded_s * 1000:.0f} ms; the shortest accepted is "
+                            f"{MIN_SECONDS * 1000:.0f} ms")
     if info.duration_s is not None and decoded_s < info.duration_s - _tolerance(info):
         raise TruncatedAudio(f"the {info.format} file is truncated or damaged: it declares "
                              f"{info.duration_s:.2f} s but decodes to {decoded_s:.2f} s")

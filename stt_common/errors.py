@@ -64,6 +64,11 @@ class EmptyAudio(InputError):
     http_status = 422
 
 
+class AudioTooShort(InputError):
+    code = "audio_too_short"
+    http_status = 422
+
+
 class FileTooLarge(InputError):
     code = "file_too_large"
     http_status = 413

@@ -36,6 +36,10 @@ class Manifest(BaseModel):
     blank_token: str = "<pad>"
     word_delimiter_token: str = "|"
     unk_token: str = "<unk>"
+    word_delimiter_bonus: float = Field(
+        0.0, description="Added to the word delimiter's logit before the greedy choice of each frame; tuned "
+        "on a validation set by `python -m training.calibrate` (a model that drops spaces between words "
+        "gets them back).")
     files: dict[str, FileEntry]
     metrics: dict[str, Any] = Field(default_factory=dict)
     source: dict[str, Any] = Field(default_factory=dict)

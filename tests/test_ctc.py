@@ -81,3 +81,16 @@ def test_a_long_silence_ends_a_word_without_a_delimiter(decoder: CtcDecoder) -> 
     text, words = decoder.decode(logits_for("al" + "_" * 14 + "la" + "_" * 16 + "m"), FRAME)
     assert text == "alla m"  # 14 blank frames (0.28 s) join; 16 (0.32 s) split
     assert words[1].start == pytest.approx(34 * FRAME)
+
+
+def test_a_delimiter_bonus_restores_a_space_the_blank_narrowly_won() -> None:
+    logits = logits_for("al_ma")
+    logits[2, 1] = 9.0  # the delimiter is a close second to the blank between the words
+    plain = CtcDecoder(VOCAB, blank="<pad>", word_delimiter="|")
+    tuned = CtcDecoder(VOCAB, blank="<pad>", word_delimiter="|", delimiter_bonus=1.5)
+    assert plain.decode(logits, FRAME)[0] == "alma"
+    text, words = tuned.decode(logits, FRAME)
+    assert text == "al ma"
+    assert words[0].confidence == pytest.approx(1.0, abs=1e-4)  # confidence stays the model's own
+    clear = logits_for("al__ma")  # where the blank wins by far, the bonus changes nothing
+    assert tuned.decode(clear, FRAME)[0] == "alma"

@@ -109,3 +109,34 @@ def test_tiny_training_lowers_the_loss_and_exports_through_the_gate(corpus: Path
         export_checkpoint(str(out), tmp_path / "strict", ExportOptions(
             name="smoke", dev_set=str(corpus), max_int8_wer_increase=-1.0))
     assert not (tmp_path / "strict").exists()
+
+
+def test_calibration_picks_a_delimiter_bonus_on_validation_and_writes_it(tmp_path: Path) -> None:
+    from tests.conftest import MODELS, SAMPLES
+    from training.calibrate import BONUSES, CARD_START, calibrate, main
+
+    references = json.loads((SAMPLES / "references.json").read_text(encoding="utf-8"))
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    names = sorted(references)
+    for split, chosen in (("validation", names[:3]), ("test", names[3:4]), ("test_heldout_voice", names[4:])):
+        lines = [json.dumps({"audio": str(SAMPLES / n), "text": references[n]["text"]}) for n in chosen]
+        (corpus / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    model = tmp_path / "model"
+    shutil.copytree(MODELS / "tr-espeak-small", model)
+    result = calibrate(model, corpus)
+    sweep = result["validation_sweep"]
+    assert result["bonus"] in BONUSES and sweep[str(result["bonus"])]["wer"] == min(r["wer"] for r in sweep.values())
+    assert set(result["held_out"]) == {"test", "test_heldout_voice"}
+
+    import sys
+
+    argv = sys.argv
+    sys.argv = ["calibrate", "--model", str(model), "--corpus", str(corpus), "--write"]
+    try:
+        main()
+    finally:
+        sys.argv = argv
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert manifest["word_delimiter_bonus"] == result["bonus"] and "calibration" in manifest["metrics"]
+    assert (model / "README.md").read_text().count(CARD_START) == 1

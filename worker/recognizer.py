@@ -67,7 +67,8 @@ class Recognizer:
         vocab_size = session.get_outputs()[0].shape[-1]
         if isinstance(vocab_size, int) and vocab_size != len(vocab):
             raise ModelError(f"{model_dir}: the model emits {vocab_size} classes but {VOCAB} has {len(vocab)}")
-        decoder = CtcDecoder(vocab, manifest.blank_token, manifest.word_delimiter_token)
+        decoder = CtcDecoder(vocab, manifest.blank_token, manifest.word_delimiter_token,
+                             manifest.word_delimiter_bonus)
         plan = ChunkPlan.from_seconds(window_seconds, overlap_seconds, manifest.sample_rate,
                                       manifest.frame_stride_samples, pause_s=pause_seconds,
                                       vad_mode=vad_aggressiveness)
