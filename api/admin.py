@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from stt_common import api_keys
 from stt_common.db import make_engine, make_session_factory, session_scope
+from stt_common.models import DEFAULT_TENANT
 from stt_common.settings import get_settings
 from stt_common.webhooks import signing_secret
 
@@ -32,10 +33,14 @@ def main() -> None:
 
 
 @app.command("webhook-secret")
-def webhook_secret() -> None:
-    """Print the `whsec_...` secret that signs webhooks (STT_WEBHOOK_SECRET, or the one the service made)."""
+def webhook_secret(
+    tenant: Annotated[str, typer.Option(help="Whose secret (each tenant's events are signed with its own).")]
+    = DEFAULT_TENANT,
+) -> None:
+    """Print the `whsec_...` secret that signs a tenant's webhooks (STT_WEBHOOK_SECRET if set, else the one
+    the service made for the tenant)."""
     with _session() as session:
-        typer.echo(signing_secret(session, get_settings().webhook_secret))
+        typer.echo(signing_secret(session, get_settings().webhook_secret, tenant))
 
 
 @keys.command("create")

@@ -9,15 +9,25 @@ from sqlalchemy import select
 
 from api import batches
 from api.auth import PrincipalDep, authenticate
-from api.deps import CeleryDep, SessionDep
+from api.deps import CeleryDep, SessionDep, SettingsDep
 from api.publishing import publish_new_deliveries
 from api.routes_jobs import ERRORS
-from api.schemas import DeliveryList, DeliveryOut
+from api.schemas import DeliveryList, DeliveryOut, SecretOut
 from stt_common import events, jobs
 from stt_common.errors import Conflict
 from stt_common.models import WebhookAttempt, WebhookDelivery
+from stt_common.webhooks import signing_secret
 
 router = APIRouter(tags=["webhooks"], dependencies=[Depends(authenticate)])
+
+
+@router.get("/v1/webhooks/secret", response_model=SecretOut, responses=ERRORS)
+def webhook_secret(principal: PrincipalDep, session: SessionDep, settings: SettingsDep) -> SecretOut:
+    """The `whsec_...` secret that signs your webhooks (your tenant's own), to verify them with any
+    Standard Webhooks library."""
+    secret = signing_secret(session, settings.webhook_secret, principal.tenant)
+    session.commit()  # made on first use
+    return SecretOut(secret=secret)
 
 
 @router.get("/v1/jobs/{job_id}/webhooks", response_model=DeliveryList, responses=ERRORS)

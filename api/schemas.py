@@ -224,6 +224,10 @@ class DeliveryOut(BaseModel):
                    finished_at=delivery.finished_at)
 
 
+class SecretOut(BaseModel):
+    secret: str = Field(description="The `whsec_...` signing secret of your tenant's webhooks.")
+
+
 class DeliveryList(BaseModel):
     object: str = "list"
     data: list[DeliveryOut]

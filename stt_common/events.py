@@ -69,13 +69,13 @@ def batch_data(session: Session, batch: Batch) -> dict[str, Any]:
     }
 
 
-def _add(session: Session, event_type: str, url: str, data: dict[str, Any], *, job_id: uuid.UUID | None = None,
-         batch_id: uuid.UUID | None = None) -> None:
+def _add(session: Session, event_type: str, url: str, data: dict[str, Any], *, tenant: str,
+         job_id: uuid.UUID | None = None, batch_id: uuid.UUID | None = None) -> None:
     now = utcnow()
     body = json.dumps({"type": event_type, "timestamp": _iso(now), "data": data}, ensure_ascii=False,
                       separators=(",", ":"))
     delivery = WebhookDelivery(
-        id=uuid.uuid4(), event_type=event_type, job_id=job_id, batch_id=batch_id, url=url, body=body,
+        id=uuid.uuid4(), event_type=event_type, tenant=tenant, job_id=job_id, batch_id=batch_id, url=url, body=body,
         status=DeliveryStatus.pending, attempts=0, round_offset=0, created_at=now, next_attempt_at=now, enqueued_at=now,
     )
     session.add(delivery)
@@ -92,7 +92,8 @@ def job_finished(session: Session, job_id: uuid.UUID) -> None:
         session.refresh(job)  # the event carries the state the transition just wrote
         event = JOB_EVENTS.get(JobStatus(job.status))
         if event:
-            _add(session, event, job.webhook_url, job_data(job), job_id=job.id, batch_id=job.batch_id)
+            _add(session, event, job.webhook_url, job_data(job), tenant=job.tenant, job_id=job.id,
+                 batch_id=job.batch_id)
     if job.batch_id is not None:
         _count_down(session, job.batch_id)
 
@@ -112,7 +113,8 @@ def batch_completed(session: Session, batch_id: uuid.UUID) -> None:
     session.execute(update(Batch).where(Batch.id == batch_id).values(completed_at=utcnow()))
     batch = session.get(Batch, batch_id, populate_existing=True)
     if batch is not None and batch.webhook_url and batch.deleted_at is None:
-        _add(session, BATCH_COMPLETED, batch.webhook_url, batch_data(session, batch), batch_id=batch.id)
+        _add(session, BATCH_COMPLETED, batch.webhook_url, batch_data(session, batch), tenant=batch.tenant,
+             batch_id=batch.id)
 
 
 def take_new(session: Session) -> list[uuid.UUID]:

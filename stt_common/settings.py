@@ -63,8 +63,9 @@ class Settings(BaseSettings):
     )
     max_batch_items: int = Field(1000, ge=1, description="Most files in one batch (multipart parts or zip members).")
     webhook_secret: str | None = Field(
-        None, description="`whsec_...` secret that signs webhooks; unset: the service makes one and keeps it in "
-        "the database (`python -m api.admin webhook-secret` prints it).",
+        None, description="`whsec_...` secret that signs every tenant's webhooks; unset (the default, and the "
+        "right choice with several tenants): each tenant gets its own, made and kept in the database "
+        "(`GET /v1/webhooks/secret`, `python -m api.admin webhook-secret --tenant T`).",
     )
     webhook_timeout_seconds: float = Field(10.0, gt=0, description="Time limit of one webhook attempt, in s.")
     webhook_retry_schedule: list[float] = Field(

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from stt_common.errors import InputError
-from stt_common.models import SigningSecret
+from stt_common.models import DEFAULT_TENANT, SigningSecret
 
 SECRET_PREFIX = "whsec_"
 SECRET_NAME = "webhooks"  # the row in `signing_secrets` when STT_WEBHOOK_SECRET is not set
@@ -46,21 +46,23 @@ def sign(secret: str, msg_id: str, timestamp: int, body: str) -> str:
     return "v1," + base64.b64encode(mac).decode()
 
 
-def signing_secret(session: Session, configured: str | None) -> str:
-    """STT_WEBHOOK_SECRET when set; otherwise the service's own, made once and kept in the database
-    (`python -m api.admin webhook-secret` prints it)."""
+def signing_secret(session: Session, configured: str | None, tenant: str = DEFAULT_TENANT) -> str:
+    """STT_WEBHOOK_SECRET when set (one secret for every tenant); otherwise the tenant's own, made once
+    and kept in the database (`python -m api.admin webhook-secret --tenant T`, or the tenant's
+    `GET /v1/webhooks/secret`). Per-tenant secrets mean no tenant can sign events for another."""
     if configured:
         _key(configured)
         return configured
-    row = session.get(SigningSecret, SECRET_NAME)
+    name = SECRET_NAME if tenant == DEFAULT_TENANT else f"tenant:{tenant}"
+    row = session.get(SigningSecret, name)
     if row is not None:
         return row.secret
     try:
         with session.begin_nested():
-            session.add(SigningSecret(name=SECRET_NAME, secret=new_secret()))
+            session.add(SigningSecret(name=name, secret=new_secret()))
     except IntegrityError:  # another process made it first
         pass
-    row = session.get(SigningSecret, SECRET_NAME)
+    row = session.get(SigningSecret, name)
     assert row is not None
     return row.secret
 

@@ -178,3 +178,35 @@ def test_the_python_client_sends_its_key(secured: Stack) -> None:
     finally:
         server.stop()
     assert (refused.value.status, refused.value.code) == (401, "missing_api_key")
+
+
+def test_each_tenant_signs_its_webhooks_with_its_own_secret(client: TestClient, secured: Stack) -> None:
+    from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+    from stt_common import events, jobs
+    from stt_common.transcript import Transcript
+    from tests.services import WebhookReceiver
+    from worker.webhook_sender import SenderContext, deliver, make_client
+
+    secrets = {t: client.get("/v1/webhooks/secret", headers=new_key(secured, t)).json()["secret"]
+               for t in ("acme", "globex")}
+    assert secrets["acme"] != secrets["globex"] and all(s.startswith("whsec_") for s in secrets.values())
+    assert client.get("/v1/webhooks/secret", headers=new_key(secured, "acme")).json()["secret"] == secrets["acme"]
+    receiver = WebhookReceiver()
+    settings = secured.settings.model_copy(update={"webhook_allowed_hosts": ["127.0.0.1"]})
+    try:
+        with session_scope(secured.session_factory) as session:
+            job = Job(id=uuid.uuid4(), tenant="acme", model="tr-espeak-small", audio_sha256="0" * 64,
+                      audio_bytes=1, webhook_url=receiver.url())
+            session.add(job)
+            session.flush()
+            attempt = jobs.claim(session, job.id, 60, max_attempts=3)
+            assert attempt is not None and jobs.complete(session, job.id, attempt, Transcript(text="x"), 0.1)
+            (delivery_id,) = events.take_new(session)
+        assert deliver(SenderContext(settings, secured.session_factory, make_client()), delivery_id) is None
+    finally:
+        receiver.stop()
+    (request,) = receiver.received
+    Webhook(secrets["acme"]).verify(request.body, request.headers)
+    with pytest.raises(WebhookVerificationError):  # another tenant cannot pass off an event as acme's
+        Webhook(secrets["globex"]).verify(request.body, request.headers)

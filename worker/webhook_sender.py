@@ -58,12 +58,12 @@ class SenderContext:
     settings: Settings
     session_factory: sessionmaker[Session]
     client: httpx.Client
-    secret: str | None = field(default=None, repr=False)  # read once per process
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)  # by tenant, read once per process
 
-    def signing_secret(self, session: Session) -> str:
-        if self.secret is None:
-            self.secret = signing_secret(session, self.settings.webhook_secret)
-        return self.secret
+    def signing_secret(self, session: Session, tenant: str) -> str:
+        if tenant not in self.secrets:
+            self.secrets[tenant] = signing_secret(session, self.settings.webhook_secret, tenant)
+        return self.secrets[tenant]
 
 
 def make_client() -> httpx.Client:
@@ -99,7 +99,7 @@ def deliver(ctx: SenderContext, delivery_id: uuid.UUID) -> float | None:
         if delivery is None:
             log.debug("delivery %s: not due or already taken; skipped", delivery_id)
             return None
-        secret = ctx.signing_secret(session)
+        secret = ctx.signing_secret(session, delivery.tenant)
         url, body, number, msg_id = delivery.url, delivery.body, delivery.attempts, delivery.webhook_id
         retries_used = delivery.attempts - delivery.round_offset
     started = utcnow()

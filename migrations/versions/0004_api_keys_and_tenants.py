@@ -1,4 +1,4 @@
-"""api keys, and a tenant on jobs and batches
+"""api keys, and a tenant on jobs, batches and webhook deliveries
 
 Revision ID: 0004
 Revises: 0003
@@ -39,13 +39,16 @@ def upgrade() -> None:
     with op.batch_alter_table("batches") as batch:
         batch.add_column(sa.Column("tenant", sa.String(length=64), nullable=False, server_default="default"))
         batch.create_index("ix_batches_tenant", ["tenant"])
-    with op.batch_alter_table("jobs") as batch:
-        batch.alter_column("tenant", existing_type=sa.String(length=64), server_default=None)
-    with op.batch_alter_table("batches") as batch:
-        batch.alter_column("tenant", existing_type=sa.String(length=64), server_default=None)
+    with op.batch_alter_table("webhook_deliveries") as batch:
+        batch.add_column(sa.Column("tenant", sa.String(length=64), nullable=False, server_default="default"))
+    for table in ("jobs", "batches", "webhook_deliveries"):
+        with op.batch_alter_table(table) as batch:
+            batch.alter_column("tenant", existing_type=sa.String(length=64), server_default=None)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("webhook_deliveries") as batch:
+        batch.drop_column("tenant")
     with op.batch_alter_table("batches") as batch:
         batch.drop_index("ix_batches_tenant")
         batch.drop_column("tenant")
