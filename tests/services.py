@@ -189,8 +189,9 @@ class CeleryWorker:
 
     def __init__(self, settings_env: dict[str, str], log_path: Path, pool: str = "prefork",
                  app: str = "worker.celery_app", queue: str = "transcribe", concurrency: int = 1,
-                 extra: tuple[str, ...] = ()) -> None:
+                 extra: tuple[str, ...] = (), mingle: bool = False) -> None:
         self.env = env_for(settings_env)
+        self.mingle = mingle  # Celery's default start-up (gossip and mingle), slower: about a second more
         self.log_path = log_path
         self.pool = pool
         self.app, self.queue, self.concurrency, self.extra = app, queue, concurrency, extra
@@ -202,7 +203,7 @@ class CeleryWorker:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", self.app, "worker", "--loglevel", "INFO",
              "--pool", self.pool, "--concurrency", str(self.concurrency), "-Q", self.queue, "-n", self.name,
-             "--without-gossip", "--without-mingle", *self.extra],
+             *(() if self.mingle else ("--without-gossip", "--without-mingle")), *self.extra],
             cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         if wait:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 from typing import Any
 
@@ -40,13 +41,25 @@ def context() -> WorkerContext:
     global _context
     if _context is None:
         _context = build_context(settings, lambda ids: publish_deliveries(app, ids))
-        readiness.keep_announcing(settings.redis_url, sorted(_context.recognizers))
+        consumer = os.getppid() if _in_pool_process else os.getpid()
+        readiness.keep_announcing(settings.redis_url, sorted(_context.recognizers), consumer_pid=consumer)
     return _context
+
+
+_in_pool_process = False
 
 
 @signals.worker_process_init.connect
 def _preload_in_child(**_: Any) -> None:
+    global _in_pool_process
+    _in_pool_process = True
     context()  # prefork: each child loads its own sessions after the fork
+
+
+@signals.worker_ready.connect
+def _consuming(**_: Any) -> None:
+    """The main process takes messages from now on: its pool processes may announce themselves."""
+    readiness.keep_consuming(settings.redis_url)
 
 
 @signals.worker_init.connect
