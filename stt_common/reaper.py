@@ -2,8 +2,9 @@
 sent again. It runs every `STT_REAPER_INTERVAL_SECONDS` in the webhooks worker's beat.
 
 A job needs a new message when
-  * it is `queued`, older than the grace period, and no message for it sits in the queue or is held by
-    a worker (the api died or the broker refused between commit and publish; Redis restarted empty);
+  * it is `queued`, older than the grace period, and no message for it sits in the queue or has been
+    held by a worker for less than `max_hold_seconds` (the api died or the broker refused between commit
+    and publish; Redis restarted empty; the worker holding its delayed retry died);
   * it is `processing` and its lease ran out (its worker died, so nothing renews the lease), unless a
     message for it already waits in the queue. A job whose workers died `STT_JOB_MAX_ATTEMPTS` times
     fails with `worker_lost` instead, so a job that kills its worker cannot loop forever.
@@ -18,6 +19,8 @@ import base64
 import datetime as dt
 import json
 import logging
+import math
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -33,17 +36,20 @@ from stt_common.queue import TRANSCRIBE_QUEUE, TRANSCRIBE_TASK
 
 log = logging.getLogger(__name__)
 
-# Where kombu's Redis transport keeps messages: a list per queue, and a hash of delivered but
-# unacknowledged messages (delivery tag -> [message, exchange, routing key]).
+# Where kombu's Redis transport keeps messages: a list per queue, a hash of delivered but
+# unacknowledged messages (delivery tag -> [message, exchange, routing key]) and a sorted set of when
+# each was delivered (delivery tag -> Unix time).
 UNACKED_KEY = "unacked"
+UNACKED_INDEX_KEY = "unacked_index"
 
 
 @dataclass(frozen=True)
 class BrokerView:
-    """Job ids with a message waiting in the queue, and those with a message held by a worker."""
+    """Job ids with a message waiting in the queue, and those with a message held by a worker, with
+    how long ago the worker took it (the most recent, when there are several)."""
 
     waiting: frozenset[uuid.UUID]
-    held: frozenset[uuid.UUID]
+    held: dict[uuid.UUID, float]
 
 
 def _job_id(raw: bytes | str) -> uuid.UUID | None:
@@ -68,8 +74,19 @@ def _ids(raws: Iterable[bytes | str]) -> frozenset[uuid.UUID]:
 
 
 def broker_view(redis: Redis, queue: str = TRANSCRIBE_QUEUE) -> BrokerView:
-    """Read every transcription message in the broker (one LRANGE and one HVALS)."""
-    return BrokerView(waiting=_ids(redis.lrange(queue, 0, -1)), held=_ids(redis.hvals(UNACKED_KEY)))
+    """Read every transcription message in the broker (an LRANGE, an HGETALL and a ZRANGE)."""
+    waiting = _ids(redis.lrange(queue, 0, -1))  # type: ignore[arg-type]
+    scored: list[tuple[bytes, float]] = redis.zrange(UNACKED_INDEX_KEY, 0, -1, withscores=True)  # type: ignore[assignment]
+    taken_at = dict(scored)
+    unacked: dict[bytes, bytes] = redis.hgetall(UNACKED_KEY)  # type: ignore[assignment]
+    now = time.time()
+    held: dict[uuid.UUID, float] = {}
+    for tag, raw in unacked.items():
+        job_id = _job_id(raw)
+        if job_id is not None:
+            age = now - float(taken_at.get(tag, now))
+            held[job_id] = min(age, held.get(job_id, age))
+    return BrokerView(waiting=waiting, held=held)
 
 
 @dataclass(frozen=True)
@@ -92,9 +109,11 @@ def candidates(session: Session, now: dt.datetime, grace_seconds: float) -> list
 
 
 def reap(factory: sessionmaker[Session], redis: Redis, publish: Callable[[uuid.UUID], None],
-         grace_seconds: float, max_attempts: int) -> Reaped:
+         grace_seconds: float, max_attempts: int, max_hold_seconds: float) -> Reaped:
     """One pass. The database is read before the broker, so a job that moves on in between is seen
-    with its old state: at worst it gets a harmless duplicate message."""
+    with its old state: at worst it gets a harmless duplicate message. A queued job's message is held
+    by a worker only briefly, or until its retry's countdown (at most `STT_TASK_RETRY_BACKOFF_MAX`):
+    held longer than `max_hold_seconds`, its worker is taken to be dead."""
     with session_scope(factory) as session:
         found = [(job.id, job.status, job.attempts) for job in candidates(session, utcnow(), grace_seconds)]
     if not found:
@@ -102,7 +121,8 @@ def reap(factory: sessionmaker[Session], redis: Redis, publish: Callable[[uuid.U
     view = broker_view(redis)
     requeue, exhausted = [], []
     for job_id, status, attempts in found:
-        if status == JobStatus.queued and (job_id in view.waiting or job_id in view.held):
+        recently_held = view.held.get(job_id, math.inf) < max_hold_seconds
+        if status == JobStatus.queued and (job_id in view.waiting or recently_held):
             continue
         if status == JobStatus.processing:
             if job_id in view.waiting:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -19,6 +20,7 @@ from stt_common.queue import TRANSCRIBE_QUEUE, make_celery, publish_transcriptio
 from tests.conftest import Stack
 
 MAX_ATTEMPTS = 3
+MAX_HOLD_S = 120.0
 
 
 @pytest.fixture
@@ -46,21 +48,29 @@ def add(stack: Stack, *, age_s: float = 120, status: str = "queued", lease_s: fl
 
 def run_reaper(stack: Stack, redis: Redis, celery: Celery) -> reaper.Reaped:
     return reaper.reap(stack.session_factory, redis, lambda i: publish_transcription(celery, i),
-                       grace_seconds=30, max_attempts=MAX_ATTEMPTS)
+                       grace_seconds=30, max_attempts=MAX_ATTEMPTS, max_hold_seconds=MAX_HOLD_S)
+
+
+def take(redis: Redis, tag: str, seconds_ago: float = 0.0) -> uuid.UUID:
+    """What kombu does when a worker takes a message: off the list, into the unacked hash and index."""
+    raw = redis.rpop(TRANSCRIBE_QUEUE)
+    assert raw is not None
+    redis.hset(reaper.UNACKED_KEY, tag, json.dumps([json.loads(raw), "", TRANSCRIBE_QUEUE]))
+    redis.zadd(reaper.UNACKED_INDEX_KEY, {tag: time.time() - seconds_ago})
+    job_id = reaper._job_id(raw)
+    assert job_id is not None
+    return job_id
 
 
 def test_broker_view_reads_real_messages_waiting_and_held(stack: Stack, redis: Redis, celery: Celery) -> None:
     waiting, held = uuid.uuid4(), uuid.uuid4()
-    publish_transcription(celery, waiting)
     publish_transcription(celery, held)
-    # What kombu does when a worker takes a message: off the list, into the unacked hash.
-    raw = redis.rpop(TRANSCRIBE_QUEUE)
-    assert raw is not None
-    redis.hset(reaper.UNACKED_KEY, "tag-1", json.dumps([json.loads(raw), "", TRANSCRIBE_QUEUE]))
+    publish_transcription(celery, waiting)
+    assert take(redis, "tag-1", seconds_ago=5) == held  # the list pops from its far end: the first published
     redis.rpush(TRANSCRIBE_QUEUE, b"not json", json.dumps({"headers": {"task": "other"}, "body": ""}))
     view = reaper.broker_view(redis)
-    assert view.waiting | view.held == {waiting, held} and not view.waiting & view.held
-    assert len(view.held) == 1
+    assert view.waiting == {waiting} and set(view.held) == {held}
+    assert 4 < view.held[held] < 60
 
 
 def test_the_reaper_resends_only_jobs_without_a_live_message(stack: Stack, redis: Redis, celery: Celery) -> None:
@@ -79,6 +89,19 @@ def test_the_reaper_resends_only_jobs_without_a_live_message(stack: Stack, redis
     assert run_reaper(stack, redis, celery).requeued == []  # now they have messages
     with session_scope(stack.session_factory) as s:  # the re-sent message claims the dead worker's job
         assert jobs.claim(s, dead, 60, MAX_ATTEMPTS) == 2
+
+
+def test_a_queued_job_whose_message_a_worker_has_held_too_long_is_resent(
+    stack: Stack, redis: Redis, celery: Celery
+) -> None:
+    """A job released for a retry waits in a worker's memory until its countdown (at most
+    STT_TASK_RETRY_BACKOFF_MAX); if that worker died, only the reaper can send the job again."""
+    retrying, orphaned = add(stack), add(stack)
+    for job_id in (retrying, orphaned):
+        publish_transcription(celery, job_id)
+    assert take(redis, "fresh", seconds_ago=10) == retrying
+    assert take(redis, "stale", seconds_ago=MAX_HOLD_S + 60) == orphaned
+    assert run_reaper(stack, redis, celery).requeued == [orphaned]
 
 
 def test_a_job_whose_workers_keep_dying_fails_with_worker_lost(stack: Stack, redis: Redis, celery: Celery) -> None:

@@ -98,7 +98,8 @@ def reap_jobs() -> int:
         try:
             found = reaper.reap(context().session_factory, _broker(),
                                 lambda job_id: publish_transcription(app, job_id),
-                                settings.reaper_grace_seconds, settings.job_max_attempts)
+                                settings.reaper_grace_seconds, settings.job_max_attempts,
+                                max_hold_seconds=settings.task_retry_backoff_max + settings.reaper_grace_seconds)
         finally:
             with contextlib.suppress(LockError, RedisError):
                 lock.release()
