@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import soundfile as sf
-from report import cpu_model, free_port, stop_all  # bench/report.py (this folder is on sys.path)
+from report import cpu_model, free_port, stop_all, wait_for_ready  # bench/report.py (this folder is on sys.path)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -87,15 +87,7 @@ def main() -> int:
         poll = args.poll_ms / 1000
         rows = []
         with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=30) as client:
-            while True:
-                try:
-                    if client.get("/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.perf_counter() - worker_started > 120:
-                    raise SystemExit(f"stack did not become ready; logs in {work}")
-                time.sleep(0.1)
+            wait_for_ready(client, time.monotonic() + 120, work, interval_s=0.1)
             ready_s = time.perf_counter() - worker_started
             model = next(m["name"] for m in client.get("/v1/models").json()["data"] if m["default"])
             for _ in range(args.jobs):

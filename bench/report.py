@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 BENCHMARKS_DOC = Path(__file__).resolve().parent.parent / "docs" / "BENCHMARKS.md"
 
@@ -59,6 +60,21 @@ def stop_all(procs: list[subprocess.Popen[bytes]], grace_s: float = 20) -> None:
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
+def wait_for_ready(client: Any, deadline: float, logs: Path, interval_s: float = 0.2) -> None:
+    """Poll the api's /ready (an httpx.Client) until it answers 200; exit by `deadline` (monotonic)."""
+    import httpx
+
+    while True:
+        try:
+            if client.get("/ready").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the stack did not become ready; logs in {logs}")
+        time.sleep(interval_s)
+
+
 class PrivateStack:
     """A whole service of its own for a benchmark: redis-server on a free port, a migrated database,
     uvicorn, a Celery worker and the webhooks worker, logs in `work`. `env` holds the STT_* settings."""
@@ -100,15 +116,7 @@ class PrivateStack:
 
         deadline = time.monotonic() + timeout_s
         with httpx.Client(base_url=self.base_url, timeout=30) as client:
-            while True:
-                try:
-                    if client.get("/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"stack not ready; logs in {self.work}")
-                time.sleep(0.2)
+            wait_for_ready(client, deadline, self.work)
             model = str(next(m["name"] for m in client.get("/v1/models").json()["data"] if m["default"]))
         redis = Redis.from_url(self.env["STT_REDIS_URL"])
         while readiness.ready_models(redis).get(model, 0) < processes:  # every process warm

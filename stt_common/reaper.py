@@ -121,16 +121,14 @@ def reap(factory: sessionmaker[Session], redis: Redis, publish: Callable[[uuid.U
     view = broker_view(redis)
     requeue, exhausted = [], []
     for job_id, status, attempts in found:
-        recently_held = view.held.get(job_id, math.inf) < max_hold_seconds
-        if status == JobStatus.queued and (job_id in view.waiting or recently_held):
+        if job_id in view.waiting:
             continue
-        if status == JobStatus.processing:
-            if job_id in view.waiting:
-                continue
-            if attempts >= max_attempts:
-                exhausted.append(job_id)
-                continue
-        requeue.append(job_id)
+        if status == JobStatus.queued and view.held.get(job_id, math.inf) < max_hold_seconds:
+            continue
+        if status == JobStatus.processing and attempts >= max_attempts:
+            exhausted.append(job_id)
+        else:
+            requeue.append(job_id)
     deliveries: list[uuid.UUID] = []
     failed = []
     if exhausted:

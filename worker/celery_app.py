@@ -41,19 +41,18 @@ def context() -> WorkerContext:
     global _context
     if _context is None:
         _context = build_context(settings, lambda ids: publish_deliveries(app, ids))
-        consumer = os.getppid() if _in_pool_process else os.getpid()
-        readiness.keep_announcing(settings.redis_url, sorted(_context.recognizers), consumer_pid=consumer)
     return _context
 
 
-_in_pool_process = False
+def _preload(consumer_pid: int) -> None:
+    """Load and warm the models now, then announce them once the process that consumes for this one
+    takes messages."""
+    readiness.keep_announcing(settings.redis_url, sorted(context().recognizers), consumer_pid=consumer_pid)
 
 
 @signals.worker_process_init.connect
 def _preload_in_child(**_: Any) -> None:
-    global _in_pool_process
-    _in_pool_process = True
-    context()  # prefork: each child loads its own sessions after the fork
+    _preload(os.getppid())  # prefork: each child loads its own sessions after the fork; its parent consumes
 
 
 @signals.worker_ready.connect
@@ -66,7 +65,7 @@ def _consuming(**_: Any) -> None:
 def _preload_in_main(sender: Any = None, **_: Any) -> None:
     pool = str(getattr(sender, "pool_cls", "")).lower()
     if "prefork" not in pool and "processes" not in pool:
-        context()  # solo and thread pools run tasks in this process
+        _preload(os.getpid())  # solo and thread pools run tasks in this process, which also consumes
 
 
 @signals.worker_process_shutdown.connect

@@ -176,7 +176,9 @@ def _transcribe(ctx: WorkerContext, model: str, key: str | None, seconds: float 
                                       expected_seconds=seconds, on_progress=progress)
 
 
-def _fail(ctx: WorkerContext, job_id: uuid.UUID, attempt: int, code: str, message: str) -> Outcome:
+def _fail(ctx: WorkerContext, job_id: uuid.UUID, attempt: int | None, code: str, message: str) -> Outcome:
+    """End the job `failed` with its code (`attempt=None`: whichever attempt holds it), then publish its
+    event and count it."""
     with session_scope(ctx.session_factory) as session:
         failed = jobs.fail(session, job_id, attempt, code, message)
         deliveries = events.take_new(session)
@@ -202,9 +204,4 @@ def _release(ctx: WorkerContext, job_id: uuid.UUID, attempt: int) -> None:
 
 def fail_exhausted(ctx: WorkerContext, job_id: uuid.UUID, message: str) -> None:
     """The last retry failed: end the job instead of leaving it queued forever."""
-    with session_scope(ctx.session_factory) as session:
-        failed = jobs.fail(session, job_id, None, "retries_exhausted", message)
-        deliveries = events.take_new(session)
-    _publish(ctx, deliveries)
-    if failed:
-        metrics.job_finished(ctx.settings.redis_url, "failed", "retries_exhausted")
+    _fail(ctx, job_id, None, "retries_exhausted", message)
