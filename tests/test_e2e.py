@@ -133,9 +133,11 @@ def long_clip(tmp_path: Path, seconds: float) -> Path:
 def test_a_killed_and_restarted_worker_loses_no_queued_job(
     database_url: str, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    # Short visibility timeout and lease, so the job running at the kill comes back within the test.
+    # Short visibility timeout and lease, so the job running at the kill comes back within the test. The
+    # lease must run out before Redis hands the message out again (no reaper runs here): with both at
+    # 10 s the redelivery could come a few ms early, find the job still leased, and be dropped.
     stack = make_stack(database_url, redis_server.url, tmp_path, broker_visibility_timeout=10,
-                       job_lease_seconds=10, broker_restore_interval=1)
+                       job_lease_seconds=4, broker_restore_interval=1)
     server = ThreadedServer(create_app(stack.settings))
     worker = CeleryWorker(stack.env, tmp_path / "worker.log")
     try:
