@@ -139,4 +139,6 @@ def test_calibration_picks_a_delimiter_bonus_on_validation_and_writes_it(tmp_pat
         sys.argv = argv
     manifest = json.loads((model / "manifest.json").read_text())
     assert manifest["word_delimiter_bonus"] == result["bonus"] and "calibration" in manifest["metrics"]
+    with pytest.raises(DatasetError, match="validation.jsonl is missing"):
+        calibrate(model, tmp_path / "no-corpus")
     assert (model / "README.md").read_text().count(CARD_START) == 1

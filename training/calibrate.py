@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from stt_common.model_folder import read_manifest, write_manifest
-from training.data import load_audio
+from training.data import DatasetError, load_audio
 from training.evaluate import error_rates
 from worker.recognizer import Recognizer
 
@@ -29,7 +29,11 @@ CARD_START, CARD_END = "<!-- calibration:start -->", "<!-- calibration:end -->"
 
 
 def load_split(corpus: Path, split: str, max_clips: int = 0) -> list[tuple[str, Any]]:
-    rows = [json.loads(line) for line in (corpus / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
+    manifest = corpus / f"{split}.jsonl"
+    if not manifest.is_file():
+        raise DatasetError(f"{manifest} is missing: --corpus must be a corpus folder with validation.jsonl, "
+                           "test.jsonl and test_heldout_voice.jsonl (python -m training.corpus makes one)")
+    rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
     rows = rows[:max_clips] if max_clips else rows
     return [(row["text"], load_audio(row["audio"], str(corpus))) for row in rows]
 
@@ -86,7 +90,10 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="Store the bonus in the manifest and the model card.")
     args = parser.parse_args()
 
-    result = calibrate(args.model, args.corpus, args.variant, args.max_clips)
+    try:
+        result = calibrate(args.model, args.corpus, args.variant, args.max_clips)
+    except DatasetError as exc:
+        raise SystemExit(f"calibrate: {exc}") from None
     print(json.dumps({"bonus": result["bonus"], "held_out": result["held_out"]}, indent=1))
     if args.write:
         manifest = read_manifest(args.model)
