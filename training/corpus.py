@@ -29,7 +29,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from training.speak import speak
+from training.speak import EspeakMissing, espeak_binary, speak
 from training.text import normalize
 
 SAMPLE_RATE = 16000
@@ -197,6 +197,10 @@ def main() -> None:
     parser.add_argument("--word-sequences", type=int, default=CorpusConfig.word_sequences)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    try:
+        espeak_binary()  # before the worker pool, so a missing binary is one line, not a pool traceback
+    except EspeakMissing as exc:
+        parser.exit(2, f"error: {exc}\n")
     config = CorpusConfig(out=args.out, max_sentences=args.max_sentences,
                           validation_sentences=args.validation_sentences, test_sentences=args.test_sentences,
                           renders_per_train_sentence=args.renders_per_train_sentence,

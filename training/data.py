@@ -61,10 +61,8 @@ MAX_CLIP_SECONDS = 3600.0
 
 def load_audio(value: Any, base_dir: str | None = None) -> np.ndarray:
     """Mono float32 at 16 kHz from a path, a {path, bytes} dict, or a decoded {array, sampling_rate}.
-    Files go through the worker's own decoder (stt_common.audio), so training hears what serving hears."""
-    from stt_common import audio
-    from stt_common.errors import InputError
-
+    Files go through the worker's own decoder (stt_common.audio), so training hears what serving hears;
+    mono 16 kHz FLAC and WAV are read directly, to the same samples."""
     if isinstance(value, dict) and value.get("array") is not None:
         samples = np.asarray(value["array"], dtype=np.float32)
         samples = samples.mean(axis=1) if samples.ndim == 2 else samples
@@ -82,7 +80,36 @@ def load_audio(value: Any, base_dir: str | None = None) -> np.ndarray:
         source = Path(raw) if Path(raw).is_absolute() or base_dir is None else Path(base_dir) / raw
         if not source.is_file():
             raise DatasetError(f"an audio row cannot be read: no file {source}")
+    if isinstance(source, Path) and source.suffix.lower() in LOSSLESS:
+        samples = _read_lossless(source)
+        if samples is not None:
+            return samples
+    from stt_common import audio  # PyAV, opened only for what libsndfile did not take
+    from stt_common.errors import InputError
+
     try:
         return audio.decode(source, SAMPLE_RATE, max_seconds=MAX_CLIP_SECONDS)
     except InputError as exc:
         raise DatasetError(f"an audio row cannot be read ({exc.code}): {exc.message}") from exc
+
+
+LOSSLESS = (".flac", ".wav")
+
+
+def _read_lossless(path: Path) -> np.ndarray | None:
+    """A mono 16 kHz FLAC or WAV (what the corpus builder writes) read straight with libsndfile: the
+    same samples the service's decoder gives (tests/test_training.py checks), without opening a
+    container per clip on every epoch. None for anything else, which goes through the service's
+    decoder."""
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(path) as fh:
+            if fh.channels != 1 or fh.samplerate != SAMPLE_RATE or fh.subtype not in ("PCM_16", "PCM_24"):
+                return None
+            samples = fh.read(dtype="float32")
+    except (sf.LibsndfileError, RuntimeError):
+        return None
+    if samples.size == 0:
+        raise DatasetError(f"an audio row has no samples: {path}")
+    return samples

@@ -22,7 +22,8 @@ def transcribe_batches(model: Any, processor: Any, rows: Any, audio_column: str,
         inputs = processor.feature_extractor(audio, sampling_rate=16000, padding=True,
                                              return_attention_mask=True, return_tensors="pt")
         with torch.no_grad():
-            logits = model(inputs.input_values, attention_mask=inputs.attention_mask).logits.numpy()
+            logits = model(inputs.input_values.to(model.device),
+                           attention_mask=inputs.attention_mask.to(model.device)).logits.float().cpu().numpy()
         for row_logits, frames in zip(logits, frames_for(model, [len(a) for a in audio]), strict=True):
             ids = np.argmax(row_logits[: int(frames)], axis=-1)
             out.append(processor.tokenizer.decode(ids))

@@ -48,6 +48,38 @@ def distinct_texts(corpus: Path, split: str) -> int:
     return len({json.loads(line)["text"] for line in lines})
 
 
+def recipe(training: dict[str, Any]) -> str:
+    """The architecture and optimiser settings, read from the checkpoint's config.json and the Trainer's
+    training_args.bin, so the card states what ran rather than what was meant to."""
+    m, a = training["model_config"], training["args"]
+    conv = m.get("conv_dim", [])
+    stride = 1
+    for s in m.get("conv_stride", []):
+        stride *= s
+    parts = [f"hidden {m['hidden_size']}, {m['num_hidden_layers']} layers, {m['num_attention_heads']} heads, "
+             f"feed-forward {m['intermediate_size']}, convolutional encoder {min(conv)}–{max(conv)} channels, "
+             f"{stride * 1000 // 16000} ms frames"]
+    if a:
+        parts.append(f"AdamW, learning rate {a['learning_rate']:g} with {a['warmup_steps']:g} warm-up steps and "
+                     f"{a['lr_scheduler_type']} decay, batch {a['batch']}, weight decay {a['weight_decay']:g}")
+    parts.append(f"SpecAugment time masks (p = {m.get('mask_time_prob', 0):g})")
+    return "; ".join(parts)
+
+
+def training_settings(folder: Path) -> dict[str, Any]:
+    """The Trainer's own record of its arguments (training_args.bin), or {} without one."""
+    path = folder / "training_args.bin"
+    if not path.is_file():
+        return {}
+    import torch
+
+    args = torch.load(path, weights_only=False)  # a TrainingArguments pickle the Trainer wrote
+    return {"learning_rate": args.learning_rate, "warmup_steps": args.warmup_steps,
+            "lr_scheduler_type": str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
+            "batch": args.per_device_train_batch_size * max(1, args.gradient_accumulation_steps),
+            "weight_decay": args.weight_decay}
+
+
 def card(name: str, manifest: Any, corpus: dict[str, Any], training: dict[str, Any], held_out: dict[str, Any],
          config: dict[str, Any]) -> str:
     def row(variant: str) -> str:
@@ -75,10 +107,8 @@ half of the renderings with white noise at 15–35 dB SNR. {cfg['validation_sent
 (`{cfg['held_out_voice']}`) never heard in training.
 
 ## Training
-`{config['command']}` — {training['steps']} steps in {training['minutes']} min on {config['machine']}
-(final training loss {training['loss']:.3f}). Configuration: preset `small` (hidden 256, 4 layers, 4 heads,
-feed-forward 1024, convolutional encoder 64–256 channels, 20 ms frames), AdamW, learning rate 8e-4 with
-150 warm-up steps and linear decay, batch 16, SpecAugment time masks (p = 0.05).
+`{config['command']}` — {training['steps']} steps in {training['minutes']} min on {config['trained_on']}
+(final training loss {training['loss']:.3f}). Configuration: {recipe(training)}.
 
 ## Held-out results
 Measured through the service's own engine (ONNX Runtime, greedy CTC), one thread, on {config['machine']}:
@@ -101,6 +131,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--command", default="make model")
     parser.add_argument("--max-clips", type=int, default=0, help="Score only this many clips a split (0 = all).")
+    parser.add_argument("--trained-on", default="",
+                        help="The machine the training ran on, when not this one (e.g. 'one NVIDIA H100 GPU').")
     parser.add_argument("--training-minutes", type=float, default=0,
                         help="Total training time, when the run was resumed (default: from evaluation.json).")
     args = parser.parse_args()
@@ -110,7 +142,9 @@ def main() -> None:
     evaluation = json.loads((args.training / "evaluation.json").read_text())
     corpus = json.loads((args.corpus / "corpus.json").read_text())
     corpus["distinct_train_texts"] = distinct_texts(args.corpus, "train")
-    training = {**evaluation["train"], "parameters": manifest.source.get("parameters", 0)}
+    training = {**evaluation["train"], "parameters": manifest.source.get("parameters", 0),
+                "model_config": json.loads((args.training / "config.json").read_text()),
+                "args": training_settings(args.training)}
     if args.training_minutes:
         training["minutes"] = args.training_minutes
     machine = f"{_cpu()}, 2 cores" if platform.system() == "Linux" else platform.processor()
@@ -122,7 +156,8 @@ def main() -> None:
     manifest.metrics.update({"held_out": held_out, "training_minutes": training["minutes"],
                              "training_steps": training["steps"], "train_hours": corpus["train_hours"]})
     write_manifest(args.out, manifest)
-    config = {"command": args.command, "machine": machine, "max_int8_wer_increase": 0.01}
+    config = {"command": args.command, "machine": machine, "trained_on": args.trained_on or machine,
+              "max_int8_wer_increase": 0.01}
     (args.out / "README.md").write_text(card(manifest.name, manifest, corpus, training, held_out, config))
     print(json.dumps(held_out, indent=2))
 

@@ -20,11 +20,16 @@ class EspeakMissing(RuntimeError):
     pass
 
 
-def speak(text: str, *, voice: str = "tr", rate: int = 150, pitch: int = 50) -> tuple[np.ndarray, int]:
-    """Mono float32 samples and their rate (espeak-ng renders at 22.05 kHz)."""
+def espeak_binary() -> str:
     binary = shutil.which("espeak-ng")
     if binary is None:
         raise EspeakMissing("espeak-ng is not installed; install it with `apt-get install espeak-ng`")
+    return binary
+
+
+def speak(text: str, *, voice: str = "tr", rate: int = 150, pitch: int = 50) -> tuple[np.ndarray, int]:
+    """Mono float32 samples and their rate (espeak-ng renders at 22.05 kHz)."""
+    binary = espeak_binary()
     # The text goes through stdin: as an argument, a sentence starting with "-" would read as a flag.
     wav = subprocess.run(
         [binary, "-v", voice, "-s", str(rate), "-p", str(pitch), "--stdout"],
