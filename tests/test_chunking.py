@@ -77,3 +77,27 @@ def test_without_pause_detection_there_are_only_windows() -> None:
     stream = np.concatenate([speech_like(np.random.default_rng(2), 5.0), np.zeros(2 * RATE, np.float32)] * 3)
     pieces = list(chunks(blocks(stream, 16000), ChunkPlan.from_seconds(8.0, 2.0, RATE, FRAME)))
     assert [c.after_pause for c in pieces] == [True] + [False] * (len(pieces) - 1)
+
+
+def test_silence_at_the_edges_of_pause_bounded_chunks_is_not_sent() -> None:
+    """Each utterance's chunk starts at most `lead` (plus a VAD frame and a model frame) before its
+    speech and ends at most `trail` (plus webrtcvad's hangover, 90-100 ms here: five 30 ms frames) after
+    it, however long the silence around it; the samples consumed still count the whole stream."""
+    rng = np.random.default_rng(3)
+    silence = np.zeros(RATE, np.float32)
+    talk = [speech_like(rng, s) for s in (2.0, 3.0)]
+    stream = np.concatenate([silence, talk[0], silence, silence, talk[1], silence])
+    plan = ChunkPlan.from_seconds(8.0, 2.0, RATE, FRAME, pause_s=0.3)
+    pieces = list(chunks(blocks(stream, 4000), plan))
+    vad_frame = RATE * 30 // 1000
+    starts = [RATE, 3 * RATE + len(talk[0])]
+    ends = [RATE + len(talk[0]), starts[1] + len(talk[1])]
+    spans = [(c.first_frame * FRAME, c.first_frame * FRAME + len(c.samples)) for c in pieces if len(c.samples)]
+    for start, end in zip(starts, ends, strict=True):
+        # The VAD may find dips inside the bursts too, so an utterance may take several chunks.
+        holding = [(lo, hi) for lo, hi in spans if lo < end and hi > start]
+        assert start - plan.lead - vad_frame - FRAME <= holding[0][0] <= start
+        assert end <= holding[-1][1] <= end + plan.trail + 5 * vad_frame
+    assert all(any(lo < end and hi > start for start, end in zip(starts, ends, strict=True)) for lo, hi in spans)
+    assert pieces[-1].end_sample == len(stream)
+    assert all(c.keep_from >= c.first_frame for c in pieces)
