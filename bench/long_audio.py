@@ -103,6 +103,12 @@ def measure(model: Path, path: Path, seconds: float, threads: int, repeats: int)
     return result
 
 
+def spread(lengths: dict[str, dict[str, Any]], key: str) -> float:
+    """(largest - smallest) / smallest of one measure across the lengths."""
+    values = [m[key] for m in lengths.values()]
+    return (max(values) - min(values)) / min(values)
+
+
 def compare_cutting(model: Path, threads: int, minutes: float) -> dict[str, Any]:
     """WER on a recording of held-out corpus sentences: each sentence alone, windows only, pauses first."""
     import jiwer
@@ -191,16 +197,11 @@ def main() -> int:
             measured = {f"{m:g}": measure(model, files[m], m * 60, args.threads, args.repeats if m <= 10 else 1)
                         for m in args.minutes}
             lengths = {f"{m:g}": measured[f"{m:g}"] for m in sorted(args.minutes)}
-            for order, m in enumerate(args.minutes, 1):
-                measured[f"{m:g}"]["order"] = order
-            rtfs = [v["rtf"] for v in lengths.values()]
-            cpus = [v["cpu_per_audio_s"] for v in lengths.values()]
-            relative = [v["rtf_per_engine_rtf"] for v in lengths.values()]
             shortest, longest = f"{min(args.minutes):g}", f"{max(args.minutes):g}"
             report["models"][model.name] = {
-                "lengths": lengths, "rtf_spread": (max(rtfs) - min(rtfs)) / min(rtfs),
-                "cpu_spread": (max(cpus) - min(cpus)) / min(cpus),
-                "relative_spread": (max(relative) - min(relative)) / min(relative),
+                "lengths": lengths, "rtf_spread": spread(lengths, "rtf"),
+                "cpu_spread": spread(lengths, "cpu_per_audio_s"),
+                "relative_spread": spread(lengths, "rtf_per_engine_rtf"),
                 "rss_ratio": lengths[longest]["rss_peak_mb"] / lengths[shortest]["rss_peak_mb"],
                 "shortest": shortest, "longest": longest, "order": [f"{m:g}" for m in args.minutes],
             }

@@ -20,7 +20,6 @@ from worker.recognizer import Recognizer
 RATE = 16000
 MINUTES = 10
 SLACK_S = 0.3
-PAUSE_S = (0.6, 1.5)  # the pauses between sentences in `recording`
 
 
 @dataclass(frozen=True)
@@ -51,55 +50,57 @@ def recognizer() -> Recognizer:
     return Recognizer.load(MODELS / "tr-espeak-small", threads=2)
 
 
+@dataclass(frozen=True)
+class Clip:
+    samples: np.ndarray
+    text: str  # the reference
+    alone: Transcript  # this clip transcribed on its own
+    pause: int  # samples of silence after it in `recording`
+
+
 @pytest.fixture(scope="module")
-def clips(recognizer: Recognizer, tmp_path_factory: pytest.TempPathFactory) -> list[tuple[np.ndarray, str]]:
-    """Held-out renderings, (samples, reference text): as many as make ten minutes with the pauses
-    `recording` puts between them."""
+def clips(recognizer: Recognizer, tmp_path_factory: pytest.TempPathFactory) -> list[Clip]:
+    """Held-out renderings, each with the 0.6-1.5 s pause `recording` puts after it: ten minutes."""
     from training.corpus import render
 
     root = tmp_path_factory.mktemp("utterances")
-    rng = random.Random(7)  # the pauses build_recording will draw
-    out: list[tuple[np.ndarray, str]] = []
+    rng = random.Random(7)
+    out: list[Clip] = []
     at = 0
     for index, item in enumerate(held_out_renderings(400)):
         record = render((item, root, index))
         samples, _ = sf.read(root / str(record["audio"]), dtype="float32")
-        out.append((samples, item.text))
-        at += len(samples) + int(rng.uniform(*PAUSE_S) * RATE)
+        out.append(Clip(samples, item.text, recognizer.transcribe(samples), int(rng.uniform(0.6, 1.5) * RATE)))
+        at += len(samples) + out[-1].pause
         if at >= MINUTES * 60 * RATE:
             break
     return out
 
 
-def build_recording(recognizer: Recognizer, clips: list[tuple[np.ndarray, str]], folder: Path,
-                    pause_s: tuple[float, float]) -> Recording:
-    rng = random.Random(7)
+def build_recording(clips: list[Clip], folder: Path, *, pauses: bool) -> Recording:
     pieces: list[np.ndarray] = []
     utterances: list[Utterance] = []
     at = 0
-    for samples, _ in clips:
-        pause = np.zeros(int(rng.uniform(*pause_s) * RATE), np.float32)
-        utterances.append(Utterance(start=at / RATE, end=(at + len(samples)) / RATE,
-                                    transcript=recognizer.transcribe(samples)))
-        pieces += [samples, pause]
-        at += len(samples) + len(pause)
+    for clip in clips:
+        pause = np.zeros(clip.pause if pauses else 0, np.float32)
+        utterances.append(Utterance(start=at / RATE, end=(at + len(clip.samples)) / RATE, transcript=clip.alone))
+        pieces += [clip.samples, pause]
+        at += len(clip.samples) + len(pause)
     path = folder / "recording.flac"
     sf.write(path, np.concatenate(pieces), RATE)
-    return Recording(path=path, utterances=utterances, references=[text for _, text in clips])
+    return Recording(path=path, utterances=utterances, references=[clip.text for clip in clips])
 
 
 @pytest.fixture(scope="module")
-def recording(recognizer: Recognizer, clips: list[tuple[np.ndarray, str]],
-              tmp_path_factory: pytest.TempPathFactory) -> Recording:
-    """The sentences with 0.6-1.5 s pauses between them: ten minutes."""
-    return build_recording(recognizer, clips, tmp_path_factory.mktemp("paused"), PAUSE_S)
+def recording(clips: list[Clip], tmp_path_factory: pytest.TempPathFactory) -> Recording:
+    """The sentences with their pauses between them."""
+    return build_recording(clips, tmp_path_factory.mktemp("paused"), pauses=True)
 
 
 @pytest.fixture(scope="module")
-def back_to_back(recognizer: Recognizer, clips: list[tuple[np.ndarray, str]],
-                 tmp_path_factory: pytest.TempPathFactory) -> Recording:
+def back_to_back(clips: list[Clip], tmp_path_factory: pytest.TempPathFactory) -> Recording:
     """The same sentences with no pause added (each keeps the short silence it was rendered with)."""
-    return build_recording(recognizer, clips, tmp_path_factory.mktemp("joined"), (0.0, 0.0))
+    return build_recording(clips, tmp_path_factory.mktemp("joined"), pauses=False)
 
 
 def words_within(words: list[Word], start: float, end: float) -> list[Word]:

@@ -48,17 +48,14 @@ def distinct_texts(corpus: Path, split: str) -> int:
     return len({json.loads(line)["text"] for line in lines})
 
 
-def recipe(training: dict[str, Any]) -> str:
+def recipe(training: dict[str, Any], frame_seconds: float) -> str:
     """The architecture and optimiser settings, read from the checkpoint's config.json and the Trainer's
     training_args.bin, so the card states what ran rather than what was meant to."""
     m, a = training["model_config"], training["args"]
     conv = m.get("conv_dim", [])
-    stride = 1
-    for s in m.get("conv_stride", []):
-        stride *= s
     parts = [f"hidden {m['hidden_size']}, {m['num_hidden_layers']} layers, {m['num_attention_heads']} heads, "
              f"feed-forward {m['intermediate_size']}, convolutional encoder {min(conv)}–{max(conv)} channels, "
-             f"{stride * 1000 // 16000} ms frames"]
+             f"{frame_seconds * 1000:g} ms frames"]
     if a:
         parts.append(f"AdamW, learning rate {a['learning_rate']:g} with {a['warmup_steps']:g} warm-up steps and "
                      f"{a['lr_scheduler_type']} decay, batch {a['batch']}, weight decay {a['weight_decay']:g}")
@@ -108,7 +105,7 @@ half of the renderings with white noise at 15–35 dB SNR. {cfg['validation_sent
 
 ## Training
 `{config['command']}` — {training['steps']} steps in {training['minutes']} min on {config['trained_on']}
-(final training loss {training['loss']:.3f}). Configuration: {recipe(training)}.
+(final training loss {training['loss']:.3f}). Configuration: {recipe(training, manifest.frame_seconds)}.
 
 ## Held-out results
 Measured through the service's own engine (ONNX Runtime, greedy CTC), one thread, on {config['machine']}:

@@ -51,8 +51,8 @@ class ChunkPlan:
     rate: int
     min_pause: int = 0  # samples of non-speech that end a chunk; 0: windows only, no VAD
     vad_mode: int = 2  # webrtcvad aggressiveness, 0 (keeps most as speech) to 3
-    lead: int = 1600  # samples of silence kept before a pause-bounded chunk's first speech (0.1 s at 16 kHz)
-    trail: int = 800  # and after its last speech (0.05 s at 16 kHz)
+    lead: int = 0  # samples of silence kept before a pause-bounded chunk's first speech (from_seconds:
+    trail: int = 0  # LEAD_SECONDS) and after its last (TRAIL_SECONDS)
 
     @classmethod
     def from_seconds(cls, window_s: float, overlap_s: float, rate: int, frame: int, *,
@@ -128,17 +128,17 @@ def chunks(blocks: Iterable[np.ndarray], plan: ChunkPlan) -> Iterator[Chunk]:
     keep_from = 0  # global frame the next chunk contributes from
     after_pause = True
 
-    def bounded_by_pauses(end: int, contributes_from: int, after: bool, end_sample: int) -> Chunk:
+    def bounded_by_pauses(end: int) -> Chunk:
         """buffer[:end - start] as a chunk that ends at a pause or the stream's end, without the silence
         beyond plan.lead / plan.trail at its edges (its start only if it begins at a pause too)."""
         lo, hi = start, end
         span = pauses.speech_span(start, end) if pauses is not None else None
         if span is not None:
             hi = min(end, span[1] + plan.trail)
-            if after:
+            if after_pause:
                 lo = max(start, start + (span[0] - plan.lead - start) // plan.frame * plan.frame)
         first = lo // plan.frame
-        return Chunk(buffer[lo - start:hi - start], first, max(contributes_from, first), None, after, end_sample)
+        return Chunk(buffer[lo - start:hi - start], first, max(keep_from, first), None, after_pause, end)
 
     def advance(to: int) -> None:
         nonlocal buffer, start
@@ -157,7 +157,7 @@ def chunks(blocks: Iterable[np.ndarray], plan: ChunkPlan) -> Iterator[Chunk]:
             if cut is not None:
                 cut = cut // plan.frame * plan.frame
             if cut is not None and start < cut <= start + plan.size:
-                yield bounded_by_pauses(cut, keep_from, after_pause, cut)
+                yield bounded_by_pauses(cut)
                 advance(cut)
                 keep_from, after_pause = cut // plan.frame, True
             elif len(buffer) > plan.size:  # strictly more: only then is this surely not the last chunk
@@ -169,4 +169,4 @@ def chunks(blocks: Iterable[np.ndarray], plan: ChunkPlan) -> Iterator[Chunk]:
             else:
                 break
     if len(buffer) or start == 0:
-        yield bounded_by_pauses(start + len(buffer), keep_from, after_pause, start + len(buffer))
+        yield bounded_by_pauses(start + len(buffer))
