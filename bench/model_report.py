@@ -30,14 +30,25 @@ START, END = "<!-- model-report:start -->", "<!-- model-report:end -->"
 
 
 def timed(fn: Any, runs: int) -> dict[str, float]:
-    fn()  # one untimed run: allocation and kernel selection happen here
-    samples = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000)
-    return {"median_ms": float(np.median(samples)), "min_ms": float(np.min(samples)),
-            "mean_ms": float(np.mean(samples))}
+    return timed_together({"": fn}, runs, rounds=1)[""]
+
+
+def timed_together(fns: dict[str, Any], runs: int, rounds: int = 5) -> dict[str, dict[str, float]]:
+    """Time each function `runs` times over `rounds` rounds, so a noisy neighbour in one stretch of time
+    does not land on one variant only. Each variant's block starts with an untimed run: switching
+    between runtimes (each with its own thread pool, spinning a while after a run) costs the first
+    run after the switch, and allocation and kernel selection happen on a first run too."""
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    per_round = max(1, runs // rounds)
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            fn()
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                fn()
+                samples[name].append((time.perf_counter() - t0) * 1000)
+    return {name: {"median_ms": float(np.median(v)), "min_ms": float(np.min(v)), "mean_ms": float(np.mean(v)),
+                   "runs_ms": [round(x, 1) for x in v]} for name, v in samples.items()}
 
 
 def mb(path: Path) -> float:
@@ -51,17 +62,6 @@ def ort_session(path: Path, threads: int) -> Any:
     options.intra_op_num_threads = threads
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def transformer_optimized(fp32_path: Path, config: Any, folder: Path) -> tuple[Path, dict[str, int]]:
-    """onnxruntime's transformer optimizer (BERT fusion patterns) applied offline to the fp32 graph."""
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    optimized = optimize_model(str(fp32_path), model_type="bert", num_heads=config.num_attention_heads,
-                               hidden_size=config.hidden_size, opt_level=1)
-    path = folder / "model.optimized.onnx"
-    optimized.save_model_to_file(str(path))
-    return path, {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
 
 
 def peak_memory_mb(model_dir: Path, threads: int) -> float:
@@ -78,10 +78,11 @@ def peak_memory_mb(model_dir: Path, threads: int) -> float:
 
 
 def report_one(checkpoint: Path, model_dir: Path, runs: int, threads: int) -> dict[str, Any]:
-    import onnx
     import torch
     from onnxruntime.quantization import quantize_dynamic
     from transformers import Wav2Vec2ForCTC
+
+    from export.onnx_export import export_fp32, quantize_int8
 
     torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
@@ -89,34 +90,41 @@ def report_one(checkpoint: Path, model_dir: Path, runs: int, threads: int) -> di
     model = Wav2Vec2ForCTC.from_pretrained(checkpoint).eval()
     fp32_path, int8_path = model_dir / "model.onnx", model_dir / "model.int8.onnx"
     with tempfile.TemporaryDirectory() as tmp:
-        default_int8 = Path(tmp) / "model.int8-default.onnx"
-        quantize_dynamic(str(fp32_path), str(default_int8))  # onnxruntime's default op set (Conv too)
-        optimized, fused = transformer_optimized(fp32_path, model.config, Path(tmp))
-        optimized_int8 = Path(tmp) / "model.optimized.int8.onnx"
-        quantize_dynamic(str(optimized), str(optimized_int8), op_types_to_quantize=["MatMul"],
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})  # fused ops lack shapes
-        paths = {"ONNX fp32": fp32_path, "ONNX INT8 (MatMul only)": int8_path,
-                 "ONNX INT8 (onnxruntime default ops)": default_int8,
-                 "ONNX fp32, transformer optimizer": optimized,
-                 "ONNX INT8 (MatMul only), transformer optimizer": optimized_int8}
+        # The graph as torch.onnx exports the modules as written (Conv1d feature encoder), for comparison.
+        conv_fp32 = Path(tmp) / "model.conv.onnx"
+        export_fp32(model, conv_fp32, opset=17, time_major_features=False)
+        conv_int8 = Path(tmp) / "model.conv.int8.onnx"
+        quantize_int8(conv_fp32, conv_int8, ("MatMul",))
+        conv_default_int8 = Path(tmp) / "model.conv.int8-default.onnx"
+        quantize_dynamic(str(conv_fp32), str(conv_default_int8))  # onnxruntime's default op set (Conv too)
+        paths = {"ONNX fp32": fp32_path, "ONNX INT8": int8_path,
+                 "ONNX fp32, Conv1d feature encoder": conv_fp32,
+                 "ONNX INT8 (MatMul only), Conv1d feature encoder": conv_int8,
+                 "ONNX INT8 (onnxruntime default ops), Conv1d feature encoder": conv_default_int8}
         sessions = {name: ort_session(path, threads) for name, path in paths.items()}
         sizes = {"PyTorch": mb(checkpoint), **{name: mb(path) for name, path in paths.items()}}
         x = torch.from_numpy(five[None, :])
-        with torch.inference_mode():
-            rows = {"PyTorch": timed(lambda: model(x), runs)}
-        for name, session in sessions.items():
-            rows[name] = timed(lambda s=session: s.run(None, {"input_values": five[None, :]}), runs)
+
+        def pytorch() -> None:
+            with torch.inference_mode():
+                model(x)
+
+        rows = timed_together({"PyTorch": pytorch, **{
+            name: (lambda s=session: s.run(None, {"input_values": five[None, :]}))
+            for name, session in sessions.items()}}, runs)
         by_length = {}
         for seconds in (1, 5, 15, 30):
             clip = (rng.standard_normal(seconds * 16000) * 0.1).astype(np.float32)
-            result = timed(lambda c=clip: sessions["ONNX INT8 (MatMul only)"].run(None, {"input_values": c[None, :]}),
+            result = timed(lambda c=clip: sessions["ONNX INT8"].run(None, {"input_values": c[None, :]}),
                            max(3, runs // 2))
             by_length[seconds] = {**result, "rtf": result["median_ms"] / 1000 / seconds}
     base = rows["PyTorch"]["median_ms"]
-    table = {name: {"size_mb": round(sizes[name], 1), **{k: round(v, 1) for k, v in r.items()},
-                    "speedup": round(base / r["median_ms"], 2)} for name, r in rows.items()}
+    table = {name: {"size_mb": round(sizes[name], 1),
+                    **{k: round(v, 1) for k, v in r.items() if not isinstance(v, list)},
+                    "runs_ms": r["runs_ms"], "speedup": round(base / r["median_ms"], 2)} for name, r in rows.items()}
+    manifest = json.loads((model_dir / "manifest.json").read_text())
     return {"checkpoint": str(checkpoint), "model_dir": str(model_dir), "threads": threads, "runs": runs,
-            "transformer_optimizer_fusions": fused,
+            "feature_encoder": manifest["source"].get("feature_encoder", "Conv1d"),
             "parameters": sum(p.numel() for p in model.parameters()), "five_seconds": table,
             "int8_by_length": by_length, "int8_peak_rss_mb": round(peak_memory_mb(model_dir, threads), 1)}
 
@@ -126,16 +134,17 @@ def markdown(results: list[dict[str, Any]], machine: str, command: str) -> str:
     for r in results:
         name = Path(r["model_dir"]).name
         lines += [f"**{name}** ({r['parameters'] / 1e6:.1f} M parameters, {r['threads']} threads, "
-                  f"median of {r['runs']} runs of 5 s of audio after one warm-up run)", "",
+                  f"median of {r['runs']} runs of 5 s of audio in 5 rounds, the variants taking turns, "
+                  "each turn after one untimed run; "
+                  f"the model folder's feature encoder: {r['feature_encoder']})", "",
                   "| model | size (MB) | latency median (ms) | min (ms) | speedup |", "|---|---|---|---|---|"]
         for row_name, row in r["five_seconds"].items():
             lines.append(f"| {row_name} | {row['size_mb']} | {row['median_ms']} | {row['min_ms']} "
                          f"| {row['speedup']}x |")
         lengths = ", ".join(f"{s} s: {v['median_ms']:.1f} ms (RTF {v['rtf']:.4f})"
                             for s, v in r["int8_by_length"].items())
-        lines += ["", f"INT8 (MatMul only) by length: {lengths}. Peak RSS of a process serving it (loaded, warmed, "
-                  f"30 s transcribed): {r['int8_peak_rss_mb']} MB. Transformer-optimizer fusions: "
-                  f"{r['transformer_optimizer_fusions'] or 'none'}.", ""]
+        lines += ["", f"INT8 by length: {lengths}. Peak RSS of a process serving it (loaded, warmed, "
+                  f"30 s transcribed): {r['int8_peak_rss_mb']} MB.", ""]
     lines.append(END)
     return "\n".join(lines)
 
@@ -153,9 +162,9 @@ def main() -> int:
     machine = f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     for r in results:
         print(f"\n{Path(r['model_dir']).name}: 5 s of audio, {r['threads']} threads, {r['runs']} runs")
-        print(f"{'model':48s} {'size MB':>9s} {'median ms':>10s} {'min ms':>8s} {'speedup':>8s}")
+        print(f"{'model':60s} {'size MB':>9s} {'median ms':>10s} {'min ms':>8s} {'speedup':>8s}")
         for name, row in r["five_seconds"].items():
-            print(f"{name:48s} {row['size_mb']:9.1f} {row['median_ms']:10.1f} {row['min_ms']:8.1f} "
+            print(f"{name:60s} {row['size_mb']:9.1f} {row['median_ms']:10.1f} {row['min_ms']:8.1f} "
                   f"{row['speedup']:7.2f}x")
         for s, v in r["int8_by_length"].items():
             print(f"  INT8 {s:>2d} s: {v['median_ms']:8.1f} ms  RTF {v['rtf']:.4f}")

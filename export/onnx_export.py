@@ -7,6 +7,7 @@ import logging
 import math
 import shutil
 import tempfile
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,9 @@ class ExportOptions:
     # What to quantize: MatMul only. Quantizing convolutions too (onnxruntime's default) ran slower
     # on CPU for wav2vec2 and is a known source of accuracy loss.
     quantize_ops: tuple[str, ...] = ("MatMul",)
+    # Export the convolutional feature encoder as time-major MatMuls (export/time_major.py), so INT8
+    # covers it too; False keeps its Conv1d layers, in fp32.
+    time_major_features: bool = True
     parity_atol: float = 1e-3
     description: str = ""
     # The parity gate on real speech: INT8 may lose at most this much WER against fp32 on the dev set.
@@ -82,22 +86,32 @@ def frame_geometry(config: Any) -> tuple[int, int]:
     return stride, field
 
 
-def export_fp32(model: Any, path: Path, opset: int) -> None:
+def export_fp32(model: Any, path: Path, opset: int, time_major_features: bool = True) -> None:
     import torch
 
+    from export.time_major import time_major_features as rewritten
+
     dummy = torch.zeros(1, 16000, dtype=torch.float32)
-    with torch.no_grad():
+    with torch.no_grad(), (rewritten(model) if time_major_features else nullcontext(model)) as exported:
         torch.onnx.export(
-            model, (dummy,), str(path), input_names=["input_values"], output_names=["logits"],
+            exported, (dummy,), str(path), input_names=["input_values"], output_names=["logits"],
             dynamic_axes={"input_values": {0: "batch", 1: "samples"}, "logits": {0: "batch", 1: "frames"}},
             opset_version=opset, dynamo=False, do_constant_folding=True,
         )
 
 
-def quantize_int8(source: Path, target: Path, ops: tuple[str, ...]) -> None:
+def quantize_int8(source: Path, target: Path, ops: tuple[str, ...]) -> list[str]:
+    """Dynamic INT8 of `ops`, except the time-major encoder's first layer; returns the nodes kept fp32."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), op_types_to_quantize=list(ops), weight_type=QuantType.QInt8)
+    from export.time_major import FIRST_LAYER_SCOPE
+
+    graph = onnx.load(str(source), load_external_data=False).graph
+    kept = [node.name for node in graph.node if node.op_type in ops and FIRST_LAYER_SCOPE in node.name]
+    quantize_dynamic(str(source), str(target), op_types_to_quantize=list(ops), weight_type=QuantType.QInt8,
+                     nodes_to_exclude=kept)
+    return kept
 
 
 def add_metadata(path: Path, metadata: dict[str, str]) -> None:
@@ -152,7 +166,8 @@ def dev_set_gate(folder: Path, options: ExportOptions) -> dict[str, Any]:
     if options.quantize and metrics["wer_int8"] - metrics["wer_fp32"] > options.max_int8_wer_increase:
         raise ExportError(
             f"INT8 WER {metrics['wer_int8']:.4f} is more than {options.max_int8_wer_increase:.4f} above fp32 "
-            f"{metrics['wer_fp32']:.4f} on {metrics['dev_set']}; export fp32 only (--no-int8) or quantise fewer ops"
+            f"{metrics['wer_fp32']:.4f} on {metrics['dev_set']}; keep the feature encoder in fp32 "
+            "(--conv-features) or export fp32 only (--no-int8)"
         )
     return metrics
 
@@ -166,16 +181,17 @@ def export_checkpoint(checkpoint: str, out: Path, options: ExportOptions) -> Man
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent))
     try:
         fp32 = staging / ONNX_FILES["fp32"]
-        export_fp32(model, fp32, options.opset)
+        export_fp32(model, fp32, options.opset, options.time_major_features)
         samples = parity_samples(rate=extractor.sampling_rate)
         reference = torch_logits(model, samples)
         max_diff = float(np.abs(ort_logits(fp32, samples) - reference).max())
         if max_diff > options.parity_atol:
             raise ExportError(f"ONNX fp32 logits differ from PyTorch by {max_diff:.2e} > {options.parity_atol}")
         metrics: dict[str, Any] = {"parity_fp32_max_abs_diff": max_diff}
+        float_nodes: list[str] = []
         if options.quantize:
             int8 = staging / ONNX_FILES["int8"]
-            quantize_int8(fp32, int8, options.quantize_ops)
+            float_nodes = quantize_int8(fp32, int8, options.quantize_ops)
             agreement = float((ort_logits(int8, samples).argmax(-1) == reference.argmax(-1)).mean())
             metrics["parity_int8_frame_agreement"] = agreement
         (staging / VOCAB).write_text(json.dumps(vocab, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -195,7 +211,9 @@ def export_checkpoint(checkpoint: str, out: Path, options: ExportOptions) -> Man
             files={p.name: file_entry(p) for p in sorted(staging.iterdir()) if p.name != MANIFEST},
             metrics=metrics, description=options.description,
             source={"checkpoint": str(checkpoint), "parameters": sum(p.numel() for p in model.parameters()),
-                    "quantized_ops": list(options.quantize_ops) if options.quantize else []},
+                    "quantized_ops": list(options.quantize_ops) if options.quantize else [],
+                    "float_nodes": float_nodes,
+                    "feature_encoder": "time-major MatMul" if options.time_major_features else "Conv1d"},
         )
         write_manifest(staging, manifest)
         if options.dev_set:

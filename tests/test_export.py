@@ -86,6 +86,71 @@ def test_a_missing_checkpoint_is_a_clear_error(tmp_path: Path, capsys: pytest.Ca
     assert "cannot read a model config" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("norm", ["layer", "group"])
+@pytest.mark.parametrize("conv_bias", [True, False])
+def test_the_time_major_feature_encoder_computes_the_convolutional_one(norm: str, conv_bias: bool) -> None:
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    from export.time_major import TimeMajorFeatureEncoder
+
+    torch.manual_seed(0)
+    config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                            conv_dim=(24, 32, 32, 32, 32, 48, 48), feat_extract_norm=norm, conv_bias=conv_bias)
+    encoder = Wav2Vec2Model(config).eval().feature_extractor
+    for layer in encoder.modules():  # random norm affines too, so a swapped weight or bias would show
+        if isinstance(layer, (torch.nn.LayerNorm, torch.nn.GroupNorm)):
+            torch.nn.init.normal_(layer.weight)
+            torch.nn.init.normal_(layer.bias)
+    rewritten = TimeMajorFeatureEncoder(encoder).eval()
+    for samples in (400, 401, 719, 16000, 16003):  # the receptive field, and lengths the strides do not divide
+        x = torch.randn(2, samples)
+        with torch.no_grad():
+            expected, got = encoder(x), rewritten(x)
+        assert got.shape == expected.shape
+        assert torch.allclose(got, expected, atol=1e-5), (samples, (got - expected).abs().max())
+
+
+def test_the_export_quantises_the_feature_encoder_but_its_first_layer(checkpoint: Path, tmp_path: Path) -> None:
+    import onnx
+
+    export_checkpoint(str(checkpoint), tmp_path / "tm", ExportOptions(name="tm"))
+    fp32 = onnx.load(str(tmp_path / "tm" / "model.onnx")).graph.node
+    int8 = onnx.load(str(tmp_path / "tm" / "model.int8.onnx")).graph.node
+    assert [n.name for n in fp32 if n.op_type == "Conv"] == ["/wav2vec2/encoder/pos_conv_embed/conv/Conv"]
+    assert not [n for n in fp32 if n.op_type == "Transpose" and "feature_extractor" in n.name]
+    feature_products = {n.name: n.op_type for n in int8 if "feature_extractor" in n.name and "MatMul" in n.op_type}
+    assert [op for name, op in feature_products.items() if "conv_layers.0/" in name] == ["MatMul"]
+    quantised = [name for name, op in feature_products.items() if op != "MatMul"]
+    assert len(quantised) == 6, feature_products
+    manifest = json.loads((tmp_path / "tm" / "manifest.json").read_text())
+    assert manifest["source"]["feature_encoder"] == "time-major MatMul"
+    assert manifest["source"]["float_nodes"] == ["/wav2vec2/feature_extractor/conv_layers.0/linear/MatMul"]
+
+    assert export_main([str(checkpoint), "--out", str(tmp_path / "conv"), "--conv-features"]) == 0
+    conv = onnx.load(str(tmp_path / "conv" / "model.int8.onnx")).graph.node
+    assert len([n for n in conv if n.op_type == "Conv"]) == 8  # seven feature layers and the positional one
+    samples = audio.decode(SAMPLES / "clip01.wav", 16000, 60)
+    fast, plain = (Recognizer.load(tmp_path / name, variant="fp32").logits(samples) for name in ("tm", "conv"))
+    assert np.abs(fast - plain).max() < 1e-4
+
+
+def test_a_checkpoint_rebuilt_from_an_int8_folder_exports_the_same_model(checkpoint: Path, tmp_path: Path) -> None:
+    import importlib.util
+
+    from stt_common.settings import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("rebuild", REPO_ROOT / "scripts" / "checkpoint_from_onnx.py")
+    assert spec and spec.loader
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    export_checkpoint(str(checkpoint), tmp_path / "int8", ExportOptions(name="x", keep_fp32=False))
+    rebuilt = script.rebuild(tmp_path / "int8", "tiny", tmp_path / "rebuilt")
+    export_checkpoint(str(rebuilt), tmp_path / "again", ExportOptions(name="x", keep_fp32=False))
+    samples = audio.decode(SAMPLES / "clip01.wav", 16000, 60)
+    first, second = (Recognizer.load(tmp_path / name, variant="int8").logits(samples) for name in ("int8", "again"))
+    assert np.abs(first - second).max() < 1e-4  # dequantised weights quantise back to the same integers
+
+
 def test_frame_geometry_of_the_xlsr_architecture() -> None:
     from transformers import Wav2Vec2Config
 

@@ -105,7 +105,7 @@ def test_tiny_training_lowers_the_loss_and_exports_through_the_gate(corpus: Path
         "--dataset", str(corpus), "--preset", "tiny", "--output_dir", str(out), "--max_steps", "40",
         "--per_device_train_batch_size", "8", "--learning_rate", "3e-3", "--warmup_steps", "0",
         "--logging_steps", "4", "--save_strategy", "no", "--report_to", "tensorboard", "--use_cpu",
-        "--test_splits", "test", "--seed", "0", "--num_train_epochs", "20",
+        "--test_splits", "test", "--seed", "0", "--num_train_epochs", "20", "--pad_silence_seconds", "0.3",
     ])
     losses = [e["loss"] for e in report["history"] if "loss" in e]
     assert len(losses) >= 6
@@ -175,3 +175,40 @@ def test_training_reads_lossless_clips_as_the_service_decodes_them(tmp_path: Pat
         ours = load_audio(name, str(tmp_path))
         assert np.array_equal(ours, audio.decode(tmp_path / name, 16000, 3600)), name
         assert ours.dtype == np.float32 and len(ours) == 16000
+
+
+def test_pause_augmentation_pads_each_side_at_the_clips_own_noise_floor() -> None:
+    import numpy as np
+    import torch
+
+    from training.collator import noise_floor, with_pauses
+
+    rng = np.random.default_rng(0)
+    speech = (np.cos(np.arange(16000) / 5) * 0.3).astype(np.float32)
+    clean = np.concatenate([np.zeros(3200, np.float32), speech])
+    noisy = clean + rng.standard_normal(len(clean)).astype(np.float32) * 0.01
+    assert noise_floor(clean) == 0.0 and 0.008 < noise_floor(noisy) < 0.012
+
+    def pauses(out: np.ndarray, clip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        windows = np.lib.stride_tricks.sliding_window_view(out, 64)
+        start = int(np.flatnonzero((windows == clip[3200:3264]).all(axis=1))[0]) - 3200
+        assert np.array_equal(out[start:start + len(clip)], clip)  # the clip itself is untouched
+        return out[:start], out[start + len(clip):]
+
+    torch.manual_seed(0)
+    leads = set()
+    for clip in (clean, noisy):
+        for _ in range(20):
+            lead, trail = pauses(with_pauses(clip, 0.5), clip)
+            assert len(lead) < 8000 and len(trail) < 8000
+            leads.add(len(lead))
+            pad = np.concatenate([lead, trail])
+            if clip is clean:
+                assert not pad.any()  # a clean recording pauses in digital silence
+            elif len(pad) > 2000:
+                assert 0.007 < float(np.sqrt((pad ** 2).mean())) < 0.013  # a noisy one in its own noise
+    assert len(leads) > 30  # random lengths
+    torch.manual_seed(0)
+    first = with_pauses(clean, 0.5)
+    torch.manual_seed(0)
+    assert np.array_equal(first, with_pauses(clean, 0.5))  # torch's seed makes it repeatable

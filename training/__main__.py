@@ -47,6 +47,9 @@ class DataArguments:
     max_duration_seconds: float = field(default=20.0, metadata={"help": "Drop longer clips (needs a duration column)."})
     spell_numbers: bool = field(default=False, metadata={"help": "Write digits as Turkish words (num2words)."})
     max_train_minutes: float = field(default=0.0, metadata={"help": "Stop training after this long; 0 = no cap."})
+    pad_silence_seconds: float = field(default=0.0, metadata={
+        "help": "Augmentation: add a random pause of up to this many seconds (at the clip's own noise floor) "
+                "before and after each training clip; 0 = off."})
 
 
 def parse(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, Any]:
@@ -106,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.length_column_name = "length"
     trainer = Trainer(
         model=model, args=args, train_dataset=train, data_collator=CtcCollator(
-            processor, data_args.audio_column_name, data_args.text_column_name),
+            processor, data_args.audio_column_name, data_args.text_column_name, data_args.pad_silence_seconds),
         processing_class=processor,  # checkpoints then carry the vocabulary too
         callbacks=[EpochEvaluation(processor, evaluation, data_args.audio_column_name,
                                    data_args.text_column_name),

@@ -25,7 +25,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "xlsr-large": dict(
         hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
         conv_dim=(512, 512, 512, 512, 512, 512, 512), num_conv_pos_embeddings=128,
-        num_conv_pos_embedding_groups=16,
+        num_conv_pos_embedding_groups=16, conv_bias=True,
     ),
 }
 

@@ -81,9 +81,9 @@ def load_audio(value: Any, base_dir: str | None = None) -> np.ndarray:
         if not source.is_file():
             raise DatasetError(f"an audio row cannot be read: no file {source}")
     if isinstance(source, Path) and source.suffix.lower() in LOSSLESS:
-        samples = _read_lossless(source)
-        if samples is not None:
-            return samples
+        lossless = _read_lossless(source)
+        if lossless is not None:
+            return lossless
     from stt_common import audio  # PyAV, opened only for what libsndfile did not take
     from stt_common.errors import InputError
 
