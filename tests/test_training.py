@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +23,17 @@ from training.data import DatasetError, load_audio, load_split  # noqa: E402
 from training.speak import EspeakMissing, speak  # noqa: E402
 from training.text import normalize  # noqa: E402
 from training.vocab import turkish_vocab  # noqa: E402
+
+
+def run_cli(main: Any, argv: list[str]) -> None:
+    """Run a module's argparse `main()` as if from the command line."""
+    saved = sys.argv
+    sys.argv = argv
+    try:
+        main()
+    finally:
+        sys.argv = saved
+
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
@@ -49,7 +62,6 @@ def test_missing_espeak_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_corpus_without_espeak_is_one_line(tmp_path: Path) -> None:
     """The corpus builder checks before starting its worker pool: one line on stderr, exit 2."""
     import subprocess
-    import sys
 
     env = {**os.environ, "PATH": str(tmp_path)}  # no espeak-ng on this PATH
     done = subprocess.run([sys.executable, "-m", "training.corpus", "--out", str(tmp_path / "c")],
@@ -143,14 +155,7 @@ def test_calibration_picks_a_delimiter_bonus_on_validation_and_writes_it(tmp_pat
     assert result["bonus"] in BONUSES and sweep[str(result["bonus"])]["wer"] == min(r["wer"] for r in sweep.values())
     assert set(result["held_out"]) == {"test", "test_heldout_voice"}
 
-    import sys
-
-    argv = sys.argv
-    sys.argv = ["calibrate", "--model", str(model), "--corpus", str(corpus), "--write"]
-    try:
-        main()
-    finally:
-        sys.argv = argv
+    run_cli(main, ["calibrate", "--model", str(model), "--corpus", str(corpus), "--write"])
     manifest = json.loads((model / "manifest.json").read_text())
     assert manifest["word_delimiter_bonus"] == result["bonus"] and "calibration" in manifest["metrics"]
     with pytest.raises(DatasetError, match="validation.jsonl is missing"):
@@ -212,3 +217,48 @@ def test_pause_augmentation_pads_each_side_at_the_clips_own_noise_floor() -> Non
     first = with_pauses(clean, 0.5)
     torch.manual_seed(0)
     assert np.array_equal(first, with_pauses(clean, 0.5))  # torch's seed makes it repeatable
+
+
+def test_the_language_model_is_built_from_training_texts_tuned_on_validation_and_written(tmp_path: Path) -> None:
+    from stt_common.model_folder import read_manifest, write_manifest
+    from tests.conftest import MODELS, SAMPLES
+    from training.lm import CARD_START, LM_FILE, WEIGHTS, WORD_SCORES, build_char_lm, main
+    from worker.recognizer import Recognizer
+
+    references = json.loads((SAMPLES / "references.json").read_text(encoding="utf-8"))
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    names = sorted(references)
+    for split, chosen in (("train", names), ("validation", names[:3]), ("test", names[3:4]),
+                          ("test_heldout_voice", names[4:])):
+        lines = [json.dumps({"audio": str(SAMPLES / n), "text": references[n]["spoken"]}) for n in chosen]
+        (corpus / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    arpa = build_char_lm([references[n]["spoken"] for n in names], tmp_path / "lm.arpa.gz")
+    import gzip
+    import re
+
+    with gzip.open(arpa, "rt", encoding="utf-8") as fh:
+        text = fh.read()
+    assert text.startswith("\\data\\") and "\t" in text and "ngram 6=" in text  # what KenLM reads
+    # characters and the word delimiter are the model's words
+    assert re.search(r"^-[\d.]+\t\|\t", text, re.M) and re.search(r"^-[\d.]+\tç\t", text, re.M)
+    assert "\tT" not in text  # the texts were normalised (Turkish lower case) first
+
+    model = tmp_path / "model"
+    shutil.copytree(MODELS / "tr-espeak-small", model)
+    manifest = read_manifest(model)
+    manifest.language_model = None
+    del manifest.files[LM_FILE]
+    write_manifest(model, manifest)
+    (model / LM_FILE).unlink()
+    run_cli(main, ["lm", "--model", str(model), "--corpus", str(corpus), "--write"])
+    manifest = read_manifest(model)
+    assert manifest.language_model is not None and LM_FILE in manifest.files
+    assert manifest.language_model.weight in WEIGHTS and manifest.language_model.word_score in WORD_SCORES
+    result = manifest.metrics["language_model"]
+    assert len(result["validation_sweep"]) == len(WEIGHTS) * len(WORD_SCORES)
+    best = min(r["wer"] for r in result["validation_sweep"])
+    assert [r for r in result["validation_sweep"] if r["weight"] == manifest.language_model.weight
+            and r["word_score"] == manifest.language_model.word_score][0]["wer"] == best
+    assert Recognizer.load(model).decoder.beam is not None
+    assert (model / "README.md").read_text().count(CARD_START) == 1

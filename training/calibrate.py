@@ -21,6 +21,7 @@ from typing import Any
 from stt_common.model_folder import read_manifest, write_manifest
 from training.data import DatasetError, load_audio
 from training.evaluate import error_rates
+from training.model_card import put_section
 from worker.recognizer import Recognizer
 
 BONUSES = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0)
@@ -46,7 +47,7 @@ def score(recognizer: Recognizer, clips: list[tuple[str, Any]], bonus: float) ->
 
 
 def calibrate(model: Path, corpus: Path, variant: str = "int8", max_clips: int = 0) -> dict[str, Any]:
-    recognizer = Recognizer.load(model, variant=variant, threads=1)
+    recognizer = Recognizer.load(model, variant=variant, threads=1, language_model=False)  # the greedy decoder's
     validation = load_split(corpus, "validation", max_clips)
     sweep = {bonus: score(recognizer, validation, bonus) for bonus in BONUSES}
     for bonus, rates in sweep.items():
@@ -100,13 +101,7 @@ def main() -> None:
         manifest.word_delimiter_bonus = result["bonus"]
         manifest.metrics["calibration"] = result
         write_manifest(args.model, manifest)
-        card = args.model / "README.md"
-        if card.is_file():
-            text = card.read_text()
-            section = card_section(result)
-            text = (text.split(CARD_START)[0] + section + text.split(CARD_END)[1]) if CARD_START in text \
-                else text.rstrip("\n") + "\n\n" + section + "\n"
-            card.write_text(text)
+        put_section(args.model / "README.md", CARD_START, CARD_END, card_section(result))
 
 
 if __name__ == "__main__":

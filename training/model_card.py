@@ -120,6 +120,17 @@ INT8 quantises MatMul weights only; the export's parity gate requires INT8 withi
 """
 
 
+def put_section(card: Path, start: str, end: str, section: str) -> None:
+    """Replace the card's section between `start` and `end` (which `section` begins and ends with), or
+    append it; a card that does not exist is left alone."""
+    if not card.is_file():
+        return
+    text = card.read_text()
+    text = (text.split(start)[0] + section + text.split(end)[1]) if start in text \
+        else text.rstrip("\n") + "\n\n" + section + "\n"
+    card.write_text(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True, help="Exported folder with both variants.")

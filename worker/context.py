@@ -32,7 +32,7 @@ def load_recognizers(settings: Settings) -> dict[str, Recognizer]:
             available[name][0], variant=settings.model_variant, threads=settings.onnx_threads,
             window_seconds=settings.window_seconds, overlap_seconds=settings.window_overlap_seconds,
             pause_seconds=settings.pause_seconds, vad_aggressiveness=settings.vad_aggressiveness,
-            segment_rules=settings.segment_rules,
+            segment_rules=settings.segment_rules, language_model=settings.language_model,
         )
         recognizer.warm_up(settings.warmup_seconds)
         recognizers[name] = recognizer

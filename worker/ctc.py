@@ -1,11 +1,17 @@
-"""Greedy CTC decoding of frame logits into text and timed words, over frames that may arrive in
-pieces (one window's frames at a time), so a word that straddles two windows is decoded once."""
+"""CTC decoding of frame logits into text and timed words, over frames that may arrive in pieces (one
+window's frames at a time), so a word that straddles two windows is decoded once. Each frame's token is
+chosen greedily, or by a beam search with a language model (worker/beam_search.py) over each piece."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from stt_common.transcript import Word
+
+if TYPE_CHECKING:
+    from worker.beam_search import BeamSearch
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -18,7 +24,8 @@ class CtcDecoder:
     """`delimiter_bonus` is added to the word delimiter's logit when choosing each frame's token (not to
     the probabilities reported as confidence): a calibration for models that under-predict spaces."""
 
-    def __init__(self, vocab: dict[str, int], blank: str, word_delimiter: str, delimiter_bonus: float = 0.0) -> None:
+    def __init__(self, vocab: dict[str, int], blank: str, word_delimiter: str, delimiter_bonus: float = 0.0,
+                 beam: BeamSearch | None = None) -> None:
         if blank not in vocab:
             raise ValueError(f"the vocabulary has no blank token {blank!r}")
         self.id_to_token = {i: t for t, i in vocab.items()}
@@ -28,6 +35,18 @@ class CtcDecoder:
         # Special tokens (<pad>, <s>, </s>, <unk>) never reach the text.
         self.silent_ids = {i for t, i in vocab.items() if t.startswith("<") and t.endswith(">")}
         self.silent_ids.add(self.blank_id)
+        self.beam = beam
+
+    def choose(self, logits: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        """Each frame's token: the beam search's path when there is a language model, else the most
+        likely token (with the delimiter bonus)."""
+        if self.beam is not None:
+            return self.beam.path(logits)
+        if self.delimiter_bonus:
+            biased = logits.copy()
+            biased[:, self.delimiter_id] += self.delimiter_bonus
+            return biased.argmax(axis=-1)  # type: ignore[no-any-return]
+        return probs.argmax(axis=-1)  # type: ignore[no-any-return]
 
     def stream(self, frame_seconds: float) -> CtcStream:
         return CtcStream(self, frame_seconds)
@@ -69,12 +88,7 @@ class CtcStream:
         d = self.decoder
         logits = logits.astype(np.float32)
         probs = softmax(logits)
-        if d.delimiter_bonus:
-            biased = logits.copy()
-            biased[:, d.delimiter_id] += d.delimiter_bonus
-            chosen = biased.argmax(axis=-1)
-        else:
-            chosen = probs.argmax(axis=-1)
+        chosen = d.choose(logits, probs)
         best = chosen.tolist()
         top = probs[np.arange(len(best)), chosen].tolist()
         for offset, token in enumerate(best):

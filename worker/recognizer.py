@@ -14,6 +14,7 @@ from stt_common import audio
 from stt_common.errors import ModelError
 from stt_common.model_folder import ONNX_FILES, VOCAB, Manifest, read_manifest, read_vocab, verify_files
 from stt_common.transcript import SegmentRules, Transcript, segment
+from worker.beam_search import BeamSearch
 from worker.chunking import ChunkPlan, chunks
 from worker.ctc import CtcDecoder
 
@@ -41,8 +42,9 @@ class Recognizer:
     @classmethod
     def load(cls, model_dir: Path, *, variant: str = "int8", threads: int = 1, window_seconds: float = 30.0,
              overlap_seconds: float = 4.0, pause_seconds: float = 0.3, vad_aggressiveness: int = 2,
-             segment_rules: SegmentRules | None = None) -> Recognizer:
+             segment_rules: SegmentRules | None = None, language_model: bool = True) -> Recognizer:
         """Load and verify a model folder. Falls back to the other ONNX variant if one is absent.
+        `language_model`: decode with the folder's language model when it has one (else greedily).
         Audio is cut at pauses of `pause_seconds` (0: never), and speech running longer than
         `window_seconds` is transcribed in windows overlapping by `overlap_seconds` (worker/chunking.py)."""
         manifest = read_manifest(model_dir)
@@ -67,8 +69,13 @@ class Recognizer:
         vocab_size = session.get_outputs()[0].shape[-1]
         if isinstance(vocab_size, int) and vocab_size != len(vocab):
             raise ModelError(f"{model_dir}: the model emits {vocab_size} classes but {VOCAB} has {len(vocab)}")
+        beam = None
+        if language_model and manifest.language_model is not None:
+            verify_files(model_dir, manifest, [manifest.language_model.file])
+            beam = BeamSearch(Path(model_dir) / manifest.language_model.file, manifest.language_model, vocab,
+                              manifest.blank_token, manifest.word_delimiter_token)
         decoder = CtcDecoder(vocab, manifest.blank_token, manifest.word_delimiter_token,
-                             manifest.word_delimiter_bonus)
+                             manifest.word_delimiter_bonus, beam)
         plan = ChunkPlan.from_seconds(window_seconds, overlap_seconds, manifest.sample_rate,
                                       manifest.frame_stride_samples, pause_s=pause_seconds,
                                       vad_mode=vad_aggressiveness)

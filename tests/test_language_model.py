@@ -1,0 +1,98 @@
+"""Decoding with a character language model: the beam search, the model folder's language model, the switch."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stt_common import audio
+from stt_common.errors import ModelError
+from stt_common.model_folder import LanguageModel, read_manifest, write_manifest
+from tests.conftest import MODELS, SAMPLES
+from worker.beam_search import BeamSearch
+from worker.recognizer import Recognizer
+
+BUNDLED = MODELS / "tr-espeak-small"
+VOCAB = {"<pad>": 0, "|": 1, "a": 2, "e": 3, "l": 4, "m": 5}
+
+
+def arpa(path: Path, grams: dict[str, float]) -> Path:
+    """A hand-written character bigram model: log10 probabilities of the given bigrams, flat otherwise."""
+    unigrams = ["<s>", "</s>", "|", "a", "e", "l", "m"]
+    lines = ["\\data\\", f"ngram 1={len(unigrams)}", f"ngram 2={len(grams)}", "", "\\1-grams:"]
+    lines += [f"{-99 if u == '<s>' else -1.0}\t{u}\t-0.5" for u in unigrams]
+    lines += ["", "\\2-grams:", *[f"{p}\t{g}" for g, p in grams.items()], "", "\\end\\", ""]
+    path.write_text("\n".join(lines))
+    return path
+
+
+def emissions(frames: list[dict[str, float]]) -> np.ndarray:
+    logits = np.full((len(frames), len(VOCAB)), -8.0, dtype=np.float32)
+    for row, probs in zip(logits, frames, strict=True):
+        for token, p in probs.items():
+            row[VOCAB[token]] = np.log(p)
+    return logits
+
+
+def test_the_language_model_settles_what_the_acoustics_leave_open(tmp_path: Path) -> None:
+    # "el" or "al"? The frames say 51:49 for "a"; a model that knows "e l" is likely says "el".
+    logits = emissions([{"a": 0.51, "e": 0.49}, {"<pad>": 1.0}, {"l": 1.0}, {"<pad>": 1.0}])
+    lm = arpa(tmp_path / "lm.arpa", {"<s> e": -0.1, "<s> a": -2.0, "e l": -0.1, "a l": -2.0})
+    settings = LanguageModel(file="lm.arpa", order=2, weight=1.0, word_score=0.0, beam_size=8)
+    path = BeamSearch(lm, settings, VOCAB, "<pad>", "|").path(logits)
+    assert len(path) == len(logits)  # one token per frame, as the greedy choice gives
+    assert [t for t in path.tolist() if t] == [VOCAB["e"], VOCAB["l"]]
+    assert logits.argmax(-1).tolist()[0] == VOCAB["a"]  # greedy reads "al"
+    quiet = BeamSearch(lm, settings.model_copy(update={"weight": 0.0}), VOCAB, "<pad>", "|").path(logits)
+    assert [t for t in quiet.tolist() if t] == [VOCAB["a"], VOCAB["l"]]  # weight 0: the acoustics alone
+
+
+def test_a_file_kenlm_cannot_read_is_a_model_error(tmp_path: Path) -> None:
+    (tmp_path / "lm.arpa").write_text("not a language model\n")
+    settings = LanguageModel(file="lm.arpa", order=2, weight=1.0, word_score=0.0)
+    with pytest.raises(ModelError, match="not a language model KenLM reads"):
+        BeamSearch(tmp_path / "lm.arpa", settings, VOCAB, "<pad>", "|")
+
+
+def sample_clips() -> list[tuple[str, np.ndarray]]:
+    references = json.loads((SAMPLES / "references.json").read_text(encoding="utf-8"))
+    return [(ref["text"], audio.decode(SAMPLES / name, 16000, 60)) for name, ref in sorted(references.items())]
+
+
+def test_the_bundled_model_decodes_with_its_language_model_unless_told_not_to() -> None:
+    from training.evaluate import error_rates
+
+    manifest = read_manifest(BUNDLED)
+    assert manifest.language_model is not None and manifest.language_model.file in manifest.files
+    with_lm = Recognizer.load(BUNDLED, threads=2)
+    greedy = Recognizer.load(BUNDLED, threads=2, language_model=False)
+    assert with_lm.decoder.beam is not None and greedy.decoder.beam is None
+    clips = sample_clips()
+    by_lm = [with_lm.transcribe(samples) for _, samples in clips]
+    by_greedy = [greedy.transcribe(samples) for _, samples in clips]
+    references = [text for text, _ in clips]
+    lm_rates = error_rates(references, [t.text for t in by_lm])
+    greedy_rates = error_rates(references, [t.text for t in by_greedy])
+    assert lm_rates["wer"] <= greedy_rates["wer"] and lm_rates["cer"] <= greedy_rates["cer"]
+    for transcript in by_lm:  # words, times and confidences come from the beam's path as from greedy's
+        assert transcript.text == " ".join(w.word for w in transcript.words)
+        starts = [w.start for w in transcript.words]
+        assert starts == sorted(starts) and all(0 < w.confidence <= 1 and w.end > w.start for w in transcript.words)
+
+
+def test_a_tampered_or_unlisted_language_model_is_refused(tmp_path: Path) -> None:
+    folder = Path(shutil.copytree(BUNDLED, tmp_path / "m"))
+    lm_file = folder / read_manifest(folder).language_model.file  # type: ignore[union-attr]
+    lm_file.write_bytes(lm_file.read_bytes()[:-10])
+    with pytest.raises(ModelError, match="does not match the sha256"):
+        Recognizer.load(folder)
+    Recognizer.load(folder, language_model=False)  # greedy decoding does not read it
+    manifest = read_manifest(folder)
+    del manifest.files[lm_file.name]
+    write_manifest(folder, manifest)
+    with pytest.raises(ModelError, match="not listed in files"):
+        read_manifest(folder)
