@@ -14,6 +14,7 @@ from stt_common.errors import ModelError
 from stt_common.model_folder import LanguageModel, read_manifest, write_manifest
 from tests.conftest import MODELS, SAMPLES
 from worker.beam_search import BeamSearch
+from worker.ctc import log_softmax
 from worker.recognizer import Recognizer
 
 BUNDLED = MODELS / "tr-espeak-small"
@@ -43,11 +44,11 @@ def test_the_language_model_settles_what_the_acoustics_leave_open(tmp_path: Path
     logits = emissions([{"a": 0.51, "e": 0.49}, {"<pad>": 1.0}, {"l": 1.0}, {"<pad>": 1.0}])
     lm = arpa(tmp_path / "lm.arpa", {"<s> e": -0.1, "<s> a": -2.0, "e l": -0.1, "a l": -2.0})
     settings = LanguageModel(file="lm.arpa", order=2, weight=1.0, word_score=0.0, beam_size=8)
-    path = BeamSearch(lm, settings, VOCAB, "<pad>", "|").path(logits)
+    path = BeamSearch(lm, settings, VOCAB, "<pad>", "|").path(log_softmax(logits))
     assert len(path) == len(logits)  # one token per frame, as the greedy choice gives
     assert [t for t in path.tolist() if t] == [VOCAB["e"], VOCAB["l"]]
     assert logits.argmax(-1).tolist()[0] == VOCAB["a"]  # greedy reads "al"
-    quiet = BeamSearch(lm, settings.model_copy(update={"weight": 0.0}), VOCAB, "<pad>", "|").path(logits)
+    quiet = BeamSearch(lm, settings.model_copy(update={"weight": 0.0}), VOCAB, "<pad>", "|").path(log_softmax(logits))
     assert [t for t in quiet.tolist() if t] == [VOCAB["a"], VOCAB["l"]]  # weight 0: the acoustics alone
 
 

@@ -17,11 +17,6 @@ from stt_common.errors import ModelError
 from stt_common.model_folder import LanguageModel
 
 
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))  # type: ignore[no-any-return]
-
-
 class BeamSearch:
     def __init__(self, lm_file: Path, settings: LanguageModel, vocab: dict[str, int], blank: str,
                  word_delimiter: str) -> None:
@@ -46,8 +41,8 @@ class BeamSearch:
         self.settings, self.vocab_size = settings, len(tokens)
         self.blank_id, self.delimiter_id = vocab[blank], vocab[word_delimiter]
 
-    def path(self, logits: np.ndarray) -> np.ndarray:
-        """The best-scoring token of each frame, language model included."""
+    def path(self, log_probs: np.ndarray) -> np.ndarray:
+        """The best-scoring token of each frame, language model included; `log_probs` is [frames, vocab]."""
         from flashlight.lib.text.decoder import CriterionType, LexiconFreeDecoder, LexiconFreeDecoderOptions
 
         s = self.settings
@@ -55,7 +50,7 @@ class BeamSearch:
             beam_size=s.beam_size, beam_size_token=self.vocab_size, beam_threshold=25.0, lm_weight=s.weight,
             sil_score=s.word_score, log_add=False, criterion_type=CriterionType.CTC)
         decoder = LexiconFreeDecoder(options, self.lm, self.delimiter_id, self.blank_id, [])
-        emissions = np.ascontiguousarray(log_softmax(logits.astype(np.float32)), dtype=np.float32)
+        emissions = np.ascontiguousarray(log_probs, dtype=np.float32)
         frames = emissions.shape[0]
         if frames == 0:
             return np.zeros(0, dtype=np.int64)

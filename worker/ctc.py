@@ -14,10 +14,9 @@ if TYPE_CHECKING:
     from worker.beam_search import BeamSearch
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
+def log_softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)  # type: ignore[no-any-return]
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))  # type: ignore[no-any-return]
 
 
 class CtcDecoder:
@@ -37,16 +36,16 @@ class CtcDecoder:
         self.silent_ids.add(self.blank_id)
         self.beam = beam
 
-    def choose(self, logits: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    def choose(self, log_probs: np.ndarray) -> np.ndarray:
         """Each frame's token: the beam search's path when there is a language model, else the most
-        likely token (with the delimiter bonus)."""
+        likely token (the delimiter bonus added to its log probability, which ranks as its logit does)."""
         if self.beam is not None:
-            return self.beam.path(logits)
+            return self.beam.path(log_probs)
         if self.delimiter_bonus:
-            biased = logits.copy()
+            biased = log_probs.copy()
             biased[:, self.delimiter_id] += self.delimiter_bonus
             return biased.argmax(axis=-1)  # type: ignore[no-any-return]
-        return probs.argmax(axis=-1)  # type: ignore[no-any-return]
+        return log_probs.argmax(axis=-1)  # type: ignore[no-any-return]
 
     def stream(self, frame_seconds: float) -> CtcStream:
         return CtcStream(self, frame_seconds)
@@ -87,10 +86,10 @@ class CtcStream:
             raise ValueError(f"frames must be contiguous: expected frame {self.next_frame}, got {first_frame}")
         d = self.decoder
         logits = logits.astype(np.float32)
-        probs = softmax(logits)
-        chosen = d.choose(logits, probs)
+        log_probs = log_softmax(logits)
+        chosen = d.choose(log_probs)
         best = chosen.tolist()
-        top = probs[np.arange(len(best)), chosen].tolist()
+        top = np.exp(log_probs[np.arange(len(best)), chosen]).tolist()
         for offset, token in enumerate(best):
             frame = first_frame + offset
             repeat, self._previous = token == self._previous, token
