@@ -17,14 +17,26 @@ from typing import Any
 BENCHMARKS_DOC = Path(__file__).resolve().parent.parent / "docs" / "BENCHMARKS.md"
 
 
+# The instructions that decide how fast INT8 products run (onnxruntime picks its kernels by them).
+INT8_FLAGS = {"amx_int8": "AMX-INT8", "avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI", "avx2": "AVX2"}
+
+
 def cpu_model() -> str:
+    """The CPU's name and its integer dot-product instructions, e.g. "AMD EPYC 7B13 (AVX2)"."""
+    name, flags = platform.processor() or "unknown", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    found = [label for flag, label in INT8_FLAGS.items() if flag in flags]
+    if "AVX2" in found and len(found) > 1:
+        found.remove("AVX2")  # implied by the others
+    return f"{name} ({', '.join(found)})" if found else name
 
 
 def replace_section(start: str, end: str, section: str, doc: Path = BENCHMARKS_DOC) -> None:

@@ -50,6 +50,8 @@ def test_the_language_model_settles_what_the_acoustics_leave_open(tmp_path: Path
     assert logits.argmax(-1).tolist()[0] == VOCAB["a"]  # greedy reads "al"
     quiet = BeamSearch(lm, settings.model_copy(update={"weight": 0.0}), VOCAB, "<pad>", "|").path(log_softmax(logits))
     assert [t for t in quiet.tolist() if t] == [VOCAB["a"], VOCAB["l"]]  # weight 0: the acoustics alone
+    narrow = BeamSearch(lm, settings.model_copy(update={"token_beam_size": 1}), VOCAB, "<pad>", "|")
+    assert [t for t in narrow.path(log_softmax(logits)).tolist() if t] == [VOCAB["a"], VOCAB["l"]]  # "e" never tried
 
 
 def test_a_file_kenlm_cannot_read_is_a_model_error(tmp_path: Path) -> None:

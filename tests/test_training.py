@@ -254,6 +254,7 @@ def test_the_language_model_is_built_from_training_texts_tuned_on_validation_and
     run_cli(main, ["lm", "--model", str(model), "--corpus", str(corpus), "--write"])
     manifest = read_manifest(model)
     assert manifest.language_model is not None and LM_FILE in manifest.files
+    assert (model / LM_FILE).read_bytes() == arpa.read_bytes()  # the same texts, the same bytes: a stable sha256
     assert manifest.language_model.weight in WEIGHTS and manifest.language_model.word_score in WORD_SCORES
     result = manifest.metrics["language_model"]
     assert len(result["validation_sweep"]) == len(WEIGHTS) * len(WORD_SCORES)

@@ -27,7 +27,7 @@ from stt_common.model_folder import LanguageModel, file_entry, read_manifest, re
 from training.calibrate import HELD_OUT, load_split
 from training.data import DatasetError
 from training.evaluate import error_rates
-from training.model_card import put_section
+from training.model_card import put_section, this_machine
 from training.text import normalize
 from worker.beam_search import BeamSearch
 from worker.recognizer import Recognizer
@@ -53,7 +53,9 @@ def build_char_lm(texts: list[str], out: Path, order: int = ORDER, delimiter: st
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.arpa"
         lm.write_file(str(raw))
-        with raw.open(encoding="utf-8") as source, gzip.open(out, "wt", encoding="utf-8") as target:
+        # mtime=0: the same texts give the same bytes (and sha256), whenever they are built.
+        packed = gzip.GzipFile(out, "wb", mtime=0)
+        with raw.open(encoding="utf-8") as source, io.TextIOWrapper(packed, encoding="utf-8") as target:
             current = 0
             started = False
             for line in source:
@@ -109,7 +111,7 @@ def tune(model: Path, corpus: Path, lm_file: Path, variant: str = "int8", max_cl
         print(f"{split:18s}  WER {greedy['wer']:.4f} -> {held_out[split]['language_model']['wer']:.4f}  "
               f"CER {greedy['cer']:.4f} -> {held_out[split]['language_model']['cer']:.4f}", flush=True)
     return {"variant": variant, "settings": chosen.model_dump(), "validation_sweep": sweep, "held_out": held_out,
-            "lm_bytes": lm_file.stat().st_size, "date": time.strftime("%Y-%m-%d")}
+            "lm_bytes": lm_file.stat().st_size, "date": time.strftime("%Y-%m-%d"), "machine": this_machine()}
 
 
 def card_section(result: dict[str, Any]) -> str:
@@ -122,9 +124,10 @@ def card_section(result: dict[str, Any]) -> str:
         "## Language model",
         f"`python -m training.lm` ({result['date']}): a character {s['order']}-gram model (Kneser-Ney) of the "
         f"corpus's training texts only, `{s['file']}` ({result['lm_bytes'] / 1e6:.1f} MB), decoded with a CTC "
-        f"beam search of {s['beam_size']}; weight {s['weight']} and word score {s['word_score']} chosen on the "
-        f"validation split ({len(result['validation_sweep'])} pairs tried). Held-out sentences, "
-        f"{result['variant'].upper()}, one thread, through the service's engine (greedy: the calibrated "
+        f"beam search of {s['beam_size']} ({s['token_beam_size']} tokens per frame); weight {s['weight']} and "
+        f"word score {s['word_score']} chosen on the validation split ({len(result['validation_sweep'])} pairs "
+        f"tried). Held-out sentences, {result['variant'].upper()}, one thread on "
+        f"{result.get('machine', 'this machine')}, through the service's engine (greedy: the calibrated "
         "decoder above; `STT_LANGUAGE_MODEL=false` serves that):",
         "",
         "| split | WER greedy | CER greedy | WER with LM | CER with LM | RTF greedy | RTF with LM |",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import time
@@ -155,7 +156,7 @@ def main() -> None:
                 "args": training_settings(args.training)}
     if args.training_minutes:
         training["minutes"] = args.training_minutes
-    machine = f"{_cpu()}, 2 cores" if platform.system() == "Linux" else platform.processor()
+    machine = this_machine()
 
     args.out.mkdir(parents=True, exist_ok=True)
     for name in (ONNX_FILES["int8"], VOCAB):
@@ -170,11 +171,13 @@ def main() -> None:
     print(json.dumps(held_out, indent=2))
 
 
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
+def this_machine() -> str:
+    """"<CPU model>, <n> cores", as the cards record where a measurement ran."""
+    if platform.system() != "Linux":
+        return platform.processor() or "unknown CPU"
+    name = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")), "unknown CPU")
+    return f"{name}, {os.cpu_count()} cores"
 
 
 if __name__ == "__main__":

@@ -47,8 +47,8 @@ class BeamSearch:
 
         s = self.settings
         options = LexiconFreeDecoderOptions(
-            beam_size=s.beam_size, beam_size_token=self.vocab_size, beam_threshold=25.0, lm_weight=s.weight,
-            sil_score=s.word_score, log_add=False, criterion_type=CriterionType.CTC)
+            beam_size=s.beam_size, beam_size_token=min(s.token_beam_size, self.vocab_size), beam_threshold=25.0,
+            lm_weight=s.weight, sil_score=s.word_score, log_add=False, criterion_type=CriterionType.CTC)
         decoder = LexiconFreeDecoder(options, self.lm, self.delimiter_id, self.blank_id, [])
         emissions = np.ascontiguousarray(log_probs, dtype=np.float32)
         frames = emissions.shape[0]
