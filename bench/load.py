@@ -51,11 +51,14 @@ def stats(prefix: Path) -> dict[str, dict[str, float]]:
 
 def run_locust(base_url: str, users: int, seconds: int, prefix: Path) -> dict[str, dict[str, float]]:
     rate = max(2, users // 5)
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "locust", "-f", str(REPO / "bench" / "locustfile.py"), "--host", base_url,
          "--headless", "-u", str(users), "-r", str(rate), "-t", f"{seconds}s", "--csv", str(prefix), "--only-summary"],
         cwd=REPO, check=False, capture_output=True, text=True,
     )
+    if not (prefix.parent / f"{prefix.name}_stats.csv").is_file():  # locust exits 1 when requests failed
+        hint = " (pip install -e '.[load]', or make load)" if "No module named locust" in done.stderr else ""
+        raise SystemExit(f"load: locust wrote no statistics{hint}:\n{done.stderr[-2000:]}")
     return stats(prefix)
 
 
