@@ -19,31 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from stt_common.model_folder import read_manifest, write_manifest
-from training.data import DatasetError, load_audio
-from training.evaluate import error_rates
+from training import evaluate
+from training.data import DatasetError
+from training.evaluate import HELD_OUT, load_split
 from training.model_card import put_section
 from worker.recognizer import Recognizer
 
 BONUSES = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0)
-HELD_OUT = ("test", "test_heldout_voice")
 CARD_START, CARD_END = "<!-- calibration:start -->", "<!-- calibration:end -->"
-
-
-def load_split(corpus: Path, split: str, max_clips: int = 0) -> list[tuple[str, Any]]:
-    manifest = corpus / f"{split}.jsonl"
-    if not manifest.is_file():
-        raise DatasetError(f"{manifest} is missing: --corpus must be a corpus folder with validation.jsonl, "
-                           "test.jsonl and test_heldout_voice.jsonl (python -m training.corpus makes one)")
-    rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
-    rows = rows[:max_clips] if max_clips else rows
-    return [(row["text"], load_audio(row["audio"], str(corpus))) for row in rows]
 
 
 def score(recognizer: Recognizer, clips: list[tuple[str, Any]], bonus: float) -> dict[str, float]:
     recognizer.decoder.delimiter_bonus = bonus
-    hypotheses = [recognizer.transcribe(samples).text for _, samples in clips]
-    rates = error_rates([text for text, _ in clips], hypotheses)
-    return {"wer": round(rates["wer"], 4), "cer": round(rates["cer"], 4), "clips": int(rates["n"])}
+    return evaluate.score(recognizer, clips)
 
 
 def calibrate(model: Path, corpus: Path, variant: str = "int8", max_clips: int = 0) -> dict[str, Any]:

@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from stt_common.model_folder import LanguageModel, file_entry, read_manifest, read_vocab, write_manifest
-from training.calibrate import HELD_OUT, load_split
 from training.data import DatasetError
-from training.evaluate import error_rates
+from training.evaluate import HELD_OUT, load_split, score
 from training.model_card import put_section, this_machine
 from training.text import normalize
 from worker.beam_search import BeamSearch
@@ -70,16 +69,6 @@ def build_char_lm(texts: list[str], out: Path, order: int = ORDER, delimiter: st
                     line = "\t".join([fields[0], " ".join(fields[1:current + 1]), *fields[current + 1:]]) + "\n"
                 target.write(line)
     return out
-
-
-def score(recognizer: Recognizer, clips: list[tuple[str, Any]]) -> dict[str, float]:
-    started = time.perf_counter()
-    hypotheses = [recognizer.transcribe(samples).text for _, samples in clips]
-    seconds = time.perf_counter() - started
-    rates = error_rates([text for text, _ in clips], hypotheses)
-    audio = sum(len(samples) for _, samples in clips) / recognizer.manifest.sample_rate
-    return {"wer": round(rates["wer"], 4), "cer": round(rates["cer"], 4), "clips": int(rates["n"]),
-            "rtf_one_thread": round(seconds / audio, 5)}
 
 
 def tune(model: Path, corpus: Path, lm_file: Path, variant: str = "int8", max_clips: int = 0,

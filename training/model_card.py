@@ -13,35 +13,17 @@ import json
 import os
 import platform
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
 from stt_common.model_folder import ONNX_FILES, VOCAB, read_manifest, write_manifest
-from training.data import load_audio
-from training.evaluate import error_rates
+from training.evaluate import HELD_OUT, load_split, score
 from worker.recognizer import Recognizer
-
-SPLITS = ("test", "test_heldout_voice")
 
 
 def measure(model_dir: Path, corpus: Path, variant: str, max_clips: int = 0) -> dict[str, Any]:
     recognizer = Recognizer.load(model_dir, variant=variant, threads=1)
-    results: dict[str, Any] = {}
-    for split in SPLITS:
-        rows = [json.loads(line) for line in (corpus / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
-        rows = rows[:max_clips] if max_clips else rows
-        hypotheses, audio_seconds, compute_seconds = [], 0.0, 0.0
-        for row in rows:
-            samples = load_audio(row["audio"], str(corpus))
-            started = time.perf_counter()
-            hypotheses.append(recognizer.transcribe(samples).text)
-            compute_seconds += time.perf_counter() - started
-            audio_seconds += len(samples) / 16000
-        scores = error_rates([r["text"] for r in rows], hypotheses)
-        results[split] = {"wer": round(scores["wer"], 4), "cer": round(scores["cer"], 4), "clips": len(rows),
-                          "rtf_one_thread": round(compute_seconds / audio_seconds, 5)}
-    return results
+    return {split: score(recognizer, load_split(corpus, split, max_clips)) for split in HELD_OUT}
 
 
 def distinct_texts(corpus: Path, split: str) -> int:
