@@ -32,9 +32,9 @@ class LanguageModel(BaseModel):
     order: int
     weight: float = Field(description="Weight of the language model's log probability in the beam search.")
     word_score: float = Field(description="Added per word delimiter: without it the search prefers fewer words.")
-    beam_size: int = 32
+    beam_size: int = Field(default=32, ge=1, description="Hypotheses the search keeps at each frame.")
     token_beam_size: int = Field(
-        default=8, description="Tokens tried per frame and hypothesis, most likely first: on the bundled model "
+        default=8, ge=1, description="Tokens tried per frame and hypothesis, most likely first: on the bundled model "
         "8 read exactly what all 39 do at a quarter of the search's time (docs/BENCHMARKS.md).")
 
 

@@ -95,6 +95,11 @@ def test_a_tampered_or_unlisted_language_model_is_refused(tmp_path: Path) -> Non
         Recognizer.load(folder)
     Recognizer.load(folder, language_model=False)  # greedy decoding does not read it
     manifest = read_manifest(folder)
+    raw = json.loads((folder / "manifest.json").read_text())
+    raw["language_model"]["token_beam_size"] = 0  # a search that tries no token would read nothing
+    (folder / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(ModelError, match="token_beam_size"):
+        read_manifest(folder)
     del manifest.files[lm_file.name]
     write_manifest(folder, manifest)
     with pytest.raises(ModelError, match="not listed in files"):
