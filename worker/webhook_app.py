@@ -70,7 +70,13 @@ def deliver_webhook(delivery_id: str) -> str:
     return "retry" if delay is not None else "done"
 
 
-@app.task(name=SWEEP_TASK)
+# The periodic passes are acked on receipt, not after they ran: beat sends the next one within seconds,
+# so a lost pass needs no redelivery, and a pass held unacked when Redis drops made kombu 5.7's
+# connection close fail (AttributeError restoring the unacked message) and the whole worker exit.
+PERIODIC = {"acks_late": False}
+
+
+@app.task(name=SWEEP_TASK, **PERIODIC)
 def sweep_webhooks() -> int:
     try:
         with session_scope(context().session_factory) as session:
@@ -88,7 +94,7 @@ def _broker() -> Redis:
     return Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=10)
 
 
-@app.task(name=REAP_TASK)
+@app.task(name=REAP_TASK, **PERIODIC)
 def reap_jobs() -> int:
     """One reaper pass at a time across every webhooks worker (a Redis lock); returns jobs handled."""
     lock = _broker().lock("stt:reaper", timeout=max(60.0, settings.reaper_interval_seconds * 5), blocking=False)
