@@ -111,7 +111,11 @@ def stream(source: Source, target_rate: int, max_seconds: float) -> Iterator[np.
     try:
         with _open(source, info.format) as container:
             audio_stream = container.streams.audio[0]
-            resampler = av.AudioResampler(format="fltp", rate=target_rate)  # keeps the channel layout
+            # Packed (interleaved) samples: one plane whatever the channel count. PyAV's to_ndarray of a
+            # planar frame with 8 or more planes reads past ffmpeg's eight data pointers and crashes the
+            # process (7.1 WAVs did); ffmpeg's own mono downmix refuses layouts it has no name for (9, 32
+            # channels) and scales each layout differently. Averaging the interleaved channels does neither.
+            resampler = av.AudioResampler(format="flt", rate=target_rate)  # keeps the channel layout
             for frame in _frames(container, audio_stream):
                 for out in resampler.resample(frame):
                     block = _mono(out)
@@ -170,8 +174,9 @@ def _frames(container: Any, audio_stream: Any) -> Iterator[Any]:
 
 
 def _mono(frame: Any) -> np.ndarray:
-    planes = frame.to_ndarray()  # (channels, samples) for a planar format
-    mono = planes.mean(axis=0, dtype=np.float32) if planes.shape[0] > 1 else planes[0]
+    channels = frame.layout.nb_channels
+    interleaved = frame.to_ndarray()  # (1, samples x channels) for a packed format
+    mono = interleaved.reshape(-1, channels).mean(axis=1, dtype=np.float32) if channels > 1 else interleaved[0]
     if not np.isfinite(mono).all():
         raise InvalidAudio("the audio contains NaN or infinite samples")
     return np.ascontiguousarray(mono, dtype=np.float32)

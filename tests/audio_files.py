@@ -134,3 +134,17 @@ def wav_with_channels(channels: int) -> bytes:
     buf = io.BytesIO()
     sf.write(buf, np.zeros((1600, channels), np.float32), 16000, format="WAV", subtype="PCM_16")
     return buf.getvalue()
+
+
+def wav_with_layout(layout: str, samples: np.ndarray, rate: int) -> bytes:
+    """Mono samples on every channel of a named ffmpeg layout (5.1, 7.1, ...): a WAVE_FORMAT_EXTENSIBLE
+    file with its channel mask, as `ffmpeg -af aformat=channel_layouts=7.1` writes it."""
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="wav") as out:
+        stream = out.add_stream("pcm_s16le", rate=rate, layout=layout)
+        interleaved = np.repeat((samples * 32767).astype(np.int16), stream.layout.nb_channels).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(interleaved, format="s16", layout=layout)
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    return buf.getvalue()

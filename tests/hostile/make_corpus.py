@@ -20,7 +20,7 @@ import soundfile as sf
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
-from tests.audio_files import video_without_sound  # noqa: E402
+from tests.audio_files import video_without_sound, wav_with_layout  # noqa: E402
 
 FILES = HERE / "files"
 SAMPLES = HERE.parent.parent / "samples"
@@ -31,9 +31,9 @@ def tone(seconds: float) -> np.ndarray:
     return (np.sin(np.arange(int(seconds * RATE)) * 0.06) * 0.3).astype(np.float32)
 
 
-def wav(samples: np.ndarray, subtype: str = "PCM_16") -> bytes:
+def wav(samples: np.ndarray, subtype: str = "PCM_16", rate: int = RATE) -> bytes:
     buf = io.BytesIO()
-    sf.write(buf, samples, RATE, format="WAV", subtype=subtype)
+    sf.write(buf, samples, rate, format="WAV", subtype=subtype)
     return buf.getvalue()
 
 
@@ -74,6 +74,9 @@ CORPUS: dict[str, tuple[bytes, dict[str, object]]] = {
     # A header that claims 4 GB: the size placeholder of a streamed WAV. The real length is used.
     "claims-4gb.wav": (wav_header(1, 0xFFFFFFE0, 0xFFFFFFF0) + (tone(1.0) * 32767).astype("<i2").tobytes(),
                        {"job": "succeeded"}),
+    # ffmpeg's 7.1 layout: eight planar channels once crashed the worker's decoder (a segfault in PyAV).
+    "layout-7.1.wav": (wav_with_layout("7.1", tone(0.5)[::2], RATE // 2), {"job": "succeeded"}),
+    "thirty-two-channels.wav": (wav(np.tile(tone(0.25)[::2], (32, 1)).T, rate=RATE // 2), {"job": "succeeded"}),
     # A FLAC file named .mp3: the content decides, not the name.
     "flac-named.mp3": ((SAMPLES / "clip02.flac").read_bytes(), {"job": "succeeded"}),
 }
