@@ -14,7 +14,14 @@ from sqlalchemy.orm import Session
 
 from api.idempotency import forget, remember
 from stt_common import audio, faults, jobs
-from stt_common.errors import EmptyFile, FileTooLarge, InputError, TooManyRequests, TransientError, UnknownModel
+from stt_common.errors import (
+    EmptyFile,
+    FileTooLarge,
+    InvalidMetadata,
+    TooManyRequests,
+    TransientError,
+    UnknownModel,
+)
 from stt_common.model_folder import list_models
 from stt_common.models import DEFAULT_TENANT, Job, JobStatus
 from stt_common.queue import publish_transcription
@@ -25,6 +32,7 @@ from stt_common.webhooks import check_url
 log = logging.getLogger(__name__)
 
 MAX_METADATA_BYTES = 4096
+MAX_METADATA_DEPTH = 16
 
 
 @dataclass(frozen=True)
@@ -39,18 +47,48 @@ class JobOptions:
 
 
 def parse_metadata(raw: str | None) -> dict[str, Any] | None:
-    """The `metadata` form field: a JSON object of at most 4 KB, stored and echoed back as given."""
+    """The `metadata` form field: a JSON object of at most 4 KB and 16 levels, stored and echoed back as
+    given. NaN and Infinity are refused: they are not JSON, and the signed webhook body must be."""
     if raw is None or raw == "":
         return None
     if len(raw.encode()) > MAX_METADATA_BYTES:
-        raise InputError(f"metadata is larger than {MAX_METADATA_BYTES} bytes", code="invalid_metadata")
+        raise InvalidMetadata(f"metadata is larger than {MAX_METADATA_BYTES} bytes")
+    if _nesting(raw) > MAX_METADATA_DEPTH:
+        raise InvalidMetadata(f"metadata nests deeper than {MAX_METADATA_DEPTH} levels")
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_constant=_refuse_constant)
     except ValueError as exc:
-        raise InputError(f"metadata is not valid JSON: {exc}", code="invalid_metadata") from None
+        raise InvalidMetadata(f"metadata is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
-        raise InputError("metadata must be a JSON object", code="invalid_metadata")
+        raise InvalidMetadata("metadata must be a JSON object")
     return value
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _nesting(text: str) -> int:
+    """The deepest bracket level outside strings, counted before parsing: the parser recurses once per
+    level (a RecursionError near 1000), and deep values break every later encoder of the job."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
 
 
 def job_options(settings: Settings, tenant: str, model: str | None, webhook_url: str | None,

@@ -79,6 +79,12 @@ class AudioTooLong(InputError):
     http_status = 422
 
 
+class InvalidMetadata(InputError):
+    """The `metadata` field is not a small, shallow JSON object (NaN and Infinity are not JSON)."""
+
+    code = "invalid_metadata"
+
+
 class UnknownModel(InputError):
     code = "unknown_model"
 
