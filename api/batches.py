@@ -183,6 +183,7 @@ def remove(session: Session, storage: LocalStorage, batch_id: uuid.UUID, tenant:
     batch.deleted_at = utcnow()  # first, so that canceling its last jobs sends no batch.completed
     session.flush()
     audio_keys = [jobs.delete(session, job.id) for job in items(session, batch_id) if job.deleted_at is None]
+    events.erase(session, batch_id=batch_id)
     session.commit()
     events.discard_new(session)
     for audio_key in audio_keys:

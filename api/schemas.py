@@ -210,7 +210,8 @@ class DeliveryOut(BaseModel):
     id: str = Field(description="The event's `webhook-id`, the same on every attempt.")
     event_type: str
     url: str
-    status: str = Field(description="pending, sending, delivered, failed or disabled (the receiver said 410).")
+    status: str = Field(description="pending, sending, delivered, failed, disabled (the receiver said 410) or "
+                        "canceled (its job or batch was deleted first).")
     attempts: list[AttemptOut]
     created_at: dt.datetime
     next_attempt_at: dt.datetime | None

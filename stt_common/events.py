@@ -21,6 +21,7 @@ from stt_common.models import Batch, DeliveryStatus, Job, JobStatus, WebhookDeli
 JOB_EVENTS = {JobStatus.succeeded: "job.succeeded", JobStatus.failed: "job.failed"}
 BATCH_COMPLETED = "batch.completed"
 _NEW = "stt_new_deliveries"  # key in Session.info
+ERASED = ""  # the body of a deleted job's or batch's delivery
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -115,6 +116,22 @@ def batch_completed(session: Session, batch_id: uuid.UUID) -> None:
     if batch is not None and batch.webhook_url and batch.deleted_at is None:
         _add(session, BATCH_COMPLETED, batch.webhook_url, batch_data(session, batch), tenant=batch.tenant,
              batch_id=batch.id)
+
+
+def erase(session: Session, *, job_id: uuid.UUID | None = None, batch_id: uuid.UUID | None = None) -> None:
+    """For a deleted job or batch: cancel its events not yet delivered (an attempt already in flight
+    finishes, but none follows) and erase every body, which may hold the transcript. Only the
+    delivery log's metadata stays."""
+    owner = WebhookDelivery.job_id == job_id if job_id is not None else WebhookDelivery.batch_id == batch_id
+    now = utcnow()
+    session.execute(
+        update(WebhookDelivery)
+        .where(owner, WebhookDelivery.status.in_([DeliveryStatus.pending, DeliveryStatus.sending]))
+        .values(status=DeliveryStatus.canceled, finished_at=now, next_attempt_at=None, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(update(WebhookDelivery).where(owner).values(body=ERASED)
+                    .execution_options(synchronize_session=False))
 
 
 def take_new(session: Session) -> list[uuid.UUID]:

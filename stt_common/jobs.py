@@ -221,8 +221,8 @@ def release(session: Session, job_id: uuid.UUID, attempt: int) -> bool:
 
 
 def delete(session: Session, job_id: uuid.UUID, tenant: str | None = None) -> str | None:
-    """Cancel the job if still active, drop its transcript and hide it. Returns the audio key to remove
-    from storage after the commit (None if the job had none)."""
+    """Cancel the job if still active, drop its transcript (and its webhook events' copies of it) and hide
+    it. Returns the audio key to remove from storage after the commit (None if the job had none)."""
     job = get_job(session, job_id, tenant)
     now = utcnow()
     canceled = _changed_one(
@@ -238,6 +238,7 @@ def delete(session: Session, job_id: uuid.UUID, tenant: str | None = None) -> st
     job.deleted_at = now
     session.flush()
     _finished(session, job_id, canceled)
+    events.erase(session, job_id=job_id)
     return key
 
 

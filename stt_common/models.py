@@ -114,6 +114,7 @@ class DeliveryStatus(enum.StrEnum):
     delivered = "delivered"  # the receiver answered 2xx
     failed = "failed"  # retries exhausted, or an answer that retrying cannot change
     disabled = "disabled"  # the receiver answered 410 Gone
+    canceled = "canceled"  # its job or batch was deleted before it was delivered; its body is erased
 
 
 class WebhookDelivery(Base):
@@ -141,7 +142,7 @@ class WebhookDelivery(Base):
 
     __table_args__ = (
         CheckConstraint(
-            "status IN ('pending', 'sending', 'delivered', 'failed', 'disabled')", name="status"
+            "status IN ('pending', 'sending', 'delivered', 'failed', 'disabled', 'canceled')", name="status"
         ),
         Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
     )

@@ -162,10 +162,16 @@ def test_archive_limits_idempotency_and_delete(small_client: tuple[TestClient, S
         r = client.post("/v1/batches", files=files)
         assert (r.status_code, r.json()["error"]["code"]) == (status, code), r.text
 
-    # Every file bad: the batch is complete at once.
-    r = client.post("/v1/batches", files=[("files", ("x.txt", b"hello")), ("files", ("e.wav", b""))])
+    # Every file bad: the batch is complete at once, its three events waiting to be sent.
+    r = client.post("/v1/batches", files=[("files", ("x.txt", b"hello")), ("files", ("e.wav", b""))],
+                    data={"webhook_url": "https://receiver.example/hook"})
     assert r.status_code == 202 and r.json()["status"] == "completed"
     assert r.json()["counts"]["failed"] == 2
+    assert client.delete(f"/v1/batches/{r.json()['id']}").status_code == 204
+    with stack.session_factory() as session:  # deleting it cancels them and erases their bodies
+        events = [(d.event_type, d.status, d.body) for d in session.query(WebhookDelivery)
+                  .filter(WebhookDelivery.batch_id == uuid.UUID(r.json()["id"]))]
+    assert sorted(events) == [("batch.completed", "canceled", ""), *[("job.failed", "canceled", "")] * 2]
 
     # Delete: the queued jobs are canceled, their audio removed, the batch gone.
     assert len(stack.storage.list_keys()) == 2

@@ -8,6 +8,7 @@ import ipaddress
 import json
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -254,3 +255,29 @@ def test_each_terminal_transition_writes_one_event_in_its_own_transaction(stack:
         assert delivery.event_type == "job.succeeded" and delivery.job_id == job.id
         assert json.loads(delivery.body)["data"]["text"] == "bir"
 
+
+
+def test_deleting_a_job_cancels_its_pending_retries_and_erases_every_copy_of_the_transcript(
+    hook_stack: Stack, running: httpx.Client
+) -> None:
+    api = running
+    receiver = WebhookReceiver([Reply(503, headers={"retry-after": "2"})])  # then 200, if asked again
+    delivered = WebhookReceiver()
+    try:
+        retrying = submit(api, receiver.url())
+        finished = submit(api, delivered.url())
+        settled(api, finished, "delivered")
+        first = settled(api, retrying, "pending")
+        assert len(first["attempts"]) == 1 and receiver.count() == 1
+        for job_id in (retrying, finished):
+            assert api.delete(f"/v1/jobs/{job_id}").status_code == 204
+        with session_scope(hook_stack.session_factory) as session:
+            rows = {d.job_id: (d.status, d.body) for d in session.query(WebhookDelivery)}
+        assert rows == {uuid.UUID(retrying): ("canceled", ""), uuid.UUID(finished): ("delivered", "")}
+        # The retry was due 2 s (±20%) after the first attempt, and the sweep looks every 0.5 s.
+        # Nothing signals "not sent", so wait out the time by which it would have been.
+        time.sleep(3.5)
+        assert receiver.count() == 1
+    finally:
+        receiver.stop()
+        delivered.stop()
