@@ -56,7 +56,7 @@ up: $(VENV)/.stamp-run migrate
 	@# Local use: no API keys unless you ask for them (STT_AUTH_ENABLED=true make up); the api warns.
 	@STT_AUTH_ENABLED=$${STT_AUTH_ENABLED:-false} setsid $(VENV)/bin/uvicorn api.main:app --host 127.0.0.1 --port 8000 \
 	  > $(RUN)/api.log 2>&1 & echo $$! > $(RUN)/api.pid
-	@setsid $(VENV)/bin/celery -A worker.celery_app flower --address=127.0.0.1 --port=5555 > $(RUN)/flower.log 2>&1 & echo $$! > $(RUN)/flower.pid
+	@setsid $(PY) -m worker.flower --address 127.0.0.1 --port 5555 > $(RUN)/flower.log 2>&1 & echo $$! > $(RUN)/flower.pid
 	@echo "api http://localhost:8000/docs  flower http://localhost:5555  logs in $(RUN)/  stop with: make down"
 
 down:

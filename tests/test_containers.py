@@ -6,14 +6,18 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from stt_common.settings import REPO_ROOT, Settings
+from worker.flower import login_problem
 
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
@@ -117,3 +121,27 @@ def test_compose_sets_only_real_settings() -> None:
 def test_flower_and_celery_cli_exist() -> None:
     assert importlib.util.find_spec("flower") is not None
     assert Path(REPO_ROOT / "worker" / "celery_app.py").is_file()
+
+
+def test_compose_publishes_flower_on_loopback_with_no_default_login() -> None:
+    flower = SERVICES["flower"]
+    assert flower["command"][:3] == ["python", "-m", "worker.flower"]
+    assert all(str(port).startswith("127.0.0.1:") for port in flower["ports"])
+    assert flower["environment"]["FLOWER_BASIC_AUTH"] == "${FLOWER_BASIC_AUTH:-}"  # no password of ours
+
+
+@pytest.mark.parametrize("address, auth, refused", [
+    ("0.0.0.0", "", True), ("0.0.0.0", "admin:change-me", True), ("0.0.0.0", "ops:short", True),
+    ("0.0.0.0", "nocolon", True), ("0.0.0.0", "ops:a-long-real-password,dev:changeme", True),
+    ("0.0.0.0", "ops:a-long-real-password", False), ("::", "", True),
+    ("127.0.0.1", "", False), ("localhost", "", False), ("::1", "", False),
+])
+def test_flower_refuses_to_listen_beyond_loopback_without_a_real_login(address: str, auth: str, refused: bool) -> None:
+    assert (login_problem(address, {"FLOWER_BASIC_AUTH": auth}) is not None) == refused
+
+
+def test_flower_exits_saying_why_instead_of_serving_without_a_login() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWER_")}
+    out = subprocess.run([sys.executable, "-m", "worker.flower", "--address", "0.0.0.0", "--port", "1"],
+                         env=env, capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
+    assert out.returncode == 1 and "refusing to start" in out.stderr and "FLOWER_BASIC_AUTH" in out.stderr
