@@ -54,7 +54,7 @@ up: $(VENV)/.stamp-run migrate
 	@$(VENV)/bin/celery -A worker.webhook_app worker -Q webhooks --pool threads -B --loglevel INFO \
 	  -n webhooks@%h --pidfile $(RUN)/webhooks.pid --logfile $(RUN)/webhooks.log --detach
 	@# Local use: no API keys unless you ask for them (STT_AUTH_ENABLED=true make up); the api warns.
-	@STT_AUTH_ENABLED=$${STT_AUTH_ENABLED:-false} setsid $(VENV)/bin/uvicorn api.main:app --host 127.0.0.1 --port 8000 \
+	@STT_AUTH_ENABLED=$${STT_AUTH_ENABLED:-false} setsid $(PY) -m api.serve --host 127.0.0.1 --port 8000 \
 	  > $(RUN)/api.log 2>&1 & echo $$! > $(RUN)/api.pid
 	@setsid $(PY) -m worker.flower --address 127.0.0.1 --port 5555 > $(RUN)/flower.log 2>&1 & echo $$! > $(RUN)/flower.pid
 	@echo "api http://localhost:8000/docs  flower http://localhost:5555  logs in $(RUN)/  stop with: make down"

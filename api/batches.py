@@ -12,8 +12,11 @@ import shutil
 import tempfile
 import uuid
 import zipfile
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import BinaryIO
 
 from celery import Celery
@@ -24,7 +27,7 @@ from api.idempotency import forget, remember
 from api.uploads import JobOptions, accept_upload, check_quota, clean_filename
 from stt_common import events, faults, jobs
 from stt_common.db import utcnow
-from stt_common.errors import InputError, NotFound, TransientError
+from stt_common.errors import FileTooLarge, InputError, NotFound, TransientError
 from stt_common.models import Batch, Job, JobStatus, WebhookDelivery
 from stt_common.queue import publish_transcription
 from stt_common.settings import Settings
@@ -40,43 +43,112 @@ class BatchNotFound(NotFound):
 @dataclass
 class Item:
     filename: str | None
-    file: BinaryIO | None  # None when the item could not even be read (its error says why)
+    open: Callable[[], BinaryIO] | None  # the item's content, made when it is accepted; None: see `error`
     error: InputError | None = None
 
 
-def archive_items(archive: BinaryIO, settings: Settings, room: int) -> Iterator[Item]:
-    """The members of a zip archive as items, each copied out within the size limits. Directories and
-    hidden files (__MACOSX/, .DS_Store) are skipped; member paths are kept for display only."""
+def upload_item(filename: str | None, content: BinaryIO) -> Item:
+    """A `files` part: already spooled by the multipart parser."""
+    return Item(filename, lambda: content)
+
+
+# An archive is read only as far as its declarations allow: its central directory (entry count and size,
+# from the end record, before zipfile parses it), then each member's method, size and compression ratio,
+# and only then its content, one member at a time.
+ENTRIES_PER_ITEM = 4  # room for the folders and macOS's __MACOSX/._ twins of each file
+DIRECTORY_BYTES_PER_ENTRY = 1024
+MAX_COMPRESSION_RATIO = 100  # speech deflates by 1.1-3x; a run of zeros by 1000x
+RATIO_CHECKED_FROM = 1 << 20  # below a MB, a high ratio costs nothing
+SPOOL_BYTES = 64 * 1024  # an extracted member past this goes to a temporary file, not memory
+METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}  # others decompress a read without an output bound
+
+
+@contextmanager
+def archive_items(archive: BinaryIO, settings: Settings, room: int) -> Iterator[list[Item]]:
+    """The members of a zip archive as items, while the archive is open. Nothing is extracted here: each
+    item extracts its member when it is accepted. Directories and hidden files (__MACOSX/, .DS_Store)
+    are skipped; member paths are kept for display only, and ones that climb out (`..`, `/x`) are
+    refused as items."""
+    max_entries = ENTRIES_PER_ITEM * settings.max_batch_items + 64
+    _check_directory(archive, max_entries, room, settings.max_batch_items)
     try:
-        members = [m for m in zipfile.ZipFile(archive).infolist()
-                   if not m.is_dir() and not any(part.startswith((".", "__MACOSX"))
-                                                  for part in m.filename.split("/"))]
+        zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise InputError(f"the archive is not a readable zip file: {exc}", code="invalid_archive",
-                         http_status=422) from None
-    if len(members) > room:
-        raise TooManyItems(settings.max_batch_items)
-    archive.seek(0)
-    with zipfile.ZipFile(archive) as zf:
-        budget = settings.max_upload_bytes
+        raise InvalidArchive(f"the archive is not a readable zip file: {exc}") from None
+    with zf:
+        members = [m for m in zf.infolist() if not m.is_dir() and not _hidden(m.filename)]
+        if len(members) > room:
+            raise TooManyItems(settings.max_batch_items)
+        budget = settings.max_upload_bytes  # for all members together
+        items = []
         for member in members:
-            name = member.filename
-            if member.file_size > budget:  # budget starts at the upload limit and only shrinks
-                yield Item(name, None, InputError(
-                    f"{name}: larger than the limit of {settings.max_upload_bytes} bytes (the archive's "
-                    "members together count towards it too)", code="file_too_large"))
-                continue
-            copy = tempfile.SpooledTemporaryFile(max_size=1 << 20)  # noqa: SIM115 (the item owns it)
-            try:
-                with zf.open(member) as source:  # reads at most file_size bytes and checks the CRC
-                    shutil.copyfileobj(source, copy)
-            except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError) as exc:
-                copy.close()
-                yield Item(name, None, InputError(f"{name}: cannot be extracted: {exc}", code="corrupt_archive_member"))
-                continue
-            budget -= member.file_size
-            copy.seek(0)
-            yield Item(name, copy)  # type: ignore[arg-type]
+            error = _refusal(member, budget, settings.max_upload_bytes)
+            if error is None:
+                budget -= member.file_size
+            items.append(Item(member.filename, None if error else partial(_extract, zf, member), error))
+        yield items
+
+
+def _check_directory(archive: BinaryIO, max_entries: int, room: int, limit: int) -> None:
+    """zipfile parses the whole central directory when it opens an archive (300k empty entries cost
+    125 MB): read its declared size and count from the end record first."""
+    archive.seek(0)
+    end = _end_record(archive)
+    archive.seek(0)
+    if end is None:
+        raise InvalidArchive("the archive is not a readable zip file: no end of central directory")
+    entries, size = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]  # type: ignore[attr-defined]
+    if entries > max_entries:
+        raise TooManyItems(limit)
+    if size > max_entries * DIRECTORY_BYTES_PER_ENTRY:
+        raise InvalidArchive(f"the archive's directory is {size} bytes, more than its entries need")
+
+
+def _end_record(archive: BinaryIO) -> list[int] | None:
+    # zipfile's own end-record reader (ZIP64 included); it is private, but has not changed since 2.x.
+    return getattr(zipfile, "_EndRecData")(archive)  # noqa: B009
+
+
+def _hidden(name: str) -> bool:
+    return any(part.startswith(".") and part != ".." or part.startswith("__MACOSX") for part in name.split("/"))
+
+
+def _refusal(member: zipfile.ZipInfo, budget: int, limit: int) -> InputError | None:
+    """Why a member is refused from its declarations alone, or None."""
+    name = member.filename
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
+        return InputError(f"{name}: the path leaves the archive's folder", code="unsafe_archive_path")
+    if member.compress_type not in METHODS:
+        return InputError(f"{name}: compression method {member.compress_type} is not supported (stored and "
+                          "deflated are)", code="unsupported_compression")
+    if member.file_size > budget:  # budget starts at the upload limit and only shrinks
+        return FileTooLarge(f"{name}: larger than the limit of {limit} bytes (the archive's members together "
+                            "count towards it too)")
+    if member.file_size >= RATIO_CHECKED_FROM and member.file_size > MAX_COMPRESSION_RATIO * member.compress_size:
+        return InputError(f"{name}: compressed {member.file_size / max(1, member.compress_size):.0f} to 1, more "
+                          f"than audio ever is ({MAX_COMPRESSION_RATIO} to 1 at most)",
+                          code="compression_ratio_too_high")
+    return None
+
+
+def _extract(zf: zipfile.ZipFile, member: zipfile.ZipInfo) -> BinaryIO:
+    """The member's content in a spooled temporary file. zipfile stops at the declared size and checks
+    the CRC, so a member cannot grow past what `_refusal` saw."""
+    copy = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (the caller closes it)
+    try:
+        with zf.open(member) as source:
+            shutil.copyfileobj(source, copy)
+    except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError, zlib.error) as exc:
+        copy.close()
+        raise InputError(f"{member.filename}: cannot be extracted: {exc}", code="corrupt_archive_member") from None
+    copy.seek(0)
+    return copy  # type: ignore[return-value]
+
+
+class InvalidArchive(InputError):
+    code = "invalid_archive"
+    http_status = 422
 
 
 class TooManyItems(InputError):
@@ -130,11 +202,13 @@ def create(session: Session, storage: LocalStorage, settings: Settings, celery: 
 
 def _accept(session: Session, storage: LocalStorage, settings: Settings, item: Item, options: JobOptions,
             index: int) -> Job:
-    """The item's queued job, or a failed one carrying why it was refused."""
+    """The item's queued job, or a failed one carrying why it was refused. The item's content exists
+    only while it is checked and stored."""
     error = item.error
-    if error is None and item.file is not None:
+    if error is None and item.open is not None:
         try:
-            return accept_upload(session, storage, settings, item.file, item.filename, options, batch_index=index)
+            with closing(item.open()) as content:
+                return accept_upload(session, storage, settings, content, item.filename, options, batch_index=index)
         except InputError as exc:
             error = exc
     assert error is not None

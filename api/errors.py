@@ -16,7 +16,8 @@ from stt_common.errors import SttError, TooManyRequests, Unauthorized
 log = logging.getLogger(__name__)
 
 HTTP_CODES = {
-    400: "bad_request", 401: "invalid_api_key", 404: "not_found", 405: "method_not_allowed", 409: "conflict",
+    400: "bad_request", 401: "invalid_api_key", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
+    409: "conflict",
     413: "file_too_large", 415: "unsupported_media_type", 422: "validation_error",
     429: "rate_limited", 503: "service_unavailable",
 }
@@ -33,15 +34,32 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"the upload is larger than the limit of {limit} bytes")
 
 
+class BodyTimeout(HTTPException):
+    """The request body stopped arriving, or arrives slower than the least rate (api/limits.py)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(408, message, headers={"Connection": "close"})
+
+
+def stt_error_response(exc: SttError) -> JSONResponse:
+    headers = {"Retry-After": "5"} if exc.http_status == 503 else None
+    if isinstance(exc, TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after_s)}
+    elif isinstance(exc, Unauthorized):
+        headers = {"WWW-Authenticate": 'Bearer realm="stt"'}
+    return error_response(exc.http_status, exc.code, exc.message, headers)
+
+
+def database_error_response(exc: DBAPIError) -> JSONResponse:
+    log.warning("database unavailable: %s", exc.__class__.__name__)
+    return error_response(503, "database_unavailable", "the database is unavailable; retry shortly",
+                          {"Retry-After": "5"})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SttError)
     async def _stt_error(_: Request, exc: SttError) -> JSONResponse:
-        headers = {"Retry-After": "5"} if exc.http_status == 503 else None
-        if isinstance(exc, TooManyRequests):
-            headers = {"Retry-After": str(exc.retry_after_s)}
-        elif isinstance(exc, Unauthorized):
-            headers = {"WWW-Authenticate": 'Bearer realm="stt"'}
-        return error_response(exc.http_status, exc.code, exc.message, headers)
+        return stt_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -61,6 +79,4 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)
     async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
-        log.warning("database unavailable: %s", exc.__class__.__name__)
-        return error_response(503, "database_unavailable", "the database is unavailable; retry shortly",
-                              {"Retry-After": "5"})
+        return database_error_response(exc)

@@ -1,4 +1,4 @@
-"""The FastAPI application. Run with `uvicorn api.main:app` (settings from STT_* variables)."""
+"""The FastAPI application. Serve it with `python -m api.serve` (settings from STT_* variables)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from starlette.formparsers import MultiPartParser
 
-from api.auth import make_limiter
+from api.auth import Authentication, make_limiter
 from api.errors import install_error_handlers
-from api.limits import UploadSizeLimit
+from api.limits import BodyLimits, BodyPace
 from api.routes_batches import router as batches_router
 from api.routes_jobs import router as jobs_router
 from api.routes_openai import router as openai_router
@@ -26,6 +27,12 @@ from stt_common.settings import Settings, get_settings
 from stt_common.storage import LocalStorage
 
 log = logging.getLogger(__name__)
+
+# Form fields are kept in memory: no route has more than a dozen, none over 4 KB (Starlette allows 1000
+# of 1 MB each). File parts are spooled to disk past 64 KB instead of Starlette's 1 MB, so a batch of
+# 1000 small parts holds at most 64 MB in memory.
+MAX_FORM_FIELDS, MAX_FIELD_BYTES = 32, 64 * 1024
+MultiPartParser.spool_max_size = 64 * 1024
 
 
 def warm_up(app: FastAPI) -> None:
@@ -81,13 +88,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Asynchronous transcription jobs: POST audio, get a job id, poll for the result.",
         lifespan=lifespan,
     )
-    app.add_middleware(UploadSizeLimit, max_upload_bytes=settings.max_upload_bytes)
+    # The last added runs first: body limits wrap everything, then the caller is identified, both before
+    # a route reads the body.
+    app.add_middleware(Authentication)
+    app.add_middleware(BodyLimits, max_upload_bytes=settings.max_upload_bytes,
+                       pace=BodyPace(settings.body_idle_timeout_seconds, settings.body_min_bytes_per_second))
     install_error_handlers(app)
-    app.include_router(jobs_router)
+    app.include_router(jobs_router, form_limits={"max_fields": MAX_FORM_FIELDS, "max_part_size": MAX_FIELD_BYTES})
     # Starlette parses at most 1000 file parts by default; a batch may hold up to STT_MAX_BATCH_ITEMS.
-    app.include_router(batches_router, form_limits={"max_files": settings.max_batch_items + 1})
+    app.include_router(batches_router, form_limits={"max_fields": MAX_FORM_FIELDS, "max_part_size": MAX_FIELD_BYTES,
+                                                    "max_files": settings.max_batch_items + 1})
     app.include_router(webhooks_router)
-    app.include_router(openai_router)
+    app.include_router(openai_router, form_limits={"max_fields": MAX_FORM_FIELDS, "max_part_size": MAX_FIELD_BYTES})
     app.include_router(system_router)
     return app
 

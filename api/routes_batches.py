@@ -7,6 +7,7 @@ import io
 import json
 import zipfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
@@ -70,20 +71,18 @@ def create_batch(
         earlier = replay(session, *idempotency)
         if earlier is not None and earlier.batch_id is not None:
             return _batch_response(session, batches.get(session, earlier.batch_id, principal.tenant), replayed=True)
-    items = [batches.Item(u.filename, u.file) for u in uploads]
-    if archive is not None:
-        items += batches.archive_items(archive.file, settings, settings.max_batch_items - len(items))
-    try:
-        batch = batches.create(session, storage, settings, celery, items, options, idempotency)
-    except IntegrityError:
-        winner = replay(session, *idempotency) if idempotency else None  # a concurrent retry won the key
-        if winner is None or winner.batch_id is None:
-            raise
-        return _batch_response(session, batches.get(session, winner.batch_id, principal.tenant), replayed=True)
-    finally:
-        for item in items[len(uploads):]:
-            if item.file is not None:
-                item.file.close()
+    items = [batches.upload_item(u.filename, u.file) for u in uploads]
+    with ExitStack() as archive_open:
+        if archive is not None:
+            room = settings.max_batch_items - len(items)
+            items += archive_open.enter_context(batches.archive_items(archive.file, settings, room))
+        try:
+            batch = batches.create(session, storage, settings, celery, items, options, idempotency)
+        except IntegrityError:
+            winner = replay(session, *idempotency) if idempotency else None  # a concurrent retry won the key
+            if winner is None or winner.batch_id is None:
+                raise
+            return _batch_response(session, batches.get(session, winner.batch_id, principal.tenant), replayed=True)
     publish_new_deliveries(session, celery)  # events of rejected items, or batch.completed if none was accepted
     return _batch_response(session, batch, replayed=False)
 

@@ -1,28 +1,36 @@
 """POST /v1/audio/transcriptions, shaped like OpenAI's, so existing OpenAI clients work unchanged.
 
-It goes through the same queue as every job: the upload is accepted and enqueued, then the request waits
-(up to `STT_OPENAI_WAIT_SECONDS`) for a worker to finish it. A request that outwaits the limit gets 504
-with the job id; the job goes on and can be polled at /v1/jobs/{id}.
+It goes through the same queue as every job: the upload is accepted and enqueued (on a worker thread),
+then the request waits (up to `STT_OPENAI_WAIT_SECONDS`) for a worker to finish it, on the event loop:
+a waiting request holds no thread, so waits cannot starve other requests of the thread pool. One tenant
+may have `STT_OPENAI_MAX_WAITING` requests waiting in one api process; beyond that, 429
+`too_many_waiting_requests`. A request that outwaits the limit gets 504 with the job id; the job goes on
+and can be polled at /v1/jobs/{id}.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
+import uuid
 import zlib
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from itertools import islice
-from typing import Annotated, Literal
+from typing import Annotated, BinaryIO, Literal
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import State as AppState
 
 from api.auth import PrincipalDep, authenticate
-from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
 from api.routes_jobs import ERRORS, render_transcript
-from api.uploads import job_options, submit
+from api.uploads import JobOptions, job_options, submit
 from stt_common import jobs
-from stt_common.errors import InputError, SttError
+from stt_common.errors import InputError, SttError, TooManyRequests
 from stt_common.model_folder import list_models
 from stt_common.models import Job, JobStatus
 from stt_common.settings import Settings
@@ -40,12 +48,9 @@ class TranscriptionTimeout(SttError):
 
 
 @router.post("/transcriptions", responses={**ERRORS, 504: ERRORS[503]})
-def create_transcription(
+async def create_transcription(
     principal: PrincipalDep,
-    session: SessionDep,
-    storage: StorageDep,
-    settings: SettingsDep,
-    celery: CeleryDep,
+    request: Request,
     file: Annotated[UploadFile, File(description="The audio, in any format POST /v1/jobs accepts.")],
     model: Annotated[str, Form(max_length=128, description="A served model, or an OpenAI model name "
                                                           "(whisper-1, ...) for the default model.")],
@@ -58,14 +63,17 @@ def create_transcription(
     temperature: Annotated[float | None, Form(description="Accepted and ignored (greedy CTC).")] = None,
 ) -> Response:
     """Transcribe one file and answer with the transcript, as OpenAI's endpoint does."""
+    state: AppState = request.app.state
+    settings: Settings = state.settings
     name = _served_model(settings, model)
     served_language = _language(settings, name)
     if language and served_language and language.lower() != served_language.lower():
         raise InputError(f"model {name!r} transcribes {served_language!r}, not {language!r}",
                          code="unsupported_language")
     options = job_options(settings, principal.tenant, name, None, None)
-    job = submit(session, storage, settings, celery, file.file, file.filename, options)
-    job = _wait(session, job, settings.openai_wait_seconds)
+    async with _waiting_slot(principal.tenant, settings.openai_max_waiting):
+        job_id = await run_in_threadpool(_submit, state, file.file, file.filename, options)
+        job = await _wait(state, job_id, settings.openai_wait_seconds)
     if job.status != JobStatus.succeeded or job.result is None:
         raise InputError(job.error_message or f"the transcription was {job.status}",
                          code=job.error_code or f"job_{job.status}", http_status=422)
@@ -79,6 +87,53 @@ def create_transcription(
     return JSONResponse(_verbose(transcript, served_language, set(timestamp_granularities or ["segment"])))
 
 
+_waiting: Counter[str] = Counter()  # requests waiting for their job, by tenant, in this process
+
+
+@asynccontextmanager
+async def _waiting_slot(tenant: str, limit: int) -> AsyncIterator[None]:
+    """Counted on the event loop's one thread, so no lock is needed."""
+    if _waiting[tenant] >= limit:
+        raise TooManyRequests(f"this tenant already has {limit} transcriptions waiting for their result; poll "
+                              "them as jobs (POST /v1/jobs) or retry when one has finished",
+                              retry_after_s=5, code="too_many_waiting_requests")
+    _waiting[tenant] += 1
+    try:
+        yield
+    finally:
+        _waiting[tenant] -= 1
+        if not _waiting[tenant]:
+            del _waiting[tenant]
+
+
+def _submit(state: AppState, upload: BinaryIO, filename: str | None, options: JobOptions) -> uuid.UUID:
+    with state.session_factory() as session:
+        return submit(session, state.storage, state.settings, state.celery, upload, filename, options).id
+
+
+def _read(state: AppState, job_id: uuid.UUID) -> Job:
+    with state.session_factory(expire_on_commit=False) as session:
+        job = jobs.get_job(session, job_id)
+        session.expunge(job)
+        return job
+
+
+async def _wait(state: AppState, job_id: uuid.UUID, timeout: float) -> Job:
+    """Poll the job's row until it ends: a few ms at first, backing off to a quarter second. Each read
+    borrows a thread for a moment; the waits in between hold none."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        job = await run_in_threadpool(_read, state, job_id)
+        if JobStatus(job.status).is_terminal:
+            return job
+        if time.monotonic() >= deadline:
+            raise TranscriptionTimeout(
+                f"job {job.id} is still {job.status} after {timeout:.0f} s; poll GET /v1/jobs/{job.id}")
+        await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 1.5, 0.25)
+
+
 def _served_model(settings: Settings, requested: str) -> str:
     return settings.default_model if requested in OPENAI_MODEL_NAMES else requested
 
@@ -86,22 +141,6 @@ def _served_model(settings: Settings, requested: str) -> str:
 def _language(settings: Settings, model: str) -> str:
     found = list_models(settings.models_dir).get(model)
     return found[1].language if found else ""
-
-
-def _wait(session: Session, job: Job, timeout: float) -> Job:
-    """Poll the job's row until it ends: a few ms at first, backing off to a quarter second."""
-    deadline = time.monotonic() + timeout
-    delay = 0.005
-    while True:
-        session.expire_all()
-        job = jobs.get_job(session, job.id)
-        if JobStatus(job.status).is_terminal:
-            return job
-        if time.monotonic() >= deadline:
-            raise TranscriptionTimeout(
-                f"job {job.id} is still {job.status} after {timeout:.0f} s; poll GET /v1/jobs/{job.id}")
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.25)
 
 
 def _verbose(transcript: Transcript, language: str, granularities: set[str]) -> dict[str, object]:

@@ -78,7 +78,7 @@ def main() -> int:
                         "--appendonly", "no", "--dir", str(work)])
         subprocess.run([sys.executable, "-m", "stt_common.migrate"], cwd=REPO, env=env, check=True,
                        capture_output=True)
-        spawn("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(api_port), "--log-level",
+        spawn("api", [sys.executable, "-m", "api.serve", "--port", str(api_port), "--log-level",
                       "warning"])
         worker_started = time.perf_counter()
         spawn("worker", [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", "transcribe",

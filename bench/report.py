@@ -110,7 +110,7 @@ class PrivateStack:
                              "--appendonly", "no", "--dir", str(self.work)])
         subprocess.run([sys.executable, "-m", "stt_common.migrate", "--wait", "10"], cwd=self.repo, env=self.env,
                        check=True, capture_output=True)
-        self.spawn("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(self.api_port),
+        self.spawn("api", [sys.executable, "-m", "api.serve", "--port", str(self.api_port),
                            "--log-level", "warning", *api_args])
         self.spawn("worker", [*celery, "-A", "worker.celery_app", "worker", "-Q", "transcribe", "--loglevel",
                               "WARNING", "--without-gossip", "--without-mingle"])

@@ -60,7 +60,7 @@ def main() -> int:
     python = sys.executable
     worker = start("worker", [python, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", "transcribe",
                               "--loglevel", "INFO", "-n", f"demo-{port}@%h"])
-    api = start("api", [python, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)])
+    api = start("api", [python, "-m", "api.serve", "--host", "127.0.0.1", "--port", str(port)])
     references: dict[str, dict[str, object]] = json.loads((SAMPLES / "references.json").read_text(encoding="utf-8"))
     failures = 0
     key = ""

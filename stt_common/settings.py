@@ -40,6 +40,18 @@ class Settings(BaseSettings):
         "fewer word errors, more decoding time); false decodes greedily.",
     )
     max_upload_bytes: int = Field(1024 * 1024 * 1024, description="Largest accepted upload, in bytes.")
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="A request line and its headers must arrive within this many seconds of the "
+        "connection opening (or of the previous response); slower connections are closed (`python -m api.serve`).",
+    )
+    body_idle_timeout_seconds: float = Field(
+        30.0, gt=0, description="Longest wait for the next piece of a request body, in seconds; then 408 "
+        "`request_timeout`.",
+    )
+    body_min_bytes_per_second: int = Field(
+        16 * 1024, ge=1, description="Past its first `body_idle_timeout_seconds`, a request body must average at "
+        "least this many bytes per second (16 KiB/s: 1 GB in about 18 hours); slower ones get 408 `request_timeout`.",
+    )
     max_audio_seconds: float = Field(
         4 * 3600.0, description="Longest accepted audio, in seconds (checked on upload and while decoding)."
     )
@@ -65,13 +77,20 @@ class Settings(BaseSettings):
     openai_wait_seconds: float = Field(
         600.0, gt=0, description="How long POST /v1/audio/transcriptions waits for its job before a 504, in s."
     )
+    openai_max_waiting: int = Field(
+        16, ge=1, description="Requests of one tenant that may wait at once for their transcription in "
+        "POST /v1/audio/transcriptions, per api process; beyond it, 429 `too_many_waiting_requests`.",
+    )
     max_batch_items: int = Field(1000, ge=1, description="Most files in one batch (multipart parts or zip members).")
     webhook_secret: str | None = Field(
         None, description="`whsec_...` secret that signs every tenant's webhooks; unset (the default, and the "
         "right choice with several tenants): each tenant gets its own, made and kept in the database "
         "(`GET /v1/webhooks/secret`, `python -m api.admin webhook-secret --tenant T`).",
     )
-    webhook_timeout_seconds: float = Field(10.0, gt=0, description="Time limit of one webhook attempt, in s.")
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, description="Deadline of one whole webhook attempt (address lookup, connect, send, the "
+        "answer's status and first KB), in s; however slowly the receiver answers, the attempt ends then.",
+    )
     webhook_retry_schedule: list[float] = Field(
         default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
         description="Delays before each retry of a failed webhook, in seconds (each ±20% jitter); the default "

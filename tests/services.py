@@ -3,10 +3,14 @@ process and a uvicorn server in a thread."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
+import select
 import shutil
 import signal
 import socket
+import socketserver
 import subprocess
 import sys
 import tempfile
@@ -21,6 +25,8 @@ from pathlib import Path
 import uvicorn
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from api.serve import make_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -128,13 +134,13 @@ class PostgresServer:
 
 
 class ApiProcess:
-    """`uvicorn api.main:app` as a real process (so a fault point may end it)."""
+    """`python -m api.serve` (uvicorn) as a real process (so a fault point may end it)."""
 
     def __init__(self, settings_env: dict[str, str], log_path: Path) -> None:
         self.port = free_port()
         self.log_path = log_path
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-m", "api.serve", "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=REPO, env=env_for(settings_env), stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -240,11 +246,12 @@ def webhooks_worker(settings_env: dict[str, str], workdir: Path) -> CeleryWorker
 
 
 class ThreadedServer:
-    """uvicorn serving an ASGI app in a background thread on a free port."""
+    """The app served as `python -m api.serve` serves it (uvicorn with the header deadline), in a background
+    thread on a free port."""
 
-    def __init__(self, app: object) -> None:
+    def __init__(self, app: object, header_timeout_s: float = 10.0) -> None:
         self.port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")  # type: ignore[arg-type]
+        config = make_config(app, "127.0.0.1", self.port, header_timeout_s, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
@@ -316,6 +323,40 @@ class WebhookReceiver:
     def count(self) -> int:
         with self.lock:
             return len(self.received)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class DrippingReceiver:
+    """A receiver that reads the request, then answers one byte every `every_s` seconds and never finishes;
+    records when each connection opened and closed."""
+
+    def __init__(self, every_s: float = 0.2) -> None:
+        self.connections: list[tuple[float, float]] = []
+        receiver = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                opened = time.monotonic()
+                self.request.settimeout(30)
+                with contextlib.suppress(OSError):
+                    self.request.recv(65536)
+                    for byte in itertools.cycle(b"HTTP/1.1 200 OK\r\nX-Drip: " + b"a" * 60):
+                        self.request.sendall(bytes([byte]))
+                        readable, _, _ = select.select([self.request], [], [], every_s)
+                        if readable and not self.request.recv(1):  # the sender hung up: note when
+                            break
+                receiver.connections.append((opened, time.monotonic()))
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
 
     def stop(self) -> None:
         self.server.shutdown()

@@ -186,7 +186,7 @@ def test_each_tenant_signs_its_webhooks_with_its_own_secret(client: TestClient, 
     from stt_common import events, jobs
     from stt_common.transcript import Transcript
     from tests.services import WebhookReceiver
-    from worker.webhook_sender import SenderContext, deliver, make_client
+    from worker.webhook_sender import SenderContext, deliver
 
     secrets = {t: client.get("/v1/webhooks/secret", headers=new_key(secured, t)).json()["secret"]
                for t in ("acme", "globex")}
@@ -203,7 +203,7 @@ def test_each_tenant_signs_its_webhooks_with_its_own_secret(client: TestClient, 
             attempt = jobs.claim(session, job.id, 60, max_attempts=3)
             assert attempt is not None and jobs.complete(session, job.id, attempt, Transcript(text="x"), 0.1)
             (delivery_id,) = events.take_new(session)
-        assert deliver(SenderContext(settings, secured.session_factory, make_client()), delivery_id) is None
+        assert deliver(SenderContext(settings, secured.session_factory), delivery_id) is None
     finally:
         receiver.stop()
     (request,) = receiver.received

@@ -5,6 +5,7 @@ package."""
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from stt_common.webhooks import AddressRefused, check_url, is_public, public_add
 from tests.audio_files import silence_opus_webm
 from tests.conftest import SAMPLES, Stack
 from tests.services import (
+    DrippingReceiver,
     Reply,
     ThreadedServer,
     WebhookReceiver,
@@ -32,7 +34,7 @@ from tests.services import (
     free_port,
     wait_for,
 )
-from worker.webhook_sender import SenderContext, deliver, make_client
+from worker.webhook_sender import SenderContext, deliver
 
 pytestmark = pytest.mark.slow
 CLIP = SAMPLES / "clip01.wav"
@@ -204,7 +206,7 @@ def test_a_url_resolving_to_a_private_address_is_refused_when_sending(stack: Sta
     resolves to it. Nothing reaches it; the attempt is recorded as refused and not retried."""
     receiver = WebhookReceiver()
     settings = stack.settings.model_copy(update={"webhook_allowed_hosts": []})
-    context = SenderContext(settings, stack.session_factory, make_client())
+    context = SenderContext(settings, stack.session_factory)
     try:
         for url in (receiver.url(), f"http://localhost:{receiver.port}/hook"):
             with session_scope(stack.session_factory) as session:
@@ -281,3 +283,29 @@ def test_deleting_a_job_cancels_its_pending_retries_and_erases_every_copy_of_the
     finally:
         receiver.stop()
         delivered.stop()
+
+
+def test_an_attempt_ends_at_its_deadline_however_slowly_the_receiver_drips(
+    hook_stack: Stack, running: httpx.Client
+) -> None:
+    """A byte every 0.2 s keeps every read under httpx's per-read timeout: only a deadline on the whole
+    attempt (1 s here) ends it. No two attempts of the delivery are ever on the wire at once."""
+    api = running
+    receiver = DrippingReceiver(every_s=0.2)
+    try:
+        job_id = submit(api, receiver.url())
+
+        def three_attempts() -> list[dict] | None:  # type: ignore[type-arg]
+            entries = log(api, job_id)
+            return entries[0]["attempts"] if entries and len(entries[0]["attempts"]) >= 3 else None
+
+        attempts = wait_for(three_attempts, 60, "three attempts", interval=0.2)
+        assert isinstance(attempts, list)
+        assert {a["error"] for a in attempts} == {"timeout"}
+        assert all(a["latency_ms"] < 1800 for a in attempts), attempts
+        wait_for(lambda: len(receiver.connections) >= 3, 10, "the receiver to see the connections close")
+        spans = sorted(receiver.connections)
+        assert all(end - opened < 2.0 for opened, end in spans), spans
+        assert all(later[0] >= earlier[1] - 0.05 for earlier, later in itertools.pairwise(spans)), spans
+    finally:
+        receiver.stop()

@@ -29,7 +29,7 @@ from stt_common.queue import (
     publish_transcription,
 )
 from stt_common.settings import get_settings
-from worker.webhook_sender import SHORT_DELAY_S, SenderContext, deliver, due_deliveries, make_client
+from worker.webhook_sender import SHORT_DELAY_S, SenderContext, deliver, due_deliveries
 
 log = logging.getLogger(__name__)
 settings = get_settings()
@@ -56,7 +56,7 @@ def context() -> SenderContext:
     global _context
     if _context is None:
         factory = make_session_factory(make_engine(settings.database_url))
-        _context = SenderContext(settings, factory, make_client())
+        _context = SenderContext(settings, factory)
     return _context
 
 

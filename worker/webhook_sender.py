@@ -4,16 +4,24 @@ signed body → record the attempt → schedule a retry or finish. No Celery her
 Retried: timeouts, connection errors, 429 and 5xx, on `webhook_retry_schedule` with ±20% jitter (a
 longer Retry-After wins). Final: 2xx (delivered), 410 (disabled), a redirect (never followed), other
 4xx, and an address the SSRF guard refuses.
+
+Each attempt has one deadline, `webhook_timeout_seconds`, for all of it: the address lookup, connecting,
+sending and reading the answer's start. httpx's timeouts count per read, so a receiver dripping a byte
+every few seconds would hold an attempt for minutes; the attempt runs on an event loop of its own under
+`asyncio.timeout`, which cancels it wherever it is. The claim's lease (`LEASE_FACTOR` deadlines and
+more) always outlasts a live attempt, so the sweep can never send the same delivery twice at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import random
 import socket
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from urllib.parse import SplitResult, urlsplit, urlunsplit
@@ -34,6 +42,10 @@ RESPONSE_BYTES = 1024  # of the receiver's answer kept in the attempt log
 SHORT_DELAY_S = 60.0  # retries sooner than this are queued with a countdown; later ones wait for the sweep
 REPUBLISH_AFTER_S = 120.0  # a due delivery whose message is older than this is published again
 USER_AGENT = "stt-webhooks/1"
+LEASE_FACTOR, LEASE_MARGIN_S = 3, 30.0  # the claim lasts 3 deadlines + 30 s; an attempt at most 1 deadline
+# Lookups run here, not in the event loop's default executor: asyncio.run waits for that one's threads
+# at exit, so a resolver that hangs would outlast the deadline.
+_RESOLVER = ThreadPoolExecutor(max_workers=8, thread_name_prefix="webhook-dns")
 
 
 class Verdict(StrEnum):
@@ -57,7 +69,6 @@ class Attempt:
 class SenderContext:
     settings: Settings
     session_factory: sessionmaker[Session]
-    client: httpx.Client
     secrets: dict[str, str] = field(default_factory=dict, repr=False)  # by tenant, read once per process
 
     def signing_secret(self, session: Session, tenant: str) -> str:
@@ -66,12 +77,16 @@ class SenderContext:
         return self.secrets[tenant]
 
 
-def make_client() -> httpx.Client:
-    """No proxies from the environment (they would bypass the address check), no redirects, and no
-    kept-alive connections (a connection made for one host name must not serve another on the same
-    address)."""
-    return httpx.Client(trust_env=False, follow_redirects=False,
-                        limits=httpx.Limits(max_keepalive_connections=0))
+def make_client() -> httpx.AsyncClient:
+    """One per attempt: no proxies from the environment (they would bypass the address check), no
+    redirects, and no kept-alive connections (a connection made for one host name must not serve
+    another on the same address)."""
+    return httpx.AsyncClient(trust_env=False, follow_redirects=False,
+                             limits=httpx.Limits(max_keepalive_connections=0))
+
+
+def lease_seconds(settings: Settings) -> float:
+    return settings.webhook_timeout_seconds * LEASE_FACTOR + LEASE_MARGIN_S
 
 
 def _claim(session: Session, delivery_id: uuid.UUID, lease_s: float) -> WebhookDelivery | None:
@@ -95,7 +110,7 @@ def deliver(ctx: SenderContext, delivery_id: uuid.UUID) -> float | None:
     """Make one attempt if the delivery is due. Returns the delay until the next attempt, if any."""
     settings = ctx.settings
     with session_scope(ctx.session_factory) as session:
-        delivery = _claim(session, delivery_id, settings.webhook_timeout_seconds * 3 + 30)
+        delivery = _claim(session, delivery_id, lease_seconds(settings))
         if delivery is None:
             log.debug("delivery %s: not due or already taken; skipped", delivery_id)
             return None
@@ -103,8 +118,7 @@ def deliver(ctx: SenderContext, delivery_id: uuid.UUID) -> float | None:
         url, body, number, msg_id = delivery.url, delivery.body, delivery.attempts, delivery.webhook_id
         retries_used = delivery.attempts - delivery.round_offset
     started = utcnow()
-    attempt = send(ctx.client, url, msg_id, body, secret, settings.webhook_timeout_seconds,
-                   settings.webhook_allowed_hosts)
+    attempt = send(url, msg_id, body, secret, settings.webhook_timeout_seconds, settings.webhook_allowed_hosts)
     delay = _next_delay(attempt, retries_used, settings.webhook_retry_schedule)
     with session_scope(ctx.session_factory) as session:
         session.add(WebhookAttempt(delivery_id=delivery_id, number=number, started_at=started,
@@ -153,34 +167,42 @@ def _finish(session: Session, delivery_id: uuid.UUID, number: int, verdict: Verd
     )
 
 
-def send(client: httpx.Client, url: str, msg_id: str, body: str, secret: str, timeout_s: float,
-         allowlist: list[str]) -> Attempt:
-    """One signed POST to the address the URL's host resolves to now, checked by the SSRF guard."""
+def send(url: str, msg_id: str, body: str, secret: str, deadline_s: float, allowlist: list[str]) -> Attempt:
+    """One signed POST to the address the URL's host resolves to now, checked by the SSRF guard, all of
+    it within `deadline_s`."""
+    return asyncio.run(_send(url, msg_id, body, secret, deadline_s, allowlist))
+
+
+async def _send(url: str, msg_id: str, body: str, secret: str, deadline_s: float, allowlist: list[str]) -> Attempt:
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        address = public_address(host, port, allowlist)
-    except AddressRefused as exc:
-        return Attempt(Verdict.final, error="address_refused", response=str(exc))
-    except (socket.gaierror, UnicodeError) as exc:
-        return Attempt(Verdict.retry, error="dns_error", response=str(exc)[:RESPONSE_BYTES])
-    timestamp = int(time.time())
-    headers = {
-        "host": parts.netloc,
-        "content-type": "application/json",
-        "user-agent": USER_AGENT,
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, msg_id, timestamp, body),
-    }
-    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
     started = time.perf_counter()
     try:
-        with client.stream("POST", _pinned(parts, address, port), content=body.encode(), headers=headers,
-                           timeout=timeout_s, extensions=extensions) as response:
-            answer = _read_start(response)
-    except httpx.TimeoutException:
+        async with asyncio.timeout(deadline_s):
+            lookup = asyncio.get_running_loop().run_in_executor(_RESOLVER, public_address, host, port, allowlist)
+            try:
+                address = await lookup
+            except AddressRefused as exc:
+                return Attempt(Verdict.final, error="address_refused", response=str(exc))
+            except (socket.gaierror, UnicodeError) as exc:
+                return Attempt(Verdict.retry, error="dns_error", response=str(exc)[:RESPONSE_BYTES])
+            timestamp = int(time.time())
+            headers = {
+                "host": parts.netloc,
+                "content-type": "application/json",
+                "user-agent": USER_AGENT,
+                "webhook-id": msg_id,
+                "webhook-timestamp": str(timestamp),
+                "webhook-signature": sign(secret, msg_id, timestamp, body),
+            }
+            extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+            async with make_client() as client, client.stream(
+                "POST", _pinned(parts, address, port), content=body.encode(), headers=headers,
+                timeout=deadline_s, extensions=extensions,
+            ) as response:
+                answer = await _read_start(response)
+    except (TimeoutError, httpx.TimeoutException):
         return Attempt(Verdict.retry, latency_ms=_ms(started), error="timeout")
     except httpx.TransportError as exc:
         return Attempt(Verdict.retry, latency_ms=_ms(started), error="connection_error",
@@ -204,9 +226,9 @@ def _pinned(parts: SplitResult, address: IpAddress, port: int) -> str:
     return urlunsplit((parts.scheme, f"{host}:{port}", parts.path or "/", parts.query, ""))
 
 
-def _read_start(response: httpx.Response) -> str:
+async def _read_start(response: httpx.Response) -> str:
     kept = b""
-    for chunk in response.iter_raw():
+    async for chunk in response.aiter_raw():
         kept += chunk
         if len(kept) >= RESPONSE_BYTES:
             break
