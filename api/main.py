@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from redis import Redis
 from starlette.formparsers import MultiPartParser
 
 from api.auth import Authentication, make_limiter
@@ -72,7 +73,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.session_factory = make_session_factory(engine)
         app.state.storage = LocalStorage(settings.storage_dir)
         app.state.celery = make_celery(settings)
-        app.state.metrics = metrics_registry(settings.redis_url, app.state.session_factory)
+        app.state.metrics = metrics_registry(settings.redis_url, app.state.session_factory,
+                                             settings.metrics_cache_seconds)
+        app.state.redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
         app.state.limiter = make_limiter(settings.redis_url)
         if not settings.auth_enabled:
             log.warning("authentication is OFF (STT_AUTH_ENABLED=false): anyone who can reach this api can read "

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import hmac
+import math
+import threading
+import time
+
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
@@ -14,7 +19,7 @@ from api.auth import authenticate
 from api.deps import SessionDep, SettingsDep
 from api.schemas import ErrorBody, ModelList, ModelOut, ReadyOut
 from stt_common import readiness
-from stt_common.errors import TransientError
+from stt_common.errors import TransientError, Unauthorized
 from stt_common.metrics import ServiceCollector
 from stt_common.model_folder import list_models
 
@@ -28,7 +33,7 @@ def health() -> dict[str, str]:
 
 
 @router.get("/ready", response_model=ReadyOut, tags=["system"], responses={503: {"model": ReadyOut}})
-def ready(session: SessionDep, settings: SettingsDep) -> JSONResponse:
+def ready(request: Request, session: SessionDep, settings: SettingsDep) -> JSONResponse:
     """Readiness: the database and the broker answer, and at least one worker process has the default
     model loaded and warmed."""
     checks: dict[str, str] = {}
@@ -38,7 +43,7 @@ def ready(session: SessionDep, settings: SettingsDep) -> JSONResponse:
     except Exception as exc:
         checks["database"] = f"error: {exc.__class__.__name__}"
     try:
-        client = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+        client: Redis = request.app.state.redis  # one client (and its connection pool) for every call
         client.ping()
         checks["broker"] = "ok"
         warm = readiness.ready_models(client).get(settings.default_model, 0)
@@ -63,21 +68,44 @@ def models(settings: SettingsDep) -> ModelList:
     return ModelList(data=data)
 
 
-def metrics_registry(redis_url: str, session_factory: sessionmaker[Session]) -> CollectorRegistry:
+def metrics_registry(redis_url: str, session_factory: sessionmaker[Session], ttl_s: float) -> MetricsCache:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ServiceCollector(redis_url, session_factory))
     ProcessCollector(registry=registry)  # this api process's CPU, memory and open files
-    return registry
+    return MetricsCache(registry, ttl_s)
+
+
+class MetricsCache:
+    """One reading of the registry served for `ttl_s`: scrapes in between cost nothing, and concurrent
+    ones wait for a single reading instead of each querying the database and Redis."""
+
+    def __init__(self, registry: CollectorRegistry, ttl_s: float) -> None:
+        self.registry, self.ttl_s = registry, ttl_s
+        self.lock = threading.Lock()
+        self.body, self.read_at = b"", -math.inf
+
+    def read(self) -> bytes:
+        with self.lock:
+            if time.monotonic() - self.read_at >= self.ttl_s:
+                self.body = generate_latest(self.registry)
+                self.read_at = time.monotonic()
+            return self.body
 
 
 @router.get("/metrics", tags=["system"], response_class=Response,
-            responses={200: {"content": {"text/plain": {}}}})
-def metrics(request: Request) -> Response:
-    """Prometheus metrics of the whole service: queue depth, jobs by status, finished jobs by status and
-    error code, processing time, real-time factor and queue wait histograms, webhook attempts by outcome
-    (docs/OBSERVABILITY.md)."""
+            responses={200: {"content": {"text/plain": {}}}, 401: {"model": ErrorBody}})
+def metrics(request: Request, settings: SettingsDep) -> Response:
+    """Prometheus metrics of the whole service: queue depth, jobs queued and processing, finished jobs by
+    status and error code, processing time, real-time factor and queue wait histograms, webhook attempts
+    by outcome (docs/OBSERVABILITY.md). With `STT_METRICS_TOKEN` set, it needs that bearer token."""
+    if settings.metrics_token:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        expected = settings.metrics_token.encode()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+            raise Unauthorized("GET /metrics needs `Authorization: Bearer <STT_METRICS_TOKEN>`",
+                               code="invalid_metrics_token")
     try:
-        body = generate_latest(request.app.state.metrics)
+        body = request.app.state.metrics.read()
     except RedisError as exc:
         raise TransientError("the broker is unavailable; metrics cannot be read", code="broker_unavailable") from exc
     return Response(body, media_type=CONTENT_TYPE_LATEST)

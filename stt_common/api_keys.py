@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from stt_common.db import utcnow
-from stt_common.models import ApiKey
+from stt_common.models import DEFAULT_TENANT, ApiKey
 
 PREFIX = "stt_"
 ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -37,6 +37,8 @@ def _digest(secret: str) -> str:
 def create(session: Session, tenant: str, name: str | None = None, rate_limit_per_minute: int | None = None) -> NewKey:
     if not TENANT_PATTERN.fullmatch(tenant):
         raise ValueError("a tenant is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+    if tenant == DEFAULT_TENANT:  # it owns what was made with authentication off, and that secret
+        raise ValueError(f"the tenant name {DEFAULT_TENANT!r} is reserved for use with authentication off")
     key_id = "".join(secrets.choice(ID_ALPHABET) for _ in range(8))
     secret = secrets.token_urlsafe(32)  # 43 characters
     key = ApiKey(id=key_id, tenant=tenant, name=name, secret_sha256=_digest(secret),

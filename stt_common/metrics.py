@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from stt_common.jobs import ACTIVE
 from stt_common.models import Job
 from stt_common.queue import TRANSCRIBE_QUEUE, WEBHOOK_QUEUE
 
@@ -85,13 +86,14 @@ class ServiceCollector(Collector):
         self.redis_url, self.session_factory = redis_url, session_factory
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
-        jobs = GaugeMetricFamily("stt_jobs", "Jobs in the database by status (deleted ones excluded).",
+        jobs = GaugeMetricFamily("stt_jobs", "Jobs queued or processing (finished ones: stt_jobs_finished_total).",
                                  labels=["status"])
-        with self.session_factory() as session:
+        with self.session_factory() as session:  # active jobs only: a range of the status index, not every job
             counts = dict(session.execute(  # type: ignore[arg-type]
-                select(Job.status, func.count()).where(Job.deleted_at.is_(None)).group_by(Job.status)).all())
-        for status in ("queued", "processing", "succeeded", "failed", "canceled"):
-            jobs.add_metric([status], counts.get(status, 0))
+                select(Job.status, func.count()).where(Job.status.in_(ACTIVE), Job.deleted_at.is_(None))
+                .group_by(Job.status)).all())
+        for active in ACTIVE:
+            jobs.add_metric([active.value], counts.get(active, 0))
         yield jobs
 
         redis = _redis(self.redis_url)

@@ -150,6 +150,14 @@ class Settings(BaseSettings):
         5000, ge=1, description="Jobs one tenant may have queued or processing at once; a submission beyond it "
         "gets 429 `quota_exceeded` with Retry-After.",
     )
+    metrics_token: str | None = Field(
+        None, description="When set, GET /metrics needs `Authorization: Bearer <this token>` (it shows counts "
+        "across all tenants). Unset: /metrics is open; keep it off the public network.",
+    )
+    metrics_cache_seconds: float = Field(
+        5.0, ge=0, description="GET /metrics serves the same reading for this many seconds, however often it "
+        "is scraped; 0 = read on every scrape.",
+    )
     log_format: Literal["text", "json"] = Field(
         "text", description="`text`, or `json`: one JSON object per line with time, level, logger, process, "
         "message and the running job's `job_id`.",

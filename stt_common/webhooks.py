@@ -95,17 +95,26 @@ class AddressRefused(Exception):
     """The receiver's name resolves to an address the service must not call (SSRF guard)."""
 
 
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052's well-known prefix: the IPv4 address is the last 32 bits
+NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215, for local translators: never a public receiver
+
+
 def _embedded_ipv4(ip: IpAddress) -> list[ipaddress.IPv4Address]:
-    """IPv4 addresses hidden in an IPv6 one (mapped ::ffff:a.b.c.d, 6to4, Teredo)."""
+    """IPv4 addresses hidden in an IPv6 one (mapped ::ffff:a.b.c.d, 6to4, Teredo, NAT64): a NAT64
+    gateway connects to 64:ff9b::7f00:1 as to 127.0.0.1."""
     if not isinstance(ip, ipaddress.IPv6Address):
         return []
     found = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+    if ip in NAT64:
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
     return [v4 for v4 in found if v4 is not None]
 
 
 def is_public(ip: IpAddress) -> bool:
     """Global unicast only: no loopback, private, shared (CGNAT), link-local (cloud metadata lives at
     169.254.169.254), multicast, reserved or unspecified address, however it is spelled."""
+    if ip in NAT64_LOCAL:
+        return False
     candidates = [ip, *_embedded_ipv4(ip)]
     return all(c.is_global and not c.is_multicast for c in candidates)
 

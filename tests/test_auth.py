@@ -210,3 +210,30 @@ def test_each_tenant_signs_its_webhooks_with_its_own_secret(client: TestClient, 
     Webhook(secrets["acme"]).verify(request.body, request.headers)
     with pytest.raises(WebhookVerificationError):  # another tenant cannot pass off an event as acme's
         Webhook(secrets["globex"]).verify(request.body, request.headers)
+
+
+def test_the_tenant_that_owns_auth_off_data_cannot_be_given_a_key(secured: Stack) -> None:
+    with session_scope(secured.session_factory) as s, pytest.raises(ValueError, match="reserved"):
+        api_keys.create(s, "default")
+    out = subprocess.run([sys.executable, "-m", "api.admin", "keys", "create", "--tenant", "default"],
+                         env=env_for(secured.env), capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "reserved" in out.stderr and "stt_" not in out.stdout
+
+
+@pytest.mark.parametrize("ttl", [0.0, 30.0])
+def test_metrics_can_need_a_token_and_serve_one_reading_for_a_while(
+    database_url: str, redis_server: RedisServer, tmp_path: Path, ttl: float
+) -> None:
+    stack = make_stack(database_url, redis_server.url, tmp_path, metrics_token="scrape-secret-1234",
+                       metrics_cache_seconds=ttl)
+    queued = 'stt_jobs{status="queued"}'
+    with TestClient(create_app(stack.settings)) as client:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "scrape-secret-1234"}):
+            r = client.get("/metrics", headers=headers)
+            assert (r.status_code, r.json()["error"]["code"]) == (401, "invalid_metrics_token")
+        scraper = {"Authorization": "Bearer scrape-secret-1234"}
+        first = client.get("/metrics", headers=scraper)
+        assert first.status_code == 200 and f"{queued} 0.0" in first.text
+        submit(client, new_key(stack, "acme"))
+        again = client.get("/metrics", headers=scraper).text
+    assert f"{queued} {0.0 if ttl else 1.0}" in again  # within the cache's time, the same reading

@@ -35,7 +35,7 @@ def test_metrics_count_jobs_queues_durations_and_webhooks(running: httpx.Client)
 
         def settled() -> dict | None:  # type: ignore[type-arg]
             m = scrape(api)
-            done = m.get(("stt_jobs", (("status", "succeeded"),)), 0) == 2
+            done = m.get(("stt_jobs_finished_total", (("code", ""), ("status", "succeeded"))), 0) == 2
             return m if done and m.get(("stt_webhook_attempts_total", (("outcome", "delivered"),))) == 2 else None
 
         metrics = wait_for(settled, 60, "both jobs and their webhooks in the metrics", interval=0.2)
@@ -43,7 +43,8 @@ def test_metrics_count_jobs_queues_durations_and_webhooks(running: httpx.Client)
         receiver.stop()
     assert isinstance(metrics, dict)
     assert metrics[("stt_jobs", (("status", "queued"),))] == 0
-    assert metrics[("stt_jobs_finished_total", (("code", ""), ("status", "succeeded")))] == 2
+    assert metrics[("stt_jobs", (("status", "processing"),))] == 0
+    assert ("stt_jobs", (("status", "succeeded"),)) not in metrics  # finished jobs are counted, not queried
     assert metrics[("stt_queue_depth", (("queue", "transcribe"),))] == 0
     for name in ("stt_job_processing_seconds", "stt_job_real_time_factor", "stt_job_queue_wait_seconds"):
         assert metrics[(f"{name}_count", ())] == 2 and metrics[(f"{name}_sum", ())] > 0

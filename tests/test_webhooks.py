@@ -185,6 +185,8 @@ def test_invalid_webhook_urls_and_metadata_are_refused_at_the_door(hook_stack: S
     ("255.255.255.255", False), ("::1", False), ("::", False), ("fe80::1", False), ("fc00::1", False),
     ("fd00:ec2::254", False), ("::ffff:127.0.0.1", False), ("::ffff:169.254.169.254", False),
     ("::ffff:8.8.8.8", True), ("2002:7f00:1::", False), ("2002:a9fe:a9fe::", False), ("ff02::1", False),
+    ("64:ff9b::7f00:1", False), ("64:ff9b::a9fe:a9fe", False), ("64:ff9b::a00:1", False),
+    ("64:ff9b::808:808", True), ("64:ff9b:1::a00:1", False), ("64:ff9b:1:808:8:800::", False),
 ])
 def test_ssrf_guard_classifies_addresses(address: str, public: bool) -> None:
     assert is_public(ipaddress.ip_address(address)) is public
