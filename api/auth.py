@@ -16,14 +16,15 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import anyio.to_thread
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from limits import RateLimitItemPerMinute
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy.exc import DBAPIError
 from starlette.datastructures import Headers
 from starlette.datastructures import State as AppState
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import database_error_response, stt_error_response
 from stt_common import api_keys
@@ -52,21 +53,27 @@ def _presented(headers: Headers) -> str | None:
     return headers.get("x-api-key") or None
 
 
-def _rate_limit(limiter: MovingWindowRateLimiter, key_id: str, per_minute: int) -> None:
+def _rate_limit(limiter: MovingWindowRateLimiter, key_id: str, per_minute: int) -> dict[str, str]:
+    """Count the request; the `RateLimit-*` headers that tell the caller where it stands."""
     item = RateLimitItemPerMinute(per_minute)
     try:
-        if limiter.hit(item, key_id):
-            return
-        reset = limiter.get_window_stats(item, key_id).reset_time
+        allowed = limiter.hit(item, key_id)
+        window = limiter.get_window_stats(item, key_id)
     except Exception as exc:  # Redis away: serve rather than refuse everyone (submissions fail on their own)
         log.warning("rate limit not checked: %s", exc.__class__.__name__)
-        return
-    raise TooManyRequests(f"this API key is limited to {per_minute} requests per minute",
-                          retry_after_s=max(1, math.ceil(reset - time.time())))
+        return {}
+    reset_s = max(1, math.ceil(window.reset_time - time.time()))
+    headers = {"RateLimit-Limit": str(per_minute), "RateLimit-Remaining": str(window.remaining),
+               "RateLimit-Reset": str(reset_s)}
+    if not allowed:
+        raise TooManyRequests(f"this API key is limited to {per_minute} requests per minute",
+                              retry_after_s=reset_s, headers=headers)
+    return headers
 
 
-def identify(state: AppState, headers: Headers) -> Principal:
-    """The caller's principal, or Unauthorized / TooManyRequests. Blocking (database, Redis)."""
+def identify(state: AppState, headers: Headers) -> tuple[Principal, dict[str, str]]:
+    """The caller's principal and its rate-limit headers, or Unauthorized / TooManyRequests. Blocking
+    (database, Redis)."""
     presented = _presented(headers)
     if presented is None:
         raise Unauthorized("this endpoint needs an API key: send `Authorization: Bearer stt_...`",
@@ -75,8 +82,8 @@ def identify(state: AppState, headers: Headers) -> Principal:
         key = api_keys.verify(session, presented)
     if key is None:
         raise Unauthorized("the API key is not valid (unknown, malformed or revoked)")
-    _rate_limit(state.limiter, key.id, key.rate_limit_per_minute or state.settings.rate_limit_per_minute)
-    return Principal(key.tenant, key.id)
+    per_minute = key.rate_limit_per_minute or state.settings.rate_limit_per_minute
+    return Principal(key.tenant, key.id), _rate_limit(state.limiter, key.id, per_minute)
 
 
 class Authentication:
@@ -91,9 +98,10 @@ class Authentication:
             await self.app(scope, receive, send)
             return
         state: AppState = scope["app"].state
+        limit_headers: dict[str, str] = {}
         try:
             if state.settings.auth_enabled:
-                principal = await anyio.to_thread.run_sync(identify, state, Headers(scope=scope))
+                principal, limit_headers = await anyio.to_thread.run_sync(identify, state, Headers(scope=scope))
             else:
                 principal = Principal(DEFAULT_TENANT)
         except (SttError, DBAPIError) as exc:
@@ -102,10 +110,30 @@ class Authentication:
             await response(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = principal
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, _with_headers(send, limit_headers) if limit_headers else send)
 
 
-def authenticate(request: Request) -> Principal:
+def _with_headers(send: Send, headers: dict[str, str]) -> Send:
+    extra = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return sending
+
+
+# Declared for the OpenAPI schema (so /docs can send a key); the middleware has already read them.
+BEARER = HTTPBearer(auto_error=False, scheme_name="bearer", description="`Authorization: Bearer stt_...`")
+API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="apiKey", description="`X-API-Key: stt_...`")
+
+
+def authenticate(
+    request: Request,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
+    _api_key: Annotated[str | None, Security(API_KEY)] = None,
+) -> Principal:
     """The principal the middleware found (every /v1 router depends on this)."""
     principal = getattr(request.state, "principal", None)
     if not isinstance(principal, Principal):  # only if the middleware is missing: refuse, never guess

@@ -25,9 +25,9 @@ from sqlalchemy.orm import Session
 
 from api.idempotency import forget, remember
 from api.uploads import JobOptions, accept_upload, check_quota, clean_filename
-from stt_common import events, faults, jobs
+from stt_common import events, faults, jobs, metrics
 from stt_common.db import utcnow
-from stt_common.errors import FileTooLarge, InputError, NotFound, TransientError
+from stt_common.errors import FileTooLarge, InputError, NotFound, TooManyFiles, TransientError
 from stt_common.models import Batch, Job, JobStatus, WebhookDelivery
 from stt_common.queue import publish_transcription
 from stt_common.settings import Settings
@@ -42,14 +42,14 @@ class BatchNotFound(NotFound):
 
 @dataclass
 class Item:
-    filename: str | None
+    filename: str | None  # as shown: cleaned (`clean_filename`)
     open: Callable[[], BinaryIO] | None  # the item's content, made when it is accepted; None: see `error`
     error: InputError | None = None
 
 
 def upload_item(filename: str | None, content: BinaryIO) -> Item:
     """A `files` part: already spooled by the multipart parser."""
-    return Item(filename, lambda: content)
+    return Item(clean_filename(filename), lambda: content)
 
 
 # An archive is read only as far as its declarations allow: its central directory (entry count and size,
@@ -78,14 +78,16 @@ def archive_items(archive: BinaryIO, settings: Settings, room: int) -> Iterator[
     with zf:
         members = [m for m in zf.infolist() if not m.is_dir() and not _hidden(m.filename)]
         if len(members) > room:
-            raise TooManyItems(settings.max_batch_items)
+            raise TooManyFiles.in_batch(settings.max_batch_items)
         budget = settings.max_upload_bytes  # for all members together
         items = []
         for member in members:
             error = _refusal(member, budget, settings.max_upload_bytes)
             if error is None:
                 budget -= member.file_size
-            items.append(Item(member.filename, None if error else partial(_extract, zf, member), error))
+            climbs_out = error is not None and error.code == "unsafe_archive_path"
+            shown = clean_filename(member.filename, keep_folders=not climbs_out)
+            items.append(Item(shown, None if error else partial(_extract, zf, member), error))
         yield items
 
 
@@ -99,7 +101,7 @@ def _check_directory(archive: BinaryIO, max_entries: int, room: int, limit: int)
         raise InvalidArchive("the archive is not a readable zip file: no end of central directory")
     entries, size = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]  # type: ignore[attr-defined]
     if entries > max_entries:
-        raise TooManyItems(limit)
+        raise TooManyFiles.in_batch(limit)
     if size > max_entries * DIRECTORY_BYTES_PER_ENTRY:
         raise InvalidArchive(f"the archive's directory is {size} bytes, more than its entries need")
 
@@ -151,14 +153,6 @@ class InvalidArchive(InputError):
     http_status = 422
 
 
-class TooManyItems(InputError):
-    code = "too_many_files"
-    http_status = 413
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"a batch holds at most {limit} files (STT_MAX_BATCH_ITEMS)")
-
-
 def create(session: Session, storage: LocalStorage, settings: Settings, celery: Celery, items: list[Item],
            options: JobOptions, idempotency: tuple[str, str] | None = None) -> Batch:
     """Record the batch, its accepted and rejected jobs, commit, then enqueue the accepted ones."""
@@ -170,14 +164,16 @@ def create(session: Session, storage: LocalStorage, settings: Settings, celery: 
                   meta=options.meta, item_count=len(items), remaining=len(items), created_at=utcnow())
     session.add(batch)
     session.flush()
-    item_options = replace(options, batch_id=batch.id, meta=None)
+    item_options = replace(options, batch_id=batch.id)  # the batch's metadata is echoed on each job
     accepted: list[Job] = []
+    refused: list[str] = []
     try:
         for index, item in enumerate(items):
             job = _accept(session, storage, settings, item, item_options, index)
             if job.status == JobStatus.queued:
                 accepted.append(job)
             else:
+                refused.append(job.error_code or "")
                 events.job_finished(session, job.id)  # its job.failed event; counts the batch down
         if idempotency:
             remember(session, *idempotency, batch_id=batch.id)
@@ -197,6 +193,8 @@ def create(session: Session, storage: LocalStorage, settings: Settings, celery: 
         log.warning("publishing batch %s failed: %s", batch.id, exc)
         _take_back(session, storage, batch.id, idempotency[0] if idempotency else None)
         raise TransientError("the job queue is unavailable; retry shortly", code="queue_unavailable") from exc
+    for code in refused:  # failed jobs like any other: counted once the batch stands
+        metrics.job_finished(settings.redis_url, "failed", code)
     return batch
 
 
@@ -215,8 +213,8 @@ def _accept(session: Session, storage: LocalStorage, settings: Settings, item: I
     now = utcnow()
     job = Job(id=uuid.uuid4(), status=JobStatus.failed, tenant=options.tenant, model=options.model,
               batch_id=options.batch_id,
-              batch_index=index, webhook_url=options.webhook_url, audio_sha256="", audio_bytes=0,
-              filename=clean_filename(item.filename), created_at=now, finished_at=now,
+              batch_index=index, webhook_url=options.webhook_url, meta=options.meta, audio_sha256="", audio_bytes=0,
+              filename=item.filename, created_at=now, finished_at=now,
               error_code=error.code, error_message=error.message[:2000])
     session.add(job)
     session.flush()

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
-from stt_common.errors import SttError, TooManyRequests, Unauthorized
+from stt_common.errors import SttError, TooManyFiles, TooManyRequests, Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +23,10 @@ HTTP_CODES = {
 }
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None,
+                   fields: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, **(fields or {})}}, status_code=status,
+                        headers=headers)
 
 
 class BodyTooLarge(HTTPException):
@@ -41,13 +43,19 @@ class BodyTimeout(HTTPException):
         super().__init__(408, message, headers={"Connection": "close"})
 
 
+def too_many_files(path: str, max_batch_items: int) -> TooManyFiles:
+    if path.startswith("/v1/batches"):
+        return TooManyFiles.in_batch(max_batch_items)
+    return TooManyFiles("this endpoint takes one `file` part; send many files as a batch (POST /v1/batches)")
+
+
 def stt_error_response(exc: SttError) -> JSONResponse:
-    headers = {"Retry-After": "5"} if exc.http_status == 503 else None
+    headers = {"Retry-After": "5"} if exc.http_status == 503 else {}
     if isinstance(exc, TooManyRequests):
-        headers = {"Retry-After": str(exc.retry_after_s)}
+        headers = {"Retry-After": str(exc.retry_after_s)}  # with the RateLimit-* headers of a rate limit
     elif isinstance(exc, Unauthorized):
         headers = {"WWW-Authenticate": 'Bearer realm="stt"'}
-    return error_response(exc.http_status, exc.code, exc.message, headers)
+    return error_response(exc.http_status, exc.code, exc.message, {**headers, **exc.headers}, exc.fields)
 
 
 def database_error_response(exc: DBAPIError) -> JSONResponse:
@@ -70,11 +78,20 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "validation_error", "; ".join(parts) or "invalid request")
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         code = HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
-        if exc.status_code == 400 and str(exc.detail).startswith(("Too many files", "Too many fields")):
-            code = "too_many_parts"  # Starlette's multipart part-count limits
-        return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+        detail = str(exc.detail)
+        if exc.status_code == 400 and detail.startswith("Too many files"):  # Starlette's part count
+            return stt_error_response(too_many_files(request.url.path, request.app.state.settings.max_batch_items))
+        if exc.status_code == 400 and detail.startswith("Too many fields"):
+            code = "too_many_parts"
+        return error_response(exc.status_code, code, detail, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """Whatever escaped everything else still answers in the one error shape (and is logged)."""
+        log.exception("unexpected error in %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "an unexpected error; it has been logged")
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)

@@ -97,12 +97,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimits, max_upload_bytes=settings.max_upload_bytes,
                        pace=BodyPace(settings.body_idle_timeout_seconds, settings.body_min_bytes_per_second))
     install_error_handlers(app)
-    app.include_router(jobs_router, form_limits={"max_fields": MAX_FORM_FIELDS, "max_part_size": MAX_FIELD_BYTES})
+    app.include_router(jobs_router, form_limits={"max_fields": MAX_FORM_FIELDS, "max_part_size": MAX_FIELD_BYTES,
+                                                 "max_files": 1})
     # Starlette parses at most 1000 file parts by default; a batch may hold up to STT_MAX_BATCH_ITEMS.
     app.include_router(batches_router, form_limits={"max_fields": MAX_FORM_FIELDS, "max_part_size": MAX_FIELD_BYTES,
                                                     "max_files": settings.max_batch_items + 1})
     app.include_router(webhooks_router)
-    app.include_router(openai_router, form_limits={"max_fields": MAX_FORM_FIELDS, "max_part_size": MAX_FIELD_BYTES})
+    app.include_router(openai_router, form_limits={"max_fields": MAX_FORM_FIELDS, "max_part_size": MAX_FIELD_BYTES,
+                                                   "max_files": 1})
     app.include_router(system_router)
     return app
 

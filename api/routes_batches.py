@@ -20,10 +20,10 @@ from api.auth import PrincipalDep, authenticate
 from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
 from api.idempotency import REPLAY_HEADER, replay, request_digest, scoped_key
 from api.publishing import publish_new_deliveries
-from api.routes_jobs import ERRORS
-from api.schemas import BatchOut, ResultOut
+from api.schemas import BatchOut, ResultOut, error_responses
 from api.uploads import job_options
 from stt_common import events
+from stt_common.errors import TooManyFiles
 from stt_common.models import Batch, Job, JobStatus
 from stt_common.subtitles import to_srt, to_vtt
 from stt_common.transcript import Transcript
@@ -31,7 +31,7 @@ from stt_common.transcript import Transcript
 router = APIRouter(prefix="/v1/batches", tags=["batches"], dependencies=[Depends(authenticate)])
 
 
-@router.post("", status_code=202, response_model=BatchOut, responses=ERRORS)
+@router.post("", status_code=202, response_model=BatchOut, responses=error_responses(400, 408, 409, 413, 422))
 def create_batch(
     principal: PrincipalDep,
     session: SessionDep,
@@ -46,11 +46,12 @@ def create_batch(
     )] = None,
     model: Annotated[str | None, Form(max_length=128, description="Model for every file; see GET /v1/models.")] = None,
     webhook_url: Annotated[str | None, Form(
-        max_length=2048, description="Receives each job's `job.succeeded`/`job.failed` event and one "
+        description="Receives each job's `job.succeeded`/`job.failed` event and one "
         "`batch.completed` (docs/WEBHOOKS.md).",
     )] = None,
     metadata: Annotated[str | None, Form(
-        max_length=4096, description="A JSON object of your own (at most 4 KB), returned with the batch."
+        description="A JSON object of your own (at most 4 KB and 16 levels), returned with the batch and echoed "
+        "on each of its jobs and their events."
     )] = None,
     idempotency_key: Annotated[str | None, Header(
         min_length=1, max_length=255, description="Retry-safe: the same key and request return the same batch."
@@ -61,7 +62,7 @@ def create_batch(
     options = job_options(settings, principal.tenant, model, webhook_url, metadata)
     uploads = list(files or [])
     if len(uploads) > settings.max_batch_items:
-        raise batches.TooManyItems(settings.max_batch_items)
+        raise TooManyFiles.in_batch(settings.max_batch_items)
     idempotency = None
     if idempotency_key:
         fields = {"model": model, "webhook_url": webhook_url, "metadata": metadata}
@@ -98,7 +99,7 @@ def _batch_out(session: SessionDep, batch: Batch, *, with_items: bool = True) ->
     return BatchOut.of(batch, events.batch_counts(session, batch.id), items)
 
 
-@router.get("/{batch_id}", response_model=BatchOut, responses=ERRORS)
+@router.get("/{batch_id}", response_model=BatchOut, responses=error_responses(404))
 def get_batch(principal: PrincipalDep, session: SessionDep, batch_id: str, items: bool = True) -> BatchOut:
     """The batch's status, its jobs counted by status, and every item with its job and error
     (`items=false`: counts only, for cheap polling of a large batch)."""
@@ -108,7 +109,7 @@ def get_batch(principal: PrincipalDep, session: SessionDep, batch_id: str, items
 
 @router.get(
     "/{batch_id}/results",
-    responses={**ERRORS, 200: {"content": {"application/x-ndjson": {}, "application/zip": {}}}},
+    responses={**error_responses(404, 422), 200: {"content": {"application/x-ndjson": {}, "application/zip": {}}}},
 )
 def get_results(principal: PrincipalDep, session: SessionDep, batch_id: str,
                 format: Literal["jsonl", "srt", "vtt"] = "jsonl") -> Response:
@@ -146,7 +147,7 @@ def _subtitles_zip(batch: Batch, jobs: list[Job], format: Literal["srt", "vtt"])
     return Response(buffer.getvalue(), media_type="application/zip", headers=headers)
 
 
-@router.delete("/{batch_id}", status_code=204, responses=ERRORS)
+@router.delete("/{batch_id}", status_code=204, responses=error_responses(404))
 def delete_batch(principal: PrincipalDep, session: SessionDep, storage: StorageDep, batch_id: str) -> Response:
     """Cancel the batch's unfinished jobs and delete every job's audio and transcript. No events are sent
     for what is canceled."""

@@ -13,7 +13,7 @@ from api.auth import PrincipalDep, authenticate
 from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
 from api.idempotency import REPLAY_HEADER, replay, request_digest, scoped_key
 from api.publishing import publish_new_deliveries
-from api.schemas import ErrorBody, JobList, JobOut, ResultOut
+from api.schemas import JobList, JobOut, JobSummaryOut, ResultOut, error_responses
 from api.uploads import job_options, submit
 from stt_common import jobs
 from stt_common.errors import Conflict
@@ -24,12 +24,7 @@ from stt_common.transcript import Transcript
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(authenticate)])
 
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 415, 422, 429, 503)
-}
-
-
-@router.post("", status_code=202, response_model=JobOut, responses=ERRORS)
+@router.post("", status_code=202, response_model=JobOut, responses=error_responses(400, 408, 409, 413, 415, 422))
 def create_job(
     principal: PrincipalDep,
     session: SessionDep,
@@ -41,10 +36,10 @@ def create_job(
     )],
     model: Annotated[str | None, Form(max_length=128, description="Model name; see GET /v1/models.")] = None,
     webhook_url: Annotated[str | None, Form(
-        max_length=2048, description="Receives a signed `job.succeeded` or `job.failed` event (docs/WEBHOOKS.md)."
+        description="Receives a signed `job.succeeded` or `job.failed` event (docs/WEBHOOKS.md)."
     )] = None,
     metadata: Annotated[str | None, Form(
-        max_length=4096, description="A JSON object of your own (at most 4 KB), returned with the job and its events."
+        description="A JSON object of your own (at most 4 KB and 16 levels), returned with the job and its events."
     )] = None,
     idempotency_key: Annotated[str | None, Header(
         min_length=1, max_length=255, description="Retry-safe: the same key and request return the same job."
@@ -76,7 +71,7 @@ def _job_response(job: Job, *, replayed: bool) -> Response:
                     headers=headers)
 
 
-@router.get("", response_model=JobList, responses=ERRORS)
+@router.get("", response_model=JobList, responses=error_responses(400, 422))
 def list_jobs(
     principal: PrincipalDep,
     session: SessionDep,
@@ -87,10 +82,10 @@ def list_jobs(
     """Jobs, newest first, with progress; results carry only the text (GET the job for words and
     segments). Follow `next_cursor` for older pages."""
     page = jobs.list_jobs(session, tenant=principal.tenant, status=status, cursor=cursor, limit=limit)
-    return JobList(data=[JobOut.of(j, detail=False) for j in page.jobs], next_cursor=page.next_cursor)
+    return JobList(data=[JobSummaryOut.of(j) for j in page.jobs], next_cursor=page.next_cursor)
 
 
-@router.get("/{job_id}", response_model=JobOut, responses=ERRORS)
+@router.get("/{job_id}", response_model=JobOut, responses=error_responses(404))
 def get_job(principal: PrincipalDep, session: SessionDep, job_id: str) -> JobOut:
     """The job's status, progress, timings, and its result once it has succeeded."""
     return JobOut.of(jobs.get_job(session, jobs.parse_job_id(job_id), principal.tenant))
@@ -106,7 +101,8 @@ TRANSCRIPT_TYPES = {
 
 @router.get(
     "/{job_id}/transcript",
-    responses={**ERRORS, 200: {"content": {t.split(";")[0]: {} for t in TRANSCRIPT_TYPES.values()}}},
+    responses={**error_responses(404, 409, 422),
+               200: {"content": {t.split(";")[0]: {} for t in TRANSCRIPT_TYPES.values()}}},
 )
 def get_transcript(
     principal: PrincipalDep, session: SessionDep, job_id: str, format: Literal["txt", "json", "srt", "vtt"] = "txt"
@@ -133,7 +129,7 @@ def render_transcript(transcript: Transcript, format: Literal["txt", "srt", "vtt
     return Response(body, media_type=TRANSCRIPT_TYPES[format])
 
 
-@router.delete("/{job_id}", status_code=204, responses=ERRORS)
+@router.delete("/{job_id}", status_code=204, responses=error_responses(404))
 def delete_job(principal: PrincipalDep, session: SessionDep, storage: StorageDep, celery: CeleryDep,
                job_id: str) -> Response:
     """Cancel the job if it has not finished, and delete its audio and transcript."""

@@ -27,7 +27,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State as AppState
 
 from api.auth import PrincipalDep, authenticate
-from api.routes_jobs import ERRORS, render_transcript
+from api.routes_jobs import render_transcript
+from api.schemas import error_responses
 from api.uploads import JobOptions, job_options, submit
 from stt_common import jobs
 from stt_common.errors import InputError, SttError, TooManyRequests
@@ -43,11 +44,17 @@ LANGUAGE_NAMES = {"tr": "turkish"}
 
 
 class TranscriptionTimeout(SttError):
+    """Carries the job's id in the body (`job_id`) and its URL in `Location`: the job goes on."""
+
     code = "transcription_timeout"
     http_status = 504
 
+    def __init__(self, job: Job, timeout: float) -> None:
+        super().__init__(f"job {job.id} is still {job.status} after {timeout:.0f} s; poll GET /v1/jobs/{job.id}",
+                         fields={"job_id": str(job.id)}, headers={"Location": f"/v1/jobs/{job.id}"})
 
-@router.post("/transcriptions", responses={**ERRORS, 504: ERRORS[503]})
+
+@router.post("/transcriptions", responses=error_responses(400, 408, 413, 415, 422, 504))
 async def create_transcription(
     principal: PrincipalDep,
     request: Request,
@@ -128,8 +135,7 @@ async def _wait(state: AppState, job_id: uuid.UUID, timeout: float) -> Job:
         if JobStatus(job.status).is_terminal:
             return job
         if time.monotonic() >= deadline:
-            raise TranscriptionTimeout(
-                f"job {job.id} is still {job.status} after {timeout:.0f} s; poll GET /v1/jobs/{job.id}")
+            raise TranscriptionTimeout(job, timeout)
         await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 1.5, 0.25)
 

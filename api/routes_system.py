@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import authenticate
 from api.deps import SessionDep, SettingsDep
-from api.schemas import ErrorBody, ModelList, ModelOut, ReadyOut
+from api.schemas import ErrorBody, ModelList, ModelOut, ReadyOut, error_responses
 from stt_common import readiness
 from stt_common.errors import TransientError, Unauthorized
 from stt_common.metrics import ServiceCollector
@@ -57,7 +57,7 @@ def ready(request: Request, session: SessionDep, settings: SettingsDep) -> JSONR
 
 
 @router.get("/v1/models", response_model=ModelList, tags=["models"], dependencies=[Depends(authenticate)],
-            responses={401: {"model": ErrorBody}, 429: {"model": ErrorBody}})
+            responses=error_responses())
 def models(settings: SettingsDep) -> ModelList:
     """The models this deployment serves."""
     data = [

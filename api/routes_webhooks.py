@@ -11,8 +11,7 @@ from api import batches
 from api.auth import PrincipalDep, authenticate
 from api.deps import CeleryDep, SessionDep, SettingsDep
 from api.publishing import publish_new_deliveries
-from api.routes_jobs import ERRORS
-from api.schemas import DeliveryList, DeliveryOut, SecretOut
+from api.schemas import DeliveryList, DeliveryOut, SecretOut, error_responses
 from stt_common import events, jobs
 from stt_common.errors import Conflict
 from stt_common.models import WebhookAttempt, WebhookDelivery
@@ -21,7 +20,7 @@ from stt_common.webhooks import signing_secret
 router = APIRouter(tags=["webhooks"], dependencies=[Depends(authenticate)])
 
 
-@router.get("/v1/webhooks/secret", response_model=SecretOut, responses=ERRORS)
+@router.get("/v1/webhooks/secret", response_model=SecretOut, responses=error_responses())
 def webhook_secret(principal: PrincipalDep, session: SessionDep, settings: SettingsDep) -> SecretOut:
     """The `whsec_...` secret that signs your webhooks (your tenant's own), to verify them with any
     Standard Webhooks library."""
@@ -30,7 +29,7 @@ def webhook_secret(principal: PrincipalDep, session: SessionDep, settings: Setti
     return SecretOut(secret=secret)
 
 
-@router.get("/v1/jobs/{job_id}/webhooks", response_model=DeliveryList, responses=ERRORS)
+@router.get("/v1/jobs/{job_id}/webhooks", response_model=DeliveryList, responses=error_responses(404))
 def job_webhooks(principal: PrincipalDep, session: SessionDep, job_id: str) -> DeliveryList:
     """The job's event (`job.succeeded` or `job.failed`) with every delivery attempt."""
     job = jobs.get_job(session, jobs.parse_job_id(job_id), principal.tenant)
@@ -38,7 +37,7 @@ def job_webhooks(principal: PrincipalDep, session: SessionDep, job_id: str) -> D
 
 
 @router.post("/v1/jobs/{job_id}/webhooks/redeliver", status_code=202, response_model=DeliveryList,
-             responses=ERRORS)
+             responses=error_responses(404, 409))
 def redeliver_job_webhooks(principal: PrincipalDep, session: SessionDep, celery: CeleryDep,
                            job_id: str) -> DeliveryList:
     """Send the job's event again (same `webhook-id`, same body, a fresh retry schedule)."""
@@ -46,7 +45,7 @@ def redeliver_job_webhooks(principal: PrincipalDep, session: SessionDep, celery:
     return _redeliver(session, celery, events.deliveries(session, job_id=job.id))
 
 
-@router.get("/v1/batches/{batch_id}/webhooks", response_model=DeliveryList, responses=ERRORS)
+@router.get("/v1/batches/{batch_id}/webhooks", response_model=DeliveryList, responses=error_responses(404))
 def batch_webhooks(principal: PrincipalDep, session: SessionDep, batch_id: str) -> DeliveryList:
     """The batch's `batch.completed` event with every delivery attempt (its jobs' events are on each job)."""
     batch = batches.get(session, batches.parse_batch_id(batch_id), principal.tenant)
@@ -54,7 +53,7 @@ def batch_webhooks(principal: PrincipalDep, session: SessionDep, batch_id: str) 
 
 
 @router.post("/v1/batches/{batch_id}/webhooks/redeliver", status_code=202, response_model=DeliveryList,
-             responses=ERRORS)
+             responses=error_responses(404, 409))
 def redeliver_batch_webhooks(principal: PrincipalDep, session: SessionDep, celery: CeleryDep,
                              batch_id: str) -> DeliveryList:
     """Send the `batch.completed` event again."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, Field
 
@@ -17,10 +17,17 @@ from stt_common.transcript import Transcript
 class ErrorDetail(BaseModel):
     code: str = Field(description="Stable machine-readable error code; see docs/API.md.")
     message: str = Field(description="Human-readable explanation.")
+    job_id: str | None = Field(None, description="With `transcription_timeout`: the job, which goes on.")
 
 
 class ErrorBody(BaseModel):
     error: ErrorDetail
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of a /v1 route: the statuses it can answer with an error body. Every /v1
+    route can also answer 401 (key), 429 (rate limit) and 503 (database or broker down)."""
+    return {status: {"model": ErrorBody} for status in sorted({*statuses, 401, 429, 503})}
 
 
 class WordOut(BaseModel):
@@ -36,19 +43,20 @@ class SegmentOut(BaseModel):
     text: str
 
 
-class ResultOut(BaseModel):
+class ResultSummaryOut(BaseModel):
+    """A result in lists: the text only (GET the job for words and segments)."""
+
     text: str
     duration_s: float | None = Field(None, description="Length of the audio transcribed, in seconds.")
-    words: list[WordOut] | None = Field(None, description="Every word with its times; omitted in lists.")
-    segments: list[SegmentOut] | None = Field(
-        None, description="Words grouped into subtitle-sized segments at pauses; omitted in lists."
-    )
+
+
+class ResultOut(ResultSummaryOut):
+    words: list[WordOut] = Field(description="Every word with its times.")
+    segments: list[SegmentOut] = Field(description="Words grouped into subtitle-sized segments at pauses.")
 
     @classmethod
-    def of(cls, result: dict[str, object], *, detail: bool = True) -> ResultOut:
+    def of(cls, result: dict[str, object]) -> ResultOut:
         transcript = Transcript.from_dict(result)
-        if not detail:
-            return cls(text=transcript.text, duration_s=transcript.duration_s)
         return cls(
             text=transcript.text, duration_s=transcript.duration_s,
             words=[WordOut(**asdict(w)) for w in transcript.words],
@@ -57,9 +65,18 @@ class ResultOut(BaseModel):
 
 
 class TimingsOut(BaseModel):
-    queue_wait_s: float | None = Field(None, description="From acceptance to a worker starting it.")
-    processing_s: float | None = Field(None, description="Decode plus inference, in the worker.")
-    real_time_factor: float | None = Field(None, description="processing_s / audio duration.")
+    queue_wait_s: float | None = Field(None, description="From acceptance to a worker starting it, in s (to the ms).")
+    processing_s: float | None = Field(None, description="Decode plus inference in the worker, in s (to the ms).")
+    real_time_factor: float | None = Field(None, description="processing_s / audio duration (4 decimals).")
+
+    @classmethod
+    def of(cls, job: Job) -> TimingsOut:
+        return cls(queue_wait_s=_rounded(job.queue_wait_s, 3), processing_s=_rounded(job.processing_s, 3),
+                   real_time_factor=_rounded(job.real_time_factor, 4))
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return round(value, digits) if value is not None else None
 
 
 class AudioOut(BaseModel):
@@ -70,7 +87,9 @@ class AudioOut(BaseModel):
     duration_s: float | None
 
 
-class JobOut(BaseModel):
+class JobSummaryOut(BaseModel):
+    """A job as lists show it: everything but the result's words and segments."""
+
     id: uuid.UUID
     object: str = "job"
     status: JobStatus
@@ -89,14 +108,14 @@ class JobOut(BaseModel):
     finished_at: dt.datetime | None
     timings: TimingsOut
     error: ErrorDetail | None
-    result: ResultOut | None
+    result: ResultSummaryOut | None
 
     @classmethod
-    def of(cls, job: Job, *, detail: bool = True) -> JobOut:
+    def of(cls, job: Job) -> Self:
         error = ErrorDetail(code=job.error_code, message=job.error_message or "") if job.error_code else None
         result = None
         if job.status == JobStatus.succeeded and job.result is not None:
-            result = ResultOut.of(job.result, detail=detail)
+            result = cls._result(job.result)
         return cls(
             id=job.id,
             status=JobStatus(job.status),
@@ -112,11 +131,23 @@ class JobOut(BaseModel):
             created_at=job.created_at,
             started_at=job.started_at,
             finished_at=job.finished_at,
-            timings=TimingsOut(queue_wait_s=job.queue_wait_s, processing_s=job.processing_s,
-                               real_time_factor=job.real_time_factor),
+            timings=TimingsOut.of(job),
             error=error,
             result=result,
         )
+
+    @staticmethod
+    def _result(result: dict[str, Any]) -> ResultSummaryOut:
+        transcript = Transcript.from_dict(result)
+        return ResultSummaryOut(text=transcript.text, duration_s=transcript.duration_s)
+
+
+class JobOut(JobSummaryOut):
+    result: ResultOut | None  # type: ignore[assignment]  # the full result: words and segments too
+
+    @staticmethod
+    def _result(result: dict[str, Any]) -> ResultOut:
+        return ResultOut.of(result)
 
 
 def eta_seconds(job: Job, now: dt.datetime | None = None) -> float | None:
@@ -129,7 +160,7 @@ def eta_seconds(job: Job, now: dt.datetime | None = None) -> float | None:
 
 class JobList(BaseModel):
     object: str = "list"
-    data: list[JobOut]
+    data: list[JobSummaryOut]
     next_cursor: str | None = Field(None, description="Pass as `cursor` to get the next (older) page.")
 
 

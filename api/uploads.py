@@ -96,7 +96,7 @@ def job_options(settings: Settings, tenant: str, model: str | None, webhook_url:
     """Check the form fields every create route shares, before any audio is looked at."""
     return JobOptions(
         model=resolve_model(settings, model),
-        webhook_url=check_url(webhook_url) if webhook_url else None,
+        webhook_url=check_url(webhook_url, settings.webhook_allowed_hosts) if webhook_url else None,
         meta=parse_metadata(metadata),
         tenant=tenant,
     )
@@ -120,13 +120,15 @@ def resolve_model(settings: Settings, requested: str | None) -> str:
     return name
 
 
-def clean_filename(name: str | None) -> str | None:
-    """Keep the client's filename for display only: no directories, no control characters, bounded."""
+def clean_filename(name: str | None, *, keep_folders: bool = False) -> str | None:
+    """Keep the client's filename for display only: no control characters, bounded, and no directories
+    unless `keep_folders` (a zip member's path inside its archive, already checked not to climb out)."""
     if not name:
         return None
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    base = "".join(ch for ch in base if ch.isprintable())
-    return base[:255] or None
+    path = name.replace("\\", "/")
+    shown = path.strip("/") if keep_folders else path.rsplit("/", 1)[-1]
+    shown = "".join(ch for ch in shown if ch.isprintable())
+    return shown[-255:] or None
 
 
 def accept_upload(
@@ -138,7 +140,8 @@ def accept_upload(
     options: JobOptions,
     batch_index: int | None = None,
 ) -> Job:
-    """Validate, store and record (flushed, not committed). On failure nothing stays in storage."""
+    """Validate, store and record (flushed, not committed). On failure nothing stays in storage.
+    `filename` is shown as given: pass it through `clean_filename` first."""
     size = upload.seek(0, 2)  # measured, not taken from the client's headers
     upload.seek(0)
     if size == 0:
@@ -164,7 +167,7 @@ def accept_upload(
             audio_sha256=stored.sha256,
             audio_bytes=stored.bytes,
             audio_format=info.format,
-            filename=clean_filename(filename),
+            filename=filename,
             duration_s=round(info.duration_s, 3) if info.duration_s is not None else None,
         )
         session.add(job)
@@ -189,7 +192,7 @@ def submit(
     hidden, its audio removed) and the caller gets 503 `queue_unavailable`: nothing is left half-made.
     `idempotency` is (key, request digest): recorded in the job's own transaction."""
     check_quota(session, settings, options.tenant, 1)
-    job = accept_upload(session, storage, settings, upload, filename, options)
+    job = accept_upload(session, storage, settings, upload, clean_filename(filename), options)
     if idempotency:
         remember(session, *idempotency, job_id=job.id)
     try:

@@ -1,7 +1,7 @@
 """A small synchronous client for the service's HTTP API, on httpx.
 
-    from client.api import SttClient
-    with SttClient("http://localhost:8000") as stt:
+    from client.api import SttClient, batch_key
+    with SttClient("http://localhost:8000", api_key=None) as stt:  # your stt_... key when auth is on
         job = stt.submit("lecture.mp3")
         job = stt.wait(job["id"])
         print(stt.transcript(job["id"], "srt"))

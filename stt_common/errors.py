@@ -10,12 +10,17 @@ from __future__ import annotations
 
 
 class SttError(Exception):
+    """`fields` join `code` and `message` in the error body; `headers` go on the response."""
+
     code = "internal_error"
     http_status = 500
 
-    def __init__(self, message: str, *, code: str | None = None, http_status: int | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, http_status: int | None = None,
+                 fields: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.fields = fields or {}
+        self.headers = headers or {}
         if code:
             self.code = code
         if http_status:
@@ -74,6 +79,15 @@ class FileTooLarge(InputError):
     http_status = 413
 
 
+class TooManyFiles(InputError):
+    code = "too_many_files"
+    http_status = 413
+
+    @classmethod
+    def in_batch(cls, limit: int) -> TooManyFiles:
+        return cls(f"a batch holds at most {limit} files (STT_MAX_BATCH_ITEMS)")
+
+
 class AudioTooLong(InputError):
     code = "audio_too_long"
     http_status = 422
@@ -116,8 +130,9 @@ class TooManyRequests(SttError):
     code = "rate_limited"
     http_status = 429
 
-    def __init__(self, message: str, *, retry_after_s: int, code: str | None = None) -> None:
-        super().__init__(message, code=code)
+    def __init__(self, message: str, *, retry_after_s: int, code: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, code=code, headers=headers)
         self.retry_after_s = retry_after_s
 
 

@@ -6,13 +6,14 @@ bundled model. docs/CONFIGURATION.md lists the same fields for operators.
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from stt_common.transcript import SegmentRules
 
@@ -30,7 +31,7 @@ class Settings(BaseSettings):
     storage_dir: Path = Field(Path("./data/storage"), description="Directory for uploaded audio.")
     models_dir: Path = Field(REPO_ROOT / "models", description="Directory holding one folder per model.")
     default_model: str = Field("tr-espeak-small", description="Model used when a job names none.")
-    worker_models: list[str] = Field(
+    worker_models: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Models each worker process preloads; empty means every model in `models_dir`.",
     )
@@ -91,12 +92,12 @@ class Settings(BaseSettings):
         10.0, gt=0, description="Deadline of one whole webhook attempt (address lookup, connect, send, the "
         "answer's status and first KB), in s; however slowly the receiver answers, the attempt ends then.",
     )
-    webhook_retry_schedule: list[float] = Field(
+    webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
         description="Delays before each retry of a failed webhook, in seconds (each ±20% jitter); the default "
         "spans 27.6 h over 8 attempts.",
     )
-    webhook_allowed_hosts: list[str] = Field(
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Host names, addresses or networks (CIDR) webhooks may reach even "
         "though they are not public (loopback, private, link-local). Empty: public addresses only.",
     )
@@ -163,6 +164,19 @@ class Settings(BaseSettings):
         "message and the running job's `job_id`.",
     )
     log_level: str = Field("INFO", description="Least severe level logged: DEBUG, INFO, WARNING, ERROR.")
+
+    @field_validator("worker_models", "webhook_retry_schedule", "webhook_allowed_hosts", mode="before")
+    @classmethod
+    def _list(cls, value: object) -> object:
+        """A list setting is a JSON list or a comma-separated one: `127.0.0.1,10.0.0.0/8`."""
+        if not isinstance(value, str):
+            return value
+        if value.strip().startswith("["):
+            try:
+                return json.loads(value)
+            except ValueError as exc:
+                raise ValueError(f"not a JSON list ({exc}); a comma-separated list works too") from None
+        return [item.strip() for item in value.split(",") if item.strip()]
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

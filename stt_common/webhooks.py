@@ -72,9 +72,10 @@ class InvalidWebhookUrl(InputError):
     http_status = 422
 
 
-def check_url(url: str) -> str:
-    """Refuse what can never be delivered: not http(s), no host, credentials, over-long. Addresses
-    are checked when sending, on what the name then resolves to (`public_addresses`)."""
+def check_url(url: str, allowlist: Sequence[str] = ()) -> str:
+    """Refuse what can never be delivered: not http(s), no host, credentials, over-long, or a host that
+    is itself a non-public address (or `localhost`) not in `allowlist`. Names are checked when sending,
+    on what they then resolve to (`public_address`)."""
     if len(url) > MAX_URL_LENGTH:
         raise InvalidWebhookUrl(f"webhook_url is longer than {MAX_URL_LENGTH} characters")
     try:
@@ -88,7 +89,19 @@ def check_url(url: str) -> str:
         raise InvalidWebhookUrl("webhook_url must not carry credentials; sign-in is by signature")
     if parts.fragment:
         raise InvalidWebhookUrl("webhook_url must not have a #fragment")
+    host = parts.hostname
+    literal = ipaddress.ip_address("127.0.0.1") if host.lower() == "localhost" else _ip_or_none(host)
+    if literal is not None and not is_public(literal) and not allowed(literal, host, allowlist):
+        raise InvalidWebhookUrl(f"webhook_url points at {host}, which is not a public address; an operator can "
+                                "allow it with STT_WEBHOOK_ALLOWED_HOSTS (on the api and the webhooks worker)")
     return url
+
+
+def _ip_or_none(host: str) -> IpAddress | None:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
 
 
 class AddressRefused(Exception):

@@ -274,8 +274,9 @@ def test_openai_endpoint_times_out_with_the_job_id_and_the_job_goes_on(stack: St
         r = c.post("/v1/audio/transcriptions", data={"model": "whisper-1"},
                    files={"file": ("a.flac", (SAMPLES / "clip02.flac").read_bytes())})
         assert r.status_code == 504 and r.json()["error"]["code"] == "transcription_timeout"
-        job_id = r.json()["error"]["message"].split()[1]
-        assert c.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"
+        job_id = r.json()["error"]["job_id"]
+        assert r.headers["location"] == f"/v1/jobs/{job_id}" and job_id in r.json()["error"]["message"]
+        assert c.get(r.headers["location"]).json()["status"] == "queued"
     assert queued_messages(impatient) == 1
 
 

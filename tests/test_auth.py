@@ -117,6 +117,9 @@ def test_a_key_over_its_rate_limit_gets_429_with_retry_after(client: TestClient,
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
     assert answers[-1].json()["error"]["code"] == "rate_limited"
     assert 1 <= int(answers[-1].headers["retry-after"]) <= 60
+    assert [a.headers["ratelimit-remaining"] for a in answers] == ["2", "1", "0", "0"]
+    assert {a.headers["ratelimit-limit"] for a in answers} == {"3"}
+    assert all(1 <= int(a.headers["ratelimit-reset"]) <= 60 for a in answers)
     assert client.get("/v1/models", headers=other).status_code == 200  # limits are per key
 
 

@@ -142,7 +142,7 @@ def test_archive_limits_idempotency_and_delete(small_client: tuple[TestClient, S
     assert r.status_code == 202, r.text
     batch = r.json()
     assert [(i["filename"], i["status"]) for i in batch["items"]] == [
-        ("a.wav", "queued"), ("b.flac", "queued"), ("bozuk.mp3", "failed")]
+        ("ders/a.wav", "queued"), ("ders/b.flac", "queued"), ("ders/bozuk.mp3", "failed")]
     assert batch["items"][2]["error"]["code"] in ("invalid_audio", "corrupt_audio")
     assert batch["counts"]["queued"] == 2 and batch["status"] == "processing"
 

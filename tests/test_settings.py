@@ -39,3 +39,20 @@ def test_invalid_values_fail_fast(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STT_WORKER_CONCURRENCY", "0")
     with pytest.raises(ValidationError):
         Settings(_env_file=None)
+
+
+@pytest.mark.parametrize("raw, hosts", [
+    ("127.0.0.1", ["127.0.0.1"]), ("127.0.0.1, 10.0.0.0/8,", ["127.0.0.1", "10.0.0.0/8"]),
+    ('["::1", "hooks.internal"]', ["::1", "hooks.internal"]), ("", []),
+])
+def test_list_settings_are_json_or_comma_separated(monkeypatch: pytest.MonkeyPatch, raw: str, hosts: list[str]) -> None:
+    monkeypatch.setenv("STT_WEBHOOK_ALLOWED_HOSTS", raw)
+    monkeypatch.setenv("STT_WEBHOOK_RETRY_SCHEDULE", "1, 2.5")
+    s = Settings(_env_file=None)
+    assert s.webhook_allowed_hosts == hosts and s.webhook_retry_schedule == [1.0, 2.5]
+
+
+def test_a_broken_json_list_setting_says_so_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STT_WEBHOOK_ALLOWED_HOSTS", '["127.0.0.1"')
+    with pytest.raises(ValidationError, match="comma-separated list works too"):
+        Settings(_env_file=None)

@@ -163,7 +163,9 @@ def test_invalid_webhook_urls_and_metadata_are_refused_at_the_door(hook_stack: S
     try:
         with httpx.Client(base_url=server.url, timeout=30) as api:
             for url in ("ftp://example.com/x", "http://", "http://user:pw@example.com/", "example.com/hook",
-                        "http://example.com:99999/", "https://example.com/" + "a" * 2100):
+                        "http://example.com:99999/", "https://example.com/" + "a" * 2100,
+                        "http://169.254.169.254/latest/meta-data", "http://10.1.2.3/hook", "http://[::1]:8080/",
+                        "http://[64:ff9b::a9fe:a9fe]/"):  # addresses refused at the door, not only when sending
                 r = api.post("/v1/jobs", files={"file": (CLIP.name, CLIP.read_bytes())}, data={"webhook_url": url})
                 assert r.status_code == 422, (url, r.text)
                 assert r.json()["error"]["code"] in ("invalid_webhook_url", "validation_error")
