@@ -85,6 +85,8 @@ def install_error_handlers(app: FastAPI) -> None:
             return stt_error_response(too_many_files(request.url.path, request.app.state.settings.max_batch_items))
         if exc.status_code == 400 and detail.startswith("Too many fields"):
             code = "too_many_parts"
+        if exc.status_code == 400 and detail.startswith(("Field exceeded maximum size", "Part exceeded maximum size")):
+            code = "field_too_large"
         return error_response(exc.status_code, code, detail, getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)

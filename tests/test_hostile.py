@@ -86,7 +86,9 @@ def test_a_request_with_too_many_parts_or_oversized_fields_is_refused(hostile_st
         r = client.post("/v1/jobs", files={"file": ("a.flac", clip)}, data=fields)
         assert (r.status_code, r.json()["error"]["code"]) == (400, "too_many_parts")
         r = client.post("/v1/jobs", files={"file": ("a.flac", clip)}, data={"metadata": "{" + " " * 5000 + "}"})
-        assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_metadata"
+        r = client.post("/v1/jobs", files={"file": ("a.flac", clip)}, data={"notes": "x" * 70_000})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "field_too_large"  # held in memory: 64 KB
         r = client.post("/v1/jobs", files={"file": ("a.flac", clip)}, data={"model": "m" * 200})
         assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
     assert hostile_stack.storage.list_keys() == []
