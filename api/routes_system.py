@@ -6,6 +6,7 @@ import hmac
 import math
 import threading
 import time
+from pathlib import Path
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
@@ -19,9 +20,10 @@ from api.auth import authenticate
 from api.deps import SessionDep, SettingsDep
 from api.schemas import ErrorBody, ModelList, ModelOut, ReadyOut, error_responses
 from stt_common import readiness
-from stt_common.errors import TransientError, Unauthorized
+from stt_common.errors import NotFound, TransientError, Unauthorized
 from stt_common.metrics import ServiceCollector
-from stt_common.model_folder import list_models
+from stt_common.model_folder import MANIFEST, Manifest, list_models
+from stt_common.settings import Settings
 
 router = APIRouter()
 
@@ -59,13 +61,25 @@ def ready(request: Request, session: SessionDep, settings: SettingsDep) -> JSONR
 @router.get("/v1/models", response_model=ModelList, tags=["models"], dependencies=[Depends(authenticate)],
             responses=error_responses())
 def models(settings: SettingsDep) -> ModelList:
-    """The models this deployment serves."""
-    data = [
-        ModelOut(name=name, language=m.language, sample_rate=m.sample_rate, variants=m.variants(),
-                 default=name == settings.default_model, description=m.description, metrics=m.metrics)
-        for name, (_, m) in list_models(settings.models_dir).items()
-    ]
-    return ModelList(data=data)
+    """The models this deployment serves, as OpenAI's list of models (each `id` is a `model` to ask for)."""
+    return ModelList(data=[_model_out(settings, name, folder, m)
+                           for name, (folder, m) in list_models(settings.models_dir).items()])
+
+
+@router.get("/v1/models/{model_id}", response_model=ModelOut, tags=["models"], dependencies=[Depends(authenticate)],
+            responses=error_responses(404))
+def model(settings: SettingsDep, model_id: str) -> ModelOut:
+    """One served model, as OpenAI's `GET /v1/models/{model}` answers."""
+    found = list_models(settings.models_dir).get(model_id)
+    if found is None:
+        raise NotFound(f"no served model {model_id[:128]!r}; GET /v1/models lists them", code="model_not_found")
+    return _model_out(settings, model_id, *found)
+
+
+def _model_out(settings: Settings, name: str, folder: Path, manifest: Manifest) -> ModelOut:
+    return ModelOut(id=name, created=int((folder / MANIFEST).stat().st_mtime), name=name, language=manifest.language,
+                    sample_rate=manifest.sample_rate, variants=manifest.variants(),
+                    default=name == settings.default_model, description=manifest.description, metrics=manifest.metrics)
 
 
 def metrics_registry(redis_url: str, session_factory: sessionmaker[Session], ttl_s: float) -> MetricsCache:

@@ -165,13 +165,19 @@ class JobList(BaseModel):
 
 
 class ModelOut(BaseModel):
-    name: str
+    """OpenAI's model object (`id`, `object`, `created`, `owned_by`), and what this service knows more."""
+
+    id: str = Field(description="The name to pass as `model`.")
+    object: str = "model"
+    created: int = Field(description="When the model folder was written, in Unix seconds.")
+    owned_by: str = "turkish-stt"
+    name: str = Field(description="The same as `id`.")
     language: str
     sample_rate: int
     variants: list[str]
     default: bool
     description: str
-    metrics: dict[str, object]
+    metrics: dict[str, Any]
 
 
 class ModelList(BaseModel):

@@ -81,3 +81,16 @@ def test_errors_reach_the_openai_client_with_our_codes(client: openai.OpenAI) ->
     with CLIP.open("rb") as fh, pytest.raises(openai.BadRequestError) as unknown:
         client.audio.transcriptions.create(model="no-such-model", file=fh)
     assert unknown.value.body["code"] == "unknown_model"  # type: ignore[index]
+
+
+def test_the_openai_client_lists_the_served_models_by_id(client: openai.OpenAI, stack: Stack) -> None:
+    models = list(client.models.list())
+    assert [m.id for m in models] == ["tr-espeak-small"]
+    (model,) = models
+    assert model.object == "model" and model.owned_by == "turkish-stt" and model.created > 1_600_000_000
+    extra = model.model_dump()
+    assert extra["default"] is True and extra["language"] == "tr" and extra["name"] == model.id
+    assert client.models.retrieve("tr-espeak-small").id == "tr-espeak-small"
+    with pytest.raises(openai.NotFoundError) as raised:
+        client.models.retrieve("whisper-9")
+    assert raised.value.status_code == 404 and raised.value.body["code"] == "model_not_found"  # type: ignore[index]
