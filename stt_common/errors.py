@@ -3,7 +3,7 @@
 `InputError`s are permanent: the request or the audio is at fault, so they become a 4xx with a stable
 `code` at the edge and are never retried by a worker. `TransientError`s (a database or broker hiccup)
 are retried with back-off. The api maps them to HTTP in `api/errors.py`; the worker maps them to
-retries in `worker/tasks.py`.
+retries in the task of `worker/celery_app.py`.
 """
 
 from __future__ import annotations

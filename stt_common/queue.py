@@ -1,7 +1,7 @@
 """The Celery application as both sides see it. Messages carry a job id and nothing else.
 
-The api only publishes (by task name, so it never imports the worker); worker/tasks.py registers the
-task bodies on the same app.
+The api only publishes (by task name, so it never imports the worker); worker/celery_app.py and
+worker/webhook_app.py register the task bodies on the same app.
 """
 
 from __future__ import annotations
