@@ -180,7 +180,6 @@ def create(session: Session, storage: LocalStorage, settings: Settings, celery: 
         session.commit()
     except BaseException:
         session.rollback()
-        events.discard_new(session)
         for job in accepted:
             if job.audio_key:
                 storage.delete(job.audio_key)
@@ -257,7 +256,6 @@ def remove(session: Session, storage: LocalStorage, batch_id: uuid.UUID, tenant:
     audio_keys = [jobs.delete(session, job.id) for job in items(session, batch_id) if job.deleted_at is None]
     events.erase(session, batch_id=batch_id)
     session.commit()
-    events.discard_new(session)
     for audio_key in audio_keys:
         if audio_key:
             storage.delete(audio_key)

@@ -21,9 +21,9 @@ from api.routes_openai import router as openai_router
 from api.routes_system import metrics_registry
 from api.routes_system import router as system_router
 from api.routes_webhooks import router as webhooks_router
-from stt_common import jobs, logs
+from stt_common import events, jobs, logs
 from stt_common.db import make_engine, make_session_factory
-from stt_common.queue import TRANSCRIBE_QUEUE, make_celery
+from stt_common.queue import TRANSCRIBE_QUEUE, make_celery, publish_deliveries
 from stt_common.settings import Settings, get_settings
 from stt_common.storage import LocalStorage
 
@@ -73,6 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.session_factory = make_session_factory(engine)
         app.state.storage = LocalStorage(settings.storage_dir)
         app.state.celery = make_celery(settings)
+        events.publish_after_commit(app.state.session_factory,
+                                    lambda ids: publish_deliveries(app.state.celery, ids))
         app.state.metrics = metrics_registry(settings.redis_url, app.state.session_factory,
                                              settings.metrics_cache_seconds)
         app.state.redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)

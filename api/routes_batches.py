@@ -19,7 +19,6 @@ from api import batches
 from api.auth import PrincipalDep, authenticate
 from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
 from api.idempotency import REPLAY_HEADER, replay, request_digest, scoped_key
-from api.publishing import publish_new_deliveries
 from api.schemas import BatchOut, ResultOut, error_responses
 from api.uploads import job_options
 from stt_common import events
@@ -84,7 +83,6 @@ def create_batch(
             if winner is None or winner.batch_id is None:
                 raise
             return _batch_response(session, batches.get(session, winner.batch_id, principal.tenant), replayed=True)
-    publish_new_deliveries(session, celery)  # events of rejected items, or batch.completed if none was accepted
     return _batch_response(session, batch, replayed=False)
 
 

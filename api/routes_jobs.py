@@ -12,7 +12,6 @@ from sqlalchemy.exc import IntegrityError
 from api.auth import PrincipalDep, authenticate
 from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
 from api.idempotency import REPLAY_HEADER, replay, request_digest, scoped_key
-from api.publishing import publish_new_deliveries
 from api.schemas import JobList, JobOut, JobSummaryOut, ResultOut, error_responses
 from api.uploads import job_options, submit
 from stt_common import jobs
@@ -130,12 +129,10 @@ def render_transcript(transcript: Transcript, format: Literal["txt", "srt", "vtt
 
 
 @router.delete("/{job_id}", status_code=204, responses=error_responses(404))
-def delete_job(principal: PrincipalDep, session: SessionDep, storage: StorageDep, celery: CeleryDep,
-               job_id: str) -> Response:
+def delete_job(principal: PrincipalDep, session: SessionDep, storage: StorageDep, job_id: str) -> Response:
     """Cancel the job if it has not finished, and delete its audio and transcript."""
     key = jobs.delete(session, jobs.parse_job_id(job_id), principal.tenant)
     session.commit()
-    publish_new_deliveries(session, celery)  # canceling a batch's last job completes the batch
     if key:
         storage.delete(key)
     return Response(status_code=204)

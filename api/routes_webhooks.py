@@ -9,8 +9,7 @@ from sqlalchemy import select
 
 from api import batches
 from api.auth import PrincipalDep, authenticate
-from api.deps import CeleryDep, SessionDep, SettingsDep
-from api.publishing import publish_new_deliveries
+from api.deps import SessionDep, SettingsDep
 from api.schemas import DeliveryList, DeliveryOut, SecretOut, error_responses
 from stt_common import events, jobs
 from stt_common.errors import Conflict
@@ -38,11 +37,10 @@ def job_webhooks(principal: PrincipalDep, session: SessionDep, job_id: str) -> D
 
 @router.post("/v1/jobs/{job_id}/webhooks/redeliver", status_code=202, response_model=DeliveryList,
              responses=error_responses(404, 409))
-def redeliver_job_webhooks(principal: PrincipalDep, session: SessionDep, celery: CeleryDep,
-                           job_id: str) -> DeliveryList:
+def redeliver_job_webhooks(principal: PrincipalDep, session: SessionDep, job_id: str) -> DeliveryList:
     """Send the job's event again (same `webhook-id`, same body, a fresh retry schedule)."""
     job = jobs.get_job(session, jobs.parse_job_id(job_id), principal.tenant)
-    return _redeliver(session, celery, events.deliveries(session, job_id=job.id))
+    return _redeliver(session, events.deliveries(session, job_id=job.id))
 
 
 @router.get("/v1/batches/{batch_id}/webhooks", response_model=DeliveryList, responses=error_responses(404))
@@ -54,14 +52,13 @@ def batch_webhooks(principal: PrincipalDep, session: SessionDep, batch_id: str) 
 
 @router.post("/v1/batches/{batch_id}/webhooks/redeliver", status_code=202, response_model=DeliveryList,
              responses=error_responses(404, 409))
-def redeliver_batch_webhooks(principal: PrincipalDep, session: SessionDep, celery: CeleryDep,
-                             batch_id: str) -> DeliveryList:
+def redeliver_batch_webhooks(principal: PrincipalDep, session: SessionDep, batch_id: str) -> DeliveryList:
     """Send the `batch.completed` event again."""
     batch = batches.get(session, batches.parse_batch_id(batch_id), principal.tenant)
-    return _redeliver(session, celery, events.deliveries(session, batch_id=batch.id))
+    return _redeliver(session, events.deliveries(session, batch_id=batch.id))
 
 
-def _redeliver(session: SessionDep, celery: CeleryDep, deliveries: list[WebhookDelivery]) -> DeliveryList:
+def _redeliver(session: SessionDep, deliveries: list[WebhookDelivery]) -> DeliveryList:
     if not deliveries:
         raise Conflict("there is no event to redeliver: no webhook_url was given, or the work has not "
                        "finished yet", code="no_webhook_event")
@@ -70,7 +67,6 @@ def _redeliver(session: SessionDep, celery: CeleryDep, deliveries: list[WebhookD
         raise Conflict("a delivery of this event is still pending or in flight; see its attempts",
                        code="delivery_in_progress")
     session.commit()
-    publish_new_deliveries(session, celery)
     return _log(session, deliveries)
 
 

@@ -1,25 +1,30 @@
 """The webhook outbox: events are written in the same transaction as the state change they report, so
 a job never ends without its event, and an event never exists for a change that was rolled back.
 
-Callers commit, then publish the new deliveries' ids (`take_new`) to the webhooks queue; a periodic
-sweep publishes any whose message was lost.
+Nobody publishes by hand: each deployable calls `publish_after_commit` on its session factory once, and
+every session it makes hands the deliveries it wrote to the webhooks queue when its transaction commits,
+and forgets them when it rolls back. A periodic sweep publishes any whose message was lost.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import event, func, select, update
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from stt_common.db import utcnow
 from stt_common.models import Batch, DeliveryStatus, Job, JobStatus, WebhookDelivery
 
 JOB_EVENTS = {JobStatus.succeeded: "job.succeeded", JobStatus.failed: "job.failed"}
 BATCH_COMPLETED = "batch.completed"
+log = logging.getLogger(__name__)
+
 _NEW = "stt_new_deliveries"  # key in Session.info
 ERASED = ""  # the body of a deleted job's or batch's delivery
 
@@ -135,13 +140,30 @@ def erase(session: Session, *, job_id: uuid.UUID | None = None, batch_id: uuid.U
 
 
 def take_new(session: Session) -> list[uuid.UUID]:
-    """Ids of deliveries this session wrote; publish them once the transaction has committed."""
+    """Ids of deliveries this session wrote and nobody has published yet."""
     return list(session.info.pop(_NEW, []))
 
 
-def discard_new(session: Session) -> None:
-    """After a rollback: the deliveries were never written."""
-    session.info.pop(_NEW, None)
+def publish_after_commit(factory: sessionmaker[Session], publish: Callable[[list[uuid.UUID]], None]) -> None:
+    """Every session `factory` makes hands the deliveries it wrote to `publish` once its transaction has
+    committed, and drops them if it rolls back (as Polar's job-queue manager does with its jobs).
+    Best effort: a publish that fails is logged, and the sweep sends the delivery later."""
+
+    @event.listens_for(factory, "after_commit")
+    def _committed(session: Session) -> None:
+        ids = take_new(session)
+        if not ids:
+            return
+        try:
+            publish(ids)
+        except Exception as exc:
+            log.warning("publishing %d webhook deliveries failed (the sweep will): %s", len(ids),
+                        exc.__class__.__name__)
+
+    @event.listens_for(factory, "after_transaction_end")
+    def _ended(session: Session, transaction: SessionTransaction) -> None:
+        if transaction.parent is None:  # the outermost transaction ended without a commit: none were written
+            session.info.pop(_NEW, None)
 
 
 def deliveries(session: Session, *, job_id: uuid.UUID | None = None,

@@ -29,7 +29,7 @@ from redis import Redis
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from stt_common import events, jobs
+from stt_common import jobs
 from stt_common.db import session_scope, utcnow
 from stt_common.models import Job, JobStatus
 from stt_common.queue import TRANSCRIBE_QUEUE, TRANSCRIBE_TASK
@@ -93,7 +93,6 @@ def broker_view(redis: Redis, queue: str = TRANSCRIBE_QUEUE) -> BrokerView:
 class Reaped:
     requeued: list[uuid.UUID]
     failed: list[uuid.UUID]
-    deliveries: list[uuid.UUID]  # webhook events of the jobs failed here, to publish
 
 
 def candidates(session: Session, now: dt.datetime, grace_seconds: float) -> list[Job]:
@@ -117,7 +116,7 @@ def reap(factory: sessionmaker[Session], redis: Redis, publish: Callable[[uuid.U
     with session_scope(factory) as session:
         found = [(job.id, job.status, job.attempts) for job in candidates(session, utcnow(), grace_seconds)]
     if not found:
-        return Reaped([], [], [])
+        return Reaped([], [])
     view = broker_view(redis)
     requeue, exhausted = [], []
     for job_id, status, attempts in found:
@@ -129,17 +128,15 @@ def reap(factory: sessionmaker[Session], redis: Redis, publish: Callable[[uuid.U
             exhausted.append(job_id)
         else:
             requeue.append(job_id)
-    deliveries: list[uuid.UUID] = []
     failed = []
-    if exhausted:
+    if exhausted:  # their job.failed events leave with the commit (events.publish_after_commit)
         with session_scope(factory) as session:
             for job_id in exhausted:
                 if jobs.fail_lost(session, job_id, max_attempts):
                     failed.append(job_id)
-            deliveries = events.take_new(session)
     for job_id in requeue:
         publish(job_id)
     if requeue or failed:
         log.warning("reaper: re-enqueued %d job(s) without a live message, failed %d whose workers died "
                     "%d times", len(requeue), len(failed), max_attempts)
-    return Reaped(requeue, failed, deliveries)
+    return Reaped(requeue, failed)

@@ -4,6 +4,7 @@ package."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import itertools
 import json
@@ -15,11 +16,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
 from api.main import create_app
 from stt_common import events, jobs
-from stt_common.db import session_scope
+from stt_common.db import make_engine, make_session_factory, session_scope
 from stt_common.models import Job, JobStatus, WebhookAttempt, WebhookDelivery
 from stt_common.transcript import Transcript
 from stt_common.webhooks import AddressRefused, check_url, is_public, public_address
@@ -247,7 +249,6 @@ def test_each_terminal_transition_writes_one_event_in_its_own_transaction(stack:
         assert attempt is not None
         assert jobs.complete(session, job.id, attempt, Transcript(text="bir", duration_s=1.0), 0.1)
         session.rollback()  # e.g. the commit failed
-        events.discard_new(session)
     with session_scope(stack.session_factory) as session:
         assert session.query(WebhookDelivery).count() == 0
         assert session.get(Job, job.id).status == JobStatus.queued  # type: ignore[union-attr]
@@ -313,3 +314,42 @@ def test_an_attempt_ends_at_its_deadline_however_slowly_the_receiver_drips(
         assert all(later[0] >= earlier[1] - 0.05 for earlier, later in itertools.pairwise(spans)), spans
     finally:
         receiver.stop()
+
+
+def test_events_leave_after_their_commit_and_never_after_a_rollback(stack: Stack) -> None:
+    """The one place that publishes: the session factory's after-commit hook. A rolled-back transaction
+    publishes nothing, a savepoint rolled back inside a committed one does not drop the outer events, and
+    a publish that fails is logged, not raised (the sweep sends it later)."""
+    published: list[uuid.UUID] = []
+    events.publish_after_commit(stack.session_factory, published.extend)
+
+    def finished_job(session: Session) -> uuid.UUID:
+        job = Job(id=uuid.uuid4(), model="tr-espeak-small", audio_sha256="0" * 64, audio_bytes=1,
+                  webhook_url="https://example.com/hook")
+        session.add(job)
+        session.flush()
+        attempt = jobs.claim(session, job.id, 60, max_attempts=3)
+        assert attempt is not None and jobs.complete(session, job.id, attempt, Transcript(text="bir"), 0.1)
+        return job.id
+
+    with stack.session_factory() as session:
+        finished_job(session)
+        session.rollback()
+    assert published == []
+    with stack.session_factory() as session:
+        kept = finished_job(session)
+        with contextlib.suppress(RuntimeError), session.begin_nested():
+            finished_job(session)
+            raise RuntimeError("the savepoint rolls back")
+        session.commit()
+    with stack.session_factory() as session:
+        (delivery,) = events.deliveries(session, job_id=kept)
+    assert delivery.id in published and len(published) == 2  # the savepoint's id: a row that never was
+    def broker_down(ids: list[uuid.UUID]) -> None:
+        raise ConnectionError("broker down")
+
+    failing = make_session_factory(make_engine(stack.settings.database_url))
+    events.publish_after_commit(failing, broker_down)
+    with failing() as session:
+        finished_job(session)
+        session.commit()  # does not raise

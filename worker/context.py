@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from stt_common import jobs
+from stt_common import events, jobs
 from stt_common.db import make_engine, make_session_factory
 from stt_common.errors import ModelError
 from stt_common.model_folder import list_models
@@ -43,12 +43,12 @@ def load_recognizers(settings: Settings) -> dict[str, Recognizer]:
 
 def build_context(settings: Settings, publish: Callable[[list[uuid.UUID]], None]) -> WorkerContext:
     factory = make_session_factory(make_engine(settings.database_url))
+    events.publish_after_commit(factory, publish)
     context = WorkerContext(
         settings=settings,
         session_factory=factory,
         storage=LocalStorage(settings.storage_dir),
         recognizers=load_recognizers(settings),
-        publish=publish,
     )
     try:
         with factory() as session:

@@ -9,13 +9,13 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from stt_common import events, faults, jobs, logs, metrics
+from stt_common import faults, jobs, logs, metrics
 from stt_common.db import session_scope
 from stt_common.errors import InputError, TransientError, is_transient
 from stt_common.models import Job
@@ -38,9 +38,7 @@ class WorkerContext:
     settings: Settings
     session_factory: sessionmaker[Session]
     storage: LocalStorage
-    recognizers: Mapping[str, Recognizer]
-    # Hands committed webhook deliveries to the webhooks queue (stt_common.queue.publish_deliveries).
-    publish: Callable[[list[uuid.UUID]], None] = field(default=lambda ids: None)
+    recognizers: Mapping[str, Recognizer]  # committed webhook events leave by the factory's after-commit hook
 
 
 def run_job(ctx: WorkerContext, job_id: uuid.UUID) -> Outcome:
@@ -84,7 +82,6 @@ def _run(ctx: WorkerContext, job_id: uuid.UUID) -> Outcome:
     try:
         with session_scope(ctx.session_factory) as session:
             stored = jobs.complete(session, job_id, attempt, timed.transcript, processing_s)
-            deliveries = events.take_new(session)
     except Exception as exc:
         if is_transient(exc):
             _release(ctx, job_id, attempt)
@@ -93,7 +90,6 @@ def _run(ctx: WorkerContext, job_id: uuid.UUID) -> Outcome:
     if not stored:
         log.info("job %s: canceled or taken over while running; result discarded", job_id)
         return Outcome.discarded
-    _publish(ctx, deliveries)
     duration = timed.transcript.duration_s
     metrics.job_finished(ctx.settings.redis_url, "succeeded", processing_s=processing_s, queue_wait_s=waited,
                          rtf=processing_s / duration if duration else None)
@@ -177,21 +173,14 @@ def _transcribe(ctx: WorkerContext, model: str, key: str | None, seconds: float 
 
 
 def _fail(ctx: WorkerContext, job_id: uuid.UUID, attempt: int | None, code: str, message: str) -> Outcome:
-    """End the job `failed` with its code (`attempt=None`: whichever attempt holds it), then publish its
-    event and count it."""
+    """End the job `failed` with its code (`attempt=None`: whichever attempt holds it) and count it; its
+    event leaves with the commit."""
     with session_scope(ctx.session_factory) as session:
         failed = jobs.fail(session, job_id, attempt, code, message)
-        deliveries = events.take_new(session)
-    _publish(ctx, deliveries)
     if failed:
         metrics.job_finished(ctx.settings.redis_url, "failed", code)
     log.info("job %s: failed with %s", job_id, code)
     return Outcome.failed
-
-
-def _publish(ctx: WorkerContext, deliveries: list[uuid.UUID]) -> None:
-    if deliveries:
-        ctx.publish(deliveries)  # best effort (stt_common.queue.publish_deliveries): the sweep catches up
 
 
 def _release(ctx: WorkerContext, job_id: uuid.UUID, attempt: int) -> None:

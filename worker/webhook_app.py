@@ -16,7 +16,7 @@ from functools import cache
 from redis import Redis
 from redis.exceptions import LockError, RedisError
 
-from stt_common import logs, metrics, reaper
+from stt_common import events, logs, metrics, reaper
 from stt_common.db import make_engine, make_session_factory, session_scope
 from stt_common.errors import is_transient
 from stt_common.queue import (
@@ -56,6 +56,7 @@ def context() -> SenderContext:
     global _context
     if _context is None:
         factory = make_session_factory(make_engine(settings.database_url))
+        events.publish_after_commit(factory, lambda ids: publish_deliveries(app, ids))
         _context = SenderContext(settings, factory)
     return _context
 
@@ -111,7 +112,6 @@ def reap_jobs() -> int:
                 lock.release()
     except Exception as exc:
         return _skipped("reaper", exc)
-    publish_deliveries(app, found.deliveries)
     for _ in found.failed:
         metrics.job_finished(settings.redis_url, "failed", "worker_lost")
     return len(found.requeued) + len(found.failed)
