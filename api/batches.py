@@ -27,17 +27,14 @@ from api.idempotency import forget, remember
 from api.uploads import JobOptions, accept_upload, check_quota, clean_filename
 from stt_common import events, faults, jobs, metrics
 from stt_common.db import utcnow
-from stt_common.errors import FileTooLarge, InputError, NotFound, TooManyFiles, TransientError
+from stt_common.errors import BatchNotFound, FileTooLarge, InputError, TooManyFiles, TransientError
 from stt_common.models import Batch, Job, JobStatus, WebhookDelivery
 from stt_common.queue import publish_transcription
 from stt_common.settings import Settings
 from stt_common.storage import LocalStorage
+from stt_common.tenancy import get_owned
 
 log = logging.getLogger(__name__)
-
-
-class BatchNotFound(NotFound):
-    code = "batch_not_found"
 
 
 @dataclass
@@ -229,28 +226,19 @@ def _take_back(session: Session, storage: LocalStorage, batch_id: uuid.UUID, key
     remove(session, storage, batch_id)
 
 
-def get(session: Session, batch_id: uuid.UUID, tenant: str | None = None) -> Batch:
-    """As `jobs.get_job`: another tenant's batch is "not found"."""
-    batch = session.get(Batch, batch_id)
-    if batch is None or batch.deleted_at is not None or (tenant is not None and batch.tenant != tenant):
-        raise BatchNotFound(f"no batch with id {batch_id}")
-    return batch
-
-
-def parse_batch_id(raw: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except (ValueError, TypeError, AttributeError):
-        raise BatchNotFound(f"no batch with id {raw[:64]!r}") from None
+def get(session: Session, batch_id: uuid.UUID | str, tenant: str | None = None) -> Batch:
+    """The tenant's live batch (`tenancy.get_owned`), as `jobs.get_job` is for jobs."""
+    return get_owned(session, Batch, batch_id, tenant, BatchNotFound)
 
 
 def items(session: Session, batch_id: uuid.UUID) -> list[Job]:
     return list(session.scalars(select(Job).where(Job.batch_id == batch_id).order_by(Job.batch_index)))
 
 
-def remove(session: Session, storage: LocalStorage, batch_id: uuid.UUID, tenant: str | None = None) -> None:
+def remove(session: Session, storage: LocalStorage, batch_id: uuid.UUID | str, tenant: str | None = None) -> None:
     """Cancel what has not finished, delete every job's audio and transcript, hide the batch."""
     batch = get(session, batch_id, tenant)
+    batch_id = batch.id
     batch.deleted_at = utcnow()  # first, so that canceling its last jobs sends no batch.completed
     session.flush()
     audio_keys = [jobs.delete(session, job.id) for job in items(session, batch_id) if job.deleted_at is None]

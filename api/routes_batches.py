@@ -101,7 +101,7 @@ def _batch_out(session: SessionDep, batch: Batch, *, with_items: bool = True) ->
 def get_batch(principal: PrincipalDep, session: SessionDep, batch_id: str, items: bool = True) -> BatchOut:
     """The batch's status, its jobs counted by status, and every item with its job and error
     (`items=false`: counts only, for cheap polling of a large batch)."""
-    batch = batches.get(session, batches.parse_batch_id(batch_id), principal.tenant)
+    batch = batches.get(session, batch_id, principal.tenant)
     return _batch_out(session, batch, with_items=items)
 
 
@@ -113,7 +113,7 @@ def get_results(principal: PrincipalDep, session: SessionDep, batch_id: str,
                 format: Literal["jsonl", "srt", "vtt"] = "jsonl") -> Response:
     """Results so far, in file order: JSONL with one line per item (status, error, or the transcript with
     words and segments), or a zip holding an SRT or WebVTT file per succeeded item."""
-    batch = batches.get(session, batches.parse_batch_id(batch_id), principal.tenant)
+    batch = batches.get(session, batch_id, principal.tenant)
     jobs = batches.items(session, batch.id)
     if format == "jsonl":
         return StreamingResponse(_jsonl(jobs), media_type="application/x-ndjson")
@@ -149,5 +149,5 @@ def _subtitles_zip(batch: Batch, jobs: list[Job], format: Literal["srt", "vtt"])
 def delete_batch(principal: PrincipalDep, session: SessionDep, storage: StorageDep, batch_id: str) -> Response:
     """Cancel the batch's unfinished jobs and delete every job's audio and transcript. No events are sent
     for what is canceled."""
-    batches.remove(session, storage, batches.parse_batch_id(batch_id), principal.tenant)
+    batches.remove(session, storage, batch_id, principal.tenant)
     return Response(status_code=204)

@@ -87,7 +87,7 @@ def list_jobs(
 @router.get("/{job_id}", response_model=JobOut, responses=error_responses(404))
 def get_job(principal: PrincipalDep, session: SessionDep, job_id: str) -> JobOut:
     """The job's status, progress, timings, and its result once it has succeeded."""
-    return JobOut.of(jobs.get_job(session, jobs.parse_job_id(job_id), principal.tenant))
+    return JobOut.of(jobs.get_job(session, job_id, principal.tenant))
 
 
 TRANSCRIPT_TYPES = {
@@ -108,7 +108,7 @@ def get_transcript(
 ) -> Response:
     """The transcript of a succeeded job: plain text, JSON (text, timed words and segments), or
     SRT / WebVTT subtitles with one cue per segment."""
-    job = jobs.get_job(session, jobs.parse_job_id(job_id), principal.tenant)
+    job = jobs.get_job(session, job_id, principal.tenant)
     if job.status != JobStatus.succeeded or job.result is None:
         raise Conflict(f"the job is {job.status}; a transcript exists once it has succeeded",
                        code="job_not_succeeded")
@@ -131,7 +131,7 @@ def render_transcript(transcript: Transcript, format: Literal["txt", "srt", "vtt
 @router.delete("/{job_id}", status_code=204, responses=error_responses(404))
 def delete_job(principal: PrincipalDep, session: SessionDep, storage: StorageDep, job_id: str) -> Response:
     """Cancel the job if it has not finished, and delete its audio and transcript."""
-    key = jobs.delete(session, jobs.parse_job_id(job_id), principal.tenant)
+    key = jobs.delete(session, job_id, principal.tenant)
     session.commit()
     if key:
         storage.delete(key)

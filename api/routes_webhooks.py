@@ -31,7 +31,7 @@ def webhook_secret(principal: PrincipalDep, session: SessionDep, settings: Setti
 @router.get("/v1/jobs/{job_id}/webhooks", response_model=DeliveryList, responses=error_responses(404))
 def job_webhooks(principal: PrincipalDep, session: SessionDep, job_id: str) -> DeliveryList:
     """The job's event (`job.succeeded` or `job.failed`) with every delivery attempt."""
-    job = jobs.get_job(session, jobs.parse_job_id(job_id), principal.tenant)
+    job = jobs.get_job(session, job_id, principal.tenant)
     return _log(session, events.deliveries(session, job_id=job.id))
 
 
@@ -39,14 +39,14 @@ def job_webhooks(principal: PrincipalDep, session: SessionDep, job_id: str) -> D
              responses=error_responses(404, 409))
 def redeliver_job_webhooks(principal: PrincipalDep, session: SessionDep, job_id: str) -> DeliveryList:
     """Send the job's event again (same `webhook-id`, same body, a fresh retry schedule)."""
-    job = jobs.get_job(session, jobs.parse_job_id(job_id), principal.tenant)
+    job = jobs.get_job(session, job_id, principal.tenant)
     return _redeliver(session, events.deliveries(session, job_id=job.id))
 
 
 @router.get("/v1/batches/{batch_id}/webhooks", response_model=DeliveryList, responses=error_responses(404))
 def batch_webhooks(principal: PrincipalDep, session: SessionDep, batch_id: str) -> DeliveryList:
     """The batch's `batch.completed` event with every delivery attempt (its jobs' events are on each job)."""
-    batch = batches.get(session, batches.parse_batch_id(batch_id), principal.tenant)
+    batch = batches.get(session, batch_id, principal.tenant)
     return _log(session, events.deliveries(session, batch_id=batch.id))
 
 
@@ -54,7 +54,7 @@ def batch_webhooks(principal: PrincipalDep, session: SessionDep, batch_id: str) 
              responses=error_responses(404, 409))
 def redeliver_batch_webhooks(principal: PrincipalDep, session: SessionDep, batch_id: str) -> DeliveryList:
     """Send the `batch.completed` event again."""
-    batch = batches.get(session, batches.parse_batch_id(batch_id), principal.tenant)
+    batch = batches.get(session, batch_id, principal.tenant)
     return _redeliver(session, events.deliveries(session, batch_id=batch.id))
 
 

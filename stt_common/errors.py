@@ -112,6 +112,10 @@ class JobNotFound(NotFound):
     code = "job_not_found"
 
 
+class BatchNotFound(NotFound):
+    code = "batch_not_found"
+
+
 class Conflict(SttError):
     code = "conflict"
     http_status = 409

@@ -23,25 +23,23 @@ from stt_common import events
 from stt_common.db import utcnow
 from stt_common.errors import InputError, JobNotFound
 from stt_common.models import Job, JobStatus
+from stt_common.tenancy import get_owned
 from stt_common.transcript import Transcript
 
 ACTIVE = (JobStatus.queued, JobStatus.processing)
 
 
 def parse_job_id(raw: str) -> uuid.UUID:
+    """A job id from a message or a URL; a malformed one is "not found"."""
     try:
         return uuid.UUID(raw)
     except (ValueError, TypeError, AttributeError):
         raise JobNotFound(f"no job with id {raw[:64]!r}") from None
 
 
-def get_job(session: Session, job_id: uuid.UUID, tenant: str | None = None) -> Job:
-    """The job, if it exists, is not deleted and (when `tenant` is given) belongs to that tenant:
-    another tenant's job is "not found", exactly as a missing one."""
-    job = session.get(Job, job_id)
-    if job is None or job.deleted_at is not None or (tenant is not None and job.tenant != tenant):
-        raise JobNotFound(f"no job with id {job_id}")
-    return job
+def get_job(session: Session, job_id: uuid.UUID | str, tenant: str | None = None) -> Job:
+    """The tenant's live job (`tenancy.get_owned`): another tenant's is "not found", as a missing one."""
+    return get_owned(session, Job, job_id, tenant, JobNotFound)
 
 
 @dataclass(frozen=True)
@@ -220,10 +218,11 @@ def release(session: Session, job_id: uuid.UUID, attempt: int) -> bool:
     )
 
 
-def delete(session: Session, job_id: uuid.UUID, tenant: str | None = None) -> str | None:
+def delete(session: Session, job_id: uuid.UUID | str, tenant: str | None = None) -> str | None:
     """Cancel the job if still active, drop its transcript (and its webhook events' copies of it) and hide
     it. Returns the audio key to remove from storage after the commit (None if the job had none)."""
     job = get_job(session, job_id, tenant)
+    job_id = job.id
     now = utcnow()
     canceled = _changed_one(
         session,
