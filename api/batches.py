@@ -23,13 +23,19 @@ from celery import Celery
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from api.idempotency import forget, remember
-from api.uploads import JobOptions, accept_upload, check_quota, clean_filename
-from stt_common import events, faults, jobs, metrics
+from api.idempotency import Idempotency, forget, remember
+from api.submission import (
+    JobOptions,
+    accept_upload,
+    check_quota,
+    clean_filename,
+    commit_or_remove,
+    enqueue_or_take_back,
+)
+from stt_common import events, jobs, metrics
 from stt_common.db import utcnow
-from stt_common.errors import BatchNotFound, FileTooLarge, InputError, TooManyFiles, TransientError
+from stt_common.errors import BatchNotFound, FileTooLarge, InputError, TooManyFiles
 from stt_common.models import Batch, Job, JobStatus, WebhookDelivery
-from stt_common.queue import publish_transcription
 from stt_common.settings import Settings
 from stt_common.storage import LocalStorage
 from stt_common.tenancy import get_owned
@@ -151,7 +157,7 @@ class InvalidArchive(InputError):
 
 
 def create(session: Session, storage: LocalStorage, settings: Settings, celery: Celery, items: list[Item],
-           options: JobOptions, idempotency: tuple[str, str] | None = None) -> Batch:
+           options: JobOptions, idempotency: Idempotency | None = None) -> Batch:
     """Record the batch, its accepted and rejected jobs, commit, then enqueue the accepted ones."""
     if not items:
         raise InputError("a batch needs at least one file (`files` parts or an `archive`)", code="empty_batch",
@@ -159,12 +165,12 @@ def create(session: Session, storage: LocalStorage, settings: Settings, celery: 
     check_quota(session, settings, options.tenant, sum(1 for item in items if item.error is None))
     batch = Batch(id=uuid.uuid4(), tenant=options.tenant, model=options.model, webhook_url=options.webhook_url,
                   meta=options.meta, item_count=len(items), remaining=len(items), created_at=utcnow())
-    session.add(batch)
-    session.flush()
     item_options = replace(options, batch_id=batch.id)  # the batch's metadata is echoed on each job
     accepted: list[Job] = []
     refused: list[str] = []
-    try:
+    with commit_or_remove(session, storage, accepted):
+        session.add(batch)
+        session.flush()
         for index, item in enumerate(items):
             job = _accept(session, storage, settings, item, item_options, index)
             if job.status == JobStatus.queued:
@@ -173,22 +179,8 @@ def create(session: Session, storage: LocalStorage, settings: Settings, celery: 
                 refused.append(job.error_code or "")
                 events.job_finished(session, job.id)  # its job.failed event; counts the batch down
         if idempotency:
-            remember(session, *idempotency, batch_id=batch.id)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        for job in accepted:
-            if job.audio_key:
-                storage.delete(job.audio_key)
-        raise
-    faults.hit("api.after_commit")
-    try:
-        for job in accepted:
-            publish_transcription(celery, job.id)
-    except Exception as exc:
-        log.warning("publishing batch %s failed: %s", batch.id, exc)
-        _take_back(session, storage, batch.id, idempotency[0] if idempotency else None)
-        raise TransientError("the job queue is unavailable; retry shortly", code="queue_unavailable") from exc
+            remember(session, idempotency, batch_id=batch.id)
+    enqueue_or_take_back(celery, accepted, lambda: _take_back(session, storage, batch.id, idempotency))
     for code in refused:  # failed jobs like any other: counted once the batch stands
         metrics.job_finished(settings.redis_url, "failed", code)
     return batch
@@ -217,12 +209,13 @@ def _accept(session: Session, storage: LocalStorage, settings: Settings, item: I
     return job
 
 
-def _take_back(session: Session, storage: LocalStorage, batch_id: uuid.UUID, key: str | None) -> None:
+def _take_back(session: Session, storage: LocalStorage, batch_id: uuid.UUID,
+               idempotency: Idempotency | None) -> None:
     """The queue refused the batch: drop its unsent events and its key, then remove it as DELETE does."""
     session.execute(delete(WebhookDelivery).where(WebhookDelivery.batch_id == batch_id,
                                                   WebhookDelivery.attempts == 0))
-    if key:
-        forget(session, key)
+    if idempotency:
+        forget(session, idempotency)
     remove(session, storage, batch_id)
 
 

@@ -13,14 +13,13 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Header, UploadFile
 from fastapi.responses import Response, StreamingResponse
-from sqlalchemy.exc import IntegrityError
 
 from api import batches
 from api.auth import PrincipalDep, authenticate
 from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
-from api.idempotency import REPLAY_HEADER, replay, request_digest, scoped_key
+from api.idempotency import REPLAY_HEADER, Idempotency, made_once
 from api.schemas import BatchOut, ResultOut, error_responses
-from api.uploads import job_options
+from api.submission import job_options
 from stt_common import events
 from stt_common.errors import TooManyFiles
 from stt_common.models import Batch, Job, JobStatus
@@ -62,28 +61,23 @@ def create_batch(
     uploads = list(files or [])
     if len(uploads) > settings.max_batch_items:
         raise TooManyFiles.in_batch(settings.max_batch_items)
-    idempotency = None
-    if idempotency_key:
-        fields = {"model": model, "webhook_url": webhook_url, "metadata": metadata}
-        parts = [u.file for u in uploads] + ([archive.file] if archive else [])
-        idempotency = (scoped_key(principal.tenant, idempotency_key),
-                       request_digest("POST /v1/batches", fields, parts))
-        earlier = replay(session, *idempotency)
-        if earlier is not None and earlier.batch_id is not None:
-            return _batch_response(session, batches.get(session, earlier.batch_id, principal.tenant), replayed=True)
-    items = [batches.upload_item(u.filename, u.file) for u in uploads]
-    with ExitStack() as archive_open:
-        if archive is not None:
-            room = settings.max_batch_items - len(items)
-            items += archive_open.enter_context(batches.archive_items(archive.file, settings, room))
-        try:
-            batch = batches.create(session, storage, settings, celery, items, options, idempotency)
-        except IntegrityError:
-            winner = replay(session, *idempotency) if idempotency else None  # a concurrent retry won the key
-            if winner is None or winner.batch_id is None:
-                raise
-            return _batch_response(session, batches.get(session, winner.batch_id, principal.tenant), replayed=True)
-    return _batch_response(session, batch, replayed=False)
+    fields = {"model": model, "webhook_url": webhook_url, "metadata": metadata}
+    parts = [u.file for u in uploads] + ([archive.file] if archive else [])
+    idempotency = Idempotency.of(principal.tenant, idempotency_key, "POST /v1/batches", fields, parts)
+
+    def create() -> Batch:
+        items = [batches.upload_item(u.filename, u.file) for u in uploads]
+        with ExitStack() as archive_open:  # the archive is read, one member at a time, while it is open
+            if archive is not None:
+                room = settings.max_batch_items - len(items)
+                items += archive_open.enter_context(batches.archive_items(archive.file, settings, room))
+            return batches.create(session, storage, settings, celery, items, options, idempotency)
+
+    batch, replayed = made_once(
+        session, idempotency, create,
+        made=lambda key: batches.get(session, key.batch_id, principal.tenant) if key.batch_id else None,
+    )
+    return _batch_response(session, batch, replayed=replayed)
 
 
 def _batch_response(session: SessionDep, batch: Batch, *, replayed: bool) -> Response:

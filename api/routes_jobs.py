@@ -7,13 +7,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, UploadFile
 from fastapi.responses import Response
-from sqlalchemy.exc import IntegrityError
 
 from api.auth import PrincipalDep, authenticate
 from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
-from api.idempotency import REPLAY_HEADER, replay, request_digest, scoped_key
+from api.idempotency import REPLAY_HEADER, Idempotency, made_once
 from api.schemas import JobList, JobOut, JobSummaryOut, ResultOut, error_responses
-from api.uploads import job_options, submit
+from api.submission import job_options, submit
 from stt_common import jobs
 from stt_common.errors import Conflict
 from stt_common.models import Job, JobStatus
@@ -46,22 +45,14 @@ def create_job(
 ) -> Response:
     """Accept an audio file and queue it for transcription. Returns at once with the queued job."""
     options = job_options(settings, principal.tenant, model, webhook_url, metadata)
-    idempotency = None
-    if idempotency_key:
-        fields = {"model": model, "webhook_url": webhook_url, "metadata": metadata}
-        idempotency = (scoped_key(principal.tenant, idempotency_key),
-                       request_digest("POST /v1/jobs", fields, [file.file]))
-        earlier = replay(session, *idempotency)
-        if earlier is not None and earlier.job_id is not None:
-            return _job_response(jobs.get_job(session, earlier.job_id, principal.tenant), replayed=True)
-    try:
-        job = submit(session, storage, settings, celery, file.file, file.filename, options, idempotency)
-    except IntegrityError:
-        winner = replay(session, *idempotency) if idempotency else None  # a concurrent retry won the key
-        if winner is None or winner.job_id is None:
-            raise
-        return _job_response(jobs.get_job(session, winner.job_id, principal.tenant), replayed=True)
-    return _job_response(job, replayed=False)
+    fields = {"model": model, "webhook_url": webhook_url, "metadata": metadata}
+    idempotency = Idempotency.of(principal.tenant, idempotency_key, "POST /v1/jobs", fields, [file.file])
+    job, replayed = made_once(
+        session, idempotency,
+        create=lambda: submit(session, storage, settings, celery, file.file, file.filename, options, idempotency),
+        made=lambda key: jobs.get_job(session, key.job_id, principal.tenant) if key.job_id else None,
+    )
+    return _job_response(job, replayed=replayed)
 
 
 def _job_response(job: Job, *, replayed: bool) -> Response:

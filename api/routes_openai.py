@@ -29,7 +29,7 @@ from starlette.datastructures import State as AppState
 from api.auth import PrincipalDep, authenticate
 from api.routes_jobs import render_transcript
 from api.schemas import error_responses
-from api.uploads import JobOptions, job_options, submit
+from api.submission import JobOptions, job_options, submit
 from stt_common import jobs
 from stt_common.errors import InputError, SttError, TooManyRequests
 from stt_common.model_folder import list_models

@@ -14,8 +14,9 @@ from fastapi.testclient import TestClient
 from redis import Redis
 from sqlalchemy import func, select
 
+from api.idempotency import scoped_key
 from api.main import create_app
-from stt_common.models import IdempotencyKey, Job
+from stt_common.models import DEFAULT_TENANT, Batch, IdempotencyKey, Job, WebhookDelivery
 from tests.audio_files import FORMATS, Format, encode, video_without_sound, wav_with_channels
 from tests.conftest import SAMPLES, Stack, make_stack
 
@@ -256,13 +257,18 @@ def test_broker_down_refuses_the_job_and_leaves_nothing(stack: Stack, tmp_path: 
     with TestClient(create_app(dead.settings)) as c:
         r = c.post("/v1/jobs", files={"file": ("a.wav", wav_bytes(0.5))})
         keyed = c.post("/v1/jobs", files={"file": ("a.wav", wav_bytes(0.5))}, headers={"Idempotency-Key": "k"})
-    assert r.status_code == 503 and r.json()["error"]["code"] == "queue_unavailable"
-    assert r.headers["Retry-After"]
-    assert keyed.status_code == 503 and keyed.json()["error"]["code"] == "queue_unavailable"
+        batch = c.post("/v1/batches", files=[("files", ("a.wav", wav_bytes(0.5))), ("files", ("x.txt", b"no" * 50))],
+                       data={"webhook_url": "https://receiver.example/hook"}, headers={"Idempotency-Key": "b"})
+    for answer in (r, keyed, batch):
+        assert answer.status_code == 503 and answer.json()["error"]["code"] == "queue_unavailable"
+        assert answer.headers["Retry-After"]
     assert dead.storage.list_keys() == []
     with dead.session_factory() as s:
-        assert all(j.deleted_at is not None for j in s.scalars(select(Job)))
-        assert s.get(IdempotencyKey, "k") is None  # a retry with the same key can still succeed
+        assert s.query(Job).count() == 4 and all(j.deleted_at is not None for j in s.scalars(select(Job)))
+        assert all(b.deleted_at is not None for b in s.scalars(select(Batch)))
+        assert s.query(WebhookDelivery).count() == 0  # the refused item's unsent event went with the batch
+        for key in ("k", "b"):  # a retry with the same key can still succeed
+            assert s.get(IdempotencyKey, scoped_key(DEFAULT_TENANT, key)) is None
     with TestClient(create_app(stack.settings)) as c:  # the broker is back
         retried = c.post("/v1/jobs", files={"file": ("a.wav", wav_bytes(0.5))}, headers={"Idempotency-Key": "k"})
     assert retried.status_code == 202 and "Idempotent-Replayed" not in retried.headers

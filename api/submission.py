@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -12,7 +14,7 @@ from celery import Celery
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.idempotency import forget, remember
+from api.idempotency import Idempotency, forget, remember
 from stt_common import audio, faults, jobs
 from stt_common.errors import (
     EmptyFile,
@@ -186,32 +188,53 @@ def submit(
     upload: BinaryIO,
     filename: str | None,
     options: JobOptions,
-    idempotency: tuple[str, str] | None = None,
+    idempotency: Idempotency | None = None,
 ) -> Job:
-    """Accept, commit, then enqueue. If the broker refuses the message, the job is taken back (its row
-    hidden, its audio removed) and the caller gets 503 `queue_unavailable`: nothing is left half-made.
-    `idempotency` is (key, request digest): recorded in the job's own transaction."""
+    """Accept, commit, then enqueue one job (`commit_or_remove`, `enqueue_or_take_back`). The
+    idempotency key is recorded in the job's own transaction."""
     check_quota(session, settings, options.tenant, 1)
     job = accept_upload(session, storage, settings, upload, clean_filename(filename), options)
-    if idempotency:
-        remember(session, *idempotency, job_id=job.id)
-    try:
-        session.commit()
-    except BaseException:  # with `idempotency`, an IntegrityError: the same key, committed a moment earlier
-        session.rollback()
-        if job.audio_key:
-            storage.delete(job.audio_key)
-        raise
-    faults.hit("api.after_commit")  # a crash here leaves a committed, unpublished job: the reaper sends it
-    try:
-        publish_transcription(celery, job.id)
-    except Exception as exc:
-        log.warning("publishing job %s failed: %s", job.id, exc)
+    with commit_or_remove(session, storage, [job]):
+        if idempotency:
+            remember(session, idempotency, job_id=job.id)
+
+    def take_back() -> None:
         key = jobs.delete(session, job.id)
         if idempotency:
-            forget(session, idempotency[0])
+            forget(session, idempotency)
         session.commit()
         if key:
             storage.delete(key)
-        raise TransientError("the job queue is unavailable; retry shortly", code="queue_unavailable") from exc
+
+    enqueue_or_take_back(celery, [job], take_back)
     return job
+
+
+@contextmanager
+def commit_or_remove(session: Session, storage: LocalStorage, stored: list[Job]) -> Iterator[None]:
+    """Commit what the block adds to a submission whose jobs' audio is stored; if the block or the commit
+    fails (with an idempotency key, an IntegrityError: the same key committed a moment earlier), roll
+    back and remove that audio. `stored` may grow inside the block."""
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        for job in stored:
+            if job.audio_key:
+                storage.delete(job.audio_key)
+        raise
+
+
+def enqueue_or_take_back(celery: Celery, queued: list[Job], take_back: Callable[[], None]) -> None:
+    """After the commit, publish each queued job's id. If the broker refuses, `take_back` undoes the
+    submission (rows hidden, audio removed, key forgotten) and the caller gets 503 `queue_unavailable`:
+    nothing is left half-made. A crash between commit and publish leaves the jobs to the reaper."""
+    faults.hit("api.after_commit")
+    try:
+        for job in queued:
+            publish_transcription(celery, job.id)
+    except Exception as exc:
+        log.warning("publishing %d job(s) failed: %s", len(queued), exc)
+        take_back()
+        raise TransientError("the job queue is unavailable; retry shortly", code="queue_unavailable") from exc
