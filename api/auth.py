@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import database_error_response, stt_error_response
 from stt_common import api_keys
-from stt_common.errors import SttError, TooManyRequests, Unauthorized
+from stt_common.errors import ErrorCode, SttError, TooManyRequests, Unauthorized
 from stt_common.models import DEFAULT_TENANT
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def identify(state: AppState, headers: Headers) -> tuple[Principal, dict[str, st
     presented = _presented(headers)
     if presented is None:
         raise Unauthorized("this endpoint needs an API key: send `Authorization: Bearer stt_...`",
-                           code="missing_api_key")
+                           code=ErrorCode.missing_api_key)
     with state.session_factory() as session:
         key = api_keys.verify(session, presented)
     if key is None:
@@ -137,7 +137,7 @@ def authenticate(
     """The principal the middleware found (every /v1 router depends on this)."""
     principal = getattr(request.state, "principal", None)
     if not isinstance(principal, Principal):  # only if the middleware is missing: refuse, never guess
-        raise Unauthorized("the request was not authenticated", code="missing_api_key")
+        raise Unauthorized("the request was not authenticated", code=ErrorCode.missing_api_key)
     return principal
 
 

@@ -34,7 +34,7 @@ from api.submission import (
 )
 from stt_common import events, jobs, metrics
 from stt_common.db import utcnow
-from stt_common.errors import BatchNotFound, FileTooLarge, InputError, TooManyFiles
+from stt_common.errors import BatchNotFound, ErrorCode, FileTooLarge, InputError, InvalidArchive, TooManyFiles
 from stt_common.models import Batch, Job, JobStatus, WebhookDelivery
 from stt_common.settings import Settings
 from stt_common.storage import LocalStorage
@@ -123,17 +123,17 @@ def _refusal(member: zipfile.ZipInfo, budget: int, limit: int) -> InputError | N
     name = member.filename
     parts = name.replace("\\", "/").split("/")
     if name.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
-        return InputError(f"{name}: the path leaves the archive's folder", code="unsafe_archive_path")
+        return InputError(f"{name}: the path leaves the archive's folder", code=ErrorCode.unsafe_archive_path)
     if member.compress_type not in METHODS:
         return InputError(f"{name}: compression method {member.compress_type} is not supported (stored and "
-                          "deflated are)", code="unsupported_compression")
+                          "deflated are)", code=ErrorCode.unsupported_compression)
     if member.file_size > budget:  # budget starts at the upload limit and only shrinks
         return FileTooLarge(f"{name}: larger than the limit of {limit} bytes (the archive's members together "
                             "count towards it too)")
     if member.file_size >= RATIO_CHECKED_FROM and member.file_size > MAX_COMPRESSION_RATIO * member.compress_size:
         return InputError(f"{name}: compressed {member.file_size / max(1, member.compress_size):.0f} to 1, more "
                           f"than audio ever is ({MAX_COMPRESSION_RATIO} to 1 at most)",
-                          code="compression_ratio_too_high")
+                          code=ErrorCode.compression_ratio_too_high)
     return None
 
 
@@ -146,21 +146,17 @@ def _extract(zf: zipfile.ZipFile, member: zipfile.ZipInfo) -> BinaryIO:
             shutil.copyfileobj(source, copy)
     except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError, zlib.error) as exc:
         copy.close()
-        raise InputError(f"{member.filename}: cannot be extracted: {exc}", code="corrupt_archive_member") from None
+        raise InputError(f"{member.filename}: cannot be extracted: {exc}",
+                         code=ErrorCode.corrupt_archive_member) from None
     copy.seek(0)
     return copy  # type: ignore[return-value]
-
-
-class InvalidArchive(InputError):
-    code = "invalid_archive"
-    http_status = 422
 
 
 def create(session: Session, storage: LocalStorage, settings: Settings, celery: Celery, items: list[Item],
            options: JobOptions, idempotency: Idempotency | None = None) -> Batch:
     """Record the batch, its accepted and rejected jobs, commit, then enqueue the accepted ones."""
     if not items:
-        raise InputError("a batch needs at least one file (`files` parts or an `archive`)", code="empty_batch",
+        raise InputError("a batch needs at least one file (`files` parts or an `archive`)", code=ErrorCode.empty_batch,
                          http_status=422)
     check_quota(session, settings, options.tenant, sum(1 for item in items if item.error is None))
     batch = Batch(id=uuid.uuid4(), tenant=options.tenant, model=options.model, webhook_url=options.webhook_url,

@@ -11,15 +11,15 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
-from stt_common.errors import SttError, TooManyFiles, TooManyRequests, Unauthorized
+from stt_common.errors import ErrorCode, SttError, TooManyFiles
 
 log = logging.getLogger(__name__)
 
-HTTP_CODES = {
-    400: "bad_request", 401: "invalid_api_key", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
-    409: "conflict",
-    413: "file_too_large", 415: "unsupported_media_type", 422: "validation_error",
-    429: "rate_limited", 503: "service_unavailable",
+HTTP_CODES = {  # for errors raised by FastAPI and Starlette themselves
+    400: ErrorCode.bad_request, 401: ErrorCode.invalid_api_key, 404: ErrorCode.not_found,
+    405: ErrorCode.method_not_allowed, 408: ErrorCode.request_timeout, 409: ErrorCode.conflict,
+    413: ErrorCode.file_too_large, 415: ErrorCode.unsupported_media_type, 422: ErrorCode.validation_error,
+    429: ErrorCode.rate_limited, 503: ErrorCode.service_unavailable,
 }
 
 
@@ -50,17 +50,12 @@ def too_many_files(path: str, max_batch_items: int) -> TooManyFiles:
 
 
 def stt_error_response(exc: SttError) -> JSONResponse:
-    headers = {"Retry-After": "5"} if exc.http_status == 503 else {}
-    if isinstance(exc, TooManyRequests):
-        headers = {"Retry-After": str(exc.retry_after_s)}  # with the RateLimit-* headers of a rate limit
-    elif isinstance(exc, Unauthorized):
-        headers = {"WWW-Authenticate": 'Bearer realm="stt"'}
-    return error_response(exc.http_status, exc.code, exc.message, {**headers, **exc.headers}, exc.fields)
+    return error_response(exc.http_status, exc.code, exc.message, exc.headers, exc.fields)
 
 
 def database_error_response(exc: DBAPIError) -> JSONResponse:
     log.warning("database unavailable: %s", exc.__class__.__name__)
-    return error_response(503, "database_unavailable", "the database is unavailable; retry shortly",
+    return error_response(503, ErrorCode.database_unavailable, "the database is unavailable; retry shortly",
                           {"Retry-After": "5"})
 
 
@@ -75,25 +70,25 @@ def install_error_handlers(app: FastAPI) -> None:
         for err in exc.errors()[:5]:
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
             parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
-        return error_response(422, "validation_error", "; ".join(parts) or "invalid request")
+        return error_response(422, ErrorCode.validation_error, "; ".join(parts) or "invalid request")
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        code = HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        code: str = HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
         detail = str(exc.detail)
         if exc.status_code == 400 and detail.startswith("Too many files"):  # Starlette's part count
             return stt_error_response(too_many_files(request.url.path, request.app.state.settings.max_batch_items))
         if exc.status_code == 400 and detail.startswith("Too many fields"):
-            code = "too_many_parts"
+            code = ErrorCode.too_many_parts
         if exc.status_code == 400 and detail.startswith(("Field exceeded maximum size", "Part exceeded maximum size")):
-            code = "field_too_large"
+            code = ErrorCode.field_too_large
         return error_response(exc.status_code, code, detail, getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         """Whatever escaped everything else still answers in the one error shape (and is logged)."""
         log.exception("unexpected error in %s %s", request.method, request.url.path)
-        return error_response(500, "internal_error", "an unexpected error; it has been logged")
+        return error_response(500, ErrorCode.internal_error, "an unexpected error; it has been logged")
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)

@@ -12,7 +12,7 @@ from typing import BinaryIO, TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from stt_common.errors import Conflict
+from stt_common.errors import Conflict, ErrorCode
 from stt_common.models import IdempotencyKey
 
 REPLAY_HEADER = "Idempotent-Replayed"
@@ -75,7 +75,7 @@ def replay(session: Session, idempotency: Idempotency) -> IdempotencyKey | None:
         return None
     if earlier.request_sha256 != idempotency.digest:
         raise Conflict("this Idempotency-Key was used for a different request; use a new key",
-                       code="idempotency_key_reused")
+                       code=ErrorCode.idempotency_key_reused)
     return earlier
 
 

@@ -14,7 +14,7 @@ from api.idempotency import REPLAY_HEADER, Idempotency, made_once
 from api.schemas import JobList, JobOut, JobSummaryOut, ResultOut, error_responses
 from api.submission import job_options, submit
 from stt_common import jobs
-from stt_common.errors import Conflict
+from stt_common.errors import Conflict, ErrorCode
 from stt_common.models import Job, JobStatus
 from stt_common.subtitles import to_srt, to_vtt
 from stt_common.transcript import Transcript
@@ -102,7 +102,7 @@ def get_transcript(
     job = jobs.get_job(session, job_id, principal.tenant)
     if job.status != JobStatus.succeeded or job.result is None:
         raise Conflict(f"the job is {job.status}; a transcript exists once it has succeeded",
-                       code="job_not_succeeded")
+                       code=ErrorCode.job_not_succeeded)
     if format == "json":
         return Response(ResultOut.of(job.result).model_dump_json(), media_type=TRANSCRIPT_TYPES["json"])
     return render_transcript(Transcript.from_dict(job.result), format)

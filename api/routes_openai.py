@@ -31,7 +31,7 @@ from api.routes_jobs import render_transcript
 from api.schemas import error_responses
 from api.submission import JobOptions, job_options, submit
 from stt_common import jobs
-from stt_common.errors import InputError, SttError, TooManyRequests
+from stt_common.errors import ErrorCode, InputError, TooManyRequests, TranscriptionTimeout
 from stt_common.model_folder import list_models
 from stt_common.models import Job, JobStatus
 from stt_common.settings import Settings
@@ -41,17 +41,6 @@ router = APIRouter(prefix="/v1/audio", tags=["openai-compatible"], dependencies=
 
 OPENAI_MODEL_NAMES = {"whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"}  # → the default model
 LANGUAGE_NAMES = {"tr": "turkish"}
-
-
-class TranscriptionTimeout(SttError):
-    """Carries the job's id in the body (`job_id`) and its URL in `Location`: the job goes on."""
-
-    code = "transcription_timeout"
-    http_status = 504
-
-    def __init__(self, job: Job, timeout: float) -> None:
-        super().__init__(f"job {job.id} is still {job.status} after {timeout:.0f} s; poll GET /v1/jobs/{job.id}",
-                         fields={"job_id": str(job.id)}, headers={"Location": f"/v1/jobs/{job.id}"})
 
 
 @router.post("/transcriptions", responses=error_responses(400, 408, 413, 415, 422, 504))
@@ -76,14 +65,14 @@ async def create_transcription(
     served_language = _language(settings, name)
     if language and served_language and language.lower() != served_language.lower():
         raise InputError(f"model {name!r} transcribes {served_language!r}, not {language!r}",
-                         code="unsupported_language")
+                         code=ErrorCode.unsupported_language)
     options = job_options(settings, principal.tenant, name, None, None)
     async with _waiting_slot(principal.tenant, settings.openai_max_waiting):
         job_id = await run_in_threadpool(_submit, state, file.file, file.filename, options)
         job = await _wait(state, job_id, settings.openai_wait_seconds)
     if job.status != JobStatus.succeeded or job.result is None:
         raise InputError(job.error_message or f"the transcription was {job.status}",
-                         code=job.error_code or f"job_{job.status}", http_status=422)
+                         code=ErrorCode(job.error_code or ErrorCode.job_canceled), http_status=422)
     transcript = Transcript.from_dict(job.result)
     if response_format in ("srt", "vtt"):
         return render_transcript(transcript, response_format)
@@ -103,7 +92,7 @@ async def _waiting_slot(tenant: str, limit: int) -> AsyncIterator[None]:
     if _waiting[tenant] >= limit:
         raise TooManyRequests(f"this tenant already has {limit} transcriptions waiting for their result; poll "
                               "them as jobs (POST /v1/jobs) or retry when one has finished",
-                              retry_after_s=5, code="too_many_waiting_requests")
+                              retry_after_s=5, code=ErrorCode.too_many_waiting_requests)
     _waiting[tenant] += 1
     try:
         yield
@@ -135,7 +124,7 @@ async def _wait(state: AppState, job_id: uuid.UUID, timeout: float) -> Job:
         if JobStatus(job.status).is_terminal:
             return job
         if time.monotonic() >= deadline:
-            raise TranscriptionTimeout(job, timeout)
+            raise TranscriptionTimeout(str(job.id), job.status, timeout)
         await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 1.5, 0.25)
 

@@ -20,7 +20,7 @@ from api.auth import authenticate
 from api.deps import SessionDep, SettingsDep
 from api.schemas import ErrorBody, ModelList, ModelOut, ReadyOut, error_responses
 from stt_common import readiness
-from stt_common.errors import NotFound, TransientError, Unauthorized
+from stt_common.errors import ErrorCode, NotFound, TransientError, Unauthorized
 from stt_common.metrics import ServiceCollector
 from stt_common.model_folder import MANIFEST, Manifest, list_models
 from stt_common.settings import Settings
@@ -72,7 +72,7 @@ def model(settings: SettingsDep, model_id: str) -> ModelOut:
     """One served model, as OpenAI's `GET /v1/models/{model}` answers."""
     found = list_models(settings.models_dir).get(model_id)
     if found is None:
-        raise NotFound(f"no served model {model_id[:128]!r}; GET /v1/models lists them", code="model_not_found")
+        raise NotFound(f"no served model {model_id[:128]!r}; GET /v1/models lists them", code=ErrorCode.model_not_found)
     return _model_out(settings, model_id, *found)
 
 
@@ -117,9 +117,10 @@ def metrics(request: Request, settings: SettingsDep) -> Response:
         expected = settings.metrics_token.encode()
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
             raise Unauthorized("GET /metrics needs `Authorization: Bearer <STT_METRICS_TOKEN>`",
-                               code="invalid_metrics_token")
+                               code=ErrorCode.invalid_metrics_token)
     try:
         body = request.app.state.metrics.read()
     except RedisError as exc:
-        raise TransientError("the broker is unavailable; metrics cannot be read", code="broker_unavailable") from exc
+        raise TransientError("the broker is unavailable; metrics cannot be read",
+                             code=ErrorCode.broker_unavailable) from exc
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -12,7 +12,7 @@ from api.auth import PrincipalDep, authenticate
 from api.deps import SessionDep, SettingsDep
 from api.schemas import DeliveryList, DeliveryOut, SecretOut, error_responses
 from stt_common import events, jobs
-from stt_common.errors import Conflict
+from stt_common.errors import Conflict, ErrorCode
 from stt_common.models import WebhookAttempt, WebhookDelivery
 from stt_common.webhooks import signing_secret
 
@@ -61,11 +61,11 @@ def redeliver_batch_webhooks(principal: PrincipalDep, session: SessionDep, batch
 def _redeliver(session: SessionDep, deliveries: list[WebhookDelivery]) -> DeliveryList:
     if not deliveries:
         raise Conflict("there is no event to redeliver: no webhook_url was given, or the work has not "
-                       "finished yet", code="no_webhook_event")
+                       "finished yet", code=ErrorCode.no_webhook_event)
     if not all(events.redeliver(session, delivery) for delivery in deliveries):
         session.rollback()
         raise Conflict("a delivery of this event is still pending or in flight; see its attempts",
-                       code="delivery_in_progress")
+                       code=ErrorCode.delivery_in_progress)
     session.commit()
     return _log(session, deliveries)
 

@@ -18,6 +18,7 @@ from api.idempotency import Idempotency, forget, remember
 from stt_common import audio, faults, jobs
 from stt_common.errors import (
     EmptyFile,
+    ErrorCode,
     FileTooLarge,
     InvalidMetadata,
     TooManyRequests,
@@ -112,7 +113,7 @@ def check_quota(session: Session, settings: Settings, tenant: str, adding: int) 
     if active + adding > settings.max_active_jobs:
         raise TooManyRequests(
             f"this tenant has {active} jobs queued or processing; the limit is {settings.max_active_jobs}. "
-            "Retry once some have finished.", retry_after_s=30, code="quota_exceeded")
+            "Retry once some have finished.", retry_after_s=30, code=ErrorCode.quota_exceeded)
 
 
 def resolve_model(settings: Settings, requested: str | None) -> str:
@@ -237,4 +238,4 @@ def enqueue_or_take_back(celery: Celery, queued: list[Job], take_back: Callable[
     except Exception as exc:
         log.warning("publishing %d job(s) failed: %s", len(queued), exc)
         take_back()
-        raise TransientError("the job queue is unavailable; retry shortly", code="queue_unavailable") from exc
+        raise TransientError("the job queue is unavailable; retry shortly", code=ErrorCode.queue_unavailable) from exc

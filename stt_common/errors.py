@@ -8,19 +8,94 @@ retries in the task of `worker/celery_app.py`.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Every `error.code` the service answers or records, in one place (docs/API.md explains each;
+    tests/test_docs.py checks that it does). A member is its own string in JSON."""
+
+    # The request as a whole
+    bad_request = "bad_request"
+    method_not_allowed = "method_not_allowed"
+    not_found = "not_found"
+    conflict = "conflict"
+    unsupported_media_type = "unsupported_media_type"
+    validation_error = "validation_error"
+    invalid_input = "invalid_input"
+    internal_error = "internal_error"
+    service_unavailable = "service_unavailable"
+    request_timeout = "request_timeout"
+    file_too_large = "file_too_large"
+    too_many_files = "too_many_files"
+    too_many_parts = "too_many_parts"
+    field_too_large = "field_too_large"
+    # Who is calling, and how much
+    missing_api_key = "missing_api_key"
+    invalid_api_key = "invalid_api_key"
+    invalid_metrics_token = "invalid_metrics_token"
+    rate_limited = "rate_limited"
+    quota_exceeded = "quota_exceeded"
+    too_many_waiting_requests = "too_many_waiting_requests"
+    # The audio
+    empty_file = "empty_file"
+    invalid_audio = "invalid_audio"
+    unsupported_audio = "unsupported_audio"
+    no_audio_stream = "no_audio_stream"
+    corrupt_audio = "corrupt_audio"
+    truncated_audio = "truncated_audio"
+    empty_audio = "empty_audio"
+    audio_too_short = "audio_too_short"
+    audio_too_long = "audio_too_long"
+    # Form fields
+    invalid_metadata = "invalid_metadata"
+    invalid_webhook_url = "invalid_webhook_url"
+    unknown_model = "unknown_model"
+    unsupported_language = "unsupported_language"
+    invalid_cursor = "invalid_cursor"
+    idempotency_key_reused = "idempotency_key_reused"
+    # Batches and their archives
+    invalid_archive = "invalid_archive"
+    empty_batch = "empty_batch"
+    corrupt_archive_member = "corrupt_archive_member"
+    compression_ratio_too_high = "compression_ratio_too_high"
+    unsupported_compression = "unsupported_compression"
+    unsafe_archive_path = "unsafe_archive_path"
+    # Objects and their state
+    job_not_found = "job_not_found"
+    batch_not_found = "batch_not_found"
+    model_not_found = "model_not_found"
+    job_not_succeeded = "job_not_succeeded"
+    job_canceled = "job_canceled"
+    no_webhook_event = "no_webhook_event"
+    delivery_in_progress = "delivery_in_progress"
+    # Dependencies
+    queue_unavailable = "queue_unavailable"
+    database_unavailable = "database_unavailable"
+    broker_unavailable = "broker_unavailable"
+    transcription_timeout = "transcription_timeout"
+    # Set by the worker on a failed job
+    audio_missing = "audio_missing"
+    model_unavailable = "model_unavailable"
+    model_error = "model_error"
+    retries_exhausted = "retries_exhausted"
+    worker_lost = "worker_lost"
+
 
 class SttError(Exception):
-    """`fields` join `code` and `message` in the error body; `headers` go on the response."""
+    """`fields` join `code` and `message` in the error body; `headers` (the class's `default_headers`
+    and the instance's own) go on the response."""
 
-    code = "internal_error"
+    code: ErrorCode = ErrorCode.internal_error
     http_status = 500
+    default_headers: dict[str, str] = {}  # noqa: RUF012 (read, never mutated)
 
-    def __init__(self, message: str, *, code: str | None = None, http_status: int | None = None,
+    def __init__(self, message: str, *, code: ErrorCode | None = None, http_status: int | None = None,
                  fields: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.fields = fields or {}
-        self.headers = headers or {}
+        self.headers = {**self.default_headers, **(headers or {})}
         if code:
             self.code = code
         if http_status:
@@ -30,57 +105,57 @@ class SttError(Exception):
 class InputError(SttError):
     """The caller's input is wrong; retrying cannot help."""
 
-    code = "invalid_input"
+    code = ErrorCode.invalid_input
     http_status = 400
 
 
 class EmptyFile(InputError):
-    code = "empty_file"
+    code = ErrorCode.empty_file
 
 
 class InvalidAudio(InputError):
-    code = "invalid_audio"
+    code = ErrorCode.invalid_audio
     http_status = 415
 
 
 class UnsupportedAudio(InvalidAudio):
     """Audio, but outside what the service decodes (sample rate, channel count)."""
 
-    code = "unsupported_audio"
+    code = ErrorCode.unsupported_audio
 
 
 class NoAudioStream(InputError):
-    code = "no_audio_stream"
+    code = ErrorCode.no_audio_stream
     http_status = 422
 
 
 class CorruptAudio(InputError):
-    code = "corrupt_audio"
+    code = ErrorCode.corrupt_audio
     http_status = 422
 
 
 class TruncatedAudio(InputError):
-    code = "truncated_audio"
+    code = ErrorCode.truncated_audio
     http_status = 422
 
 
 class EmptyAudio(InputError):
-    code = "empty_audio"
+    code = ErrorCode.empty_audio
     http_status = 422
 
 
 class AudioTooShort(InputError):
-    code = "audio_too_short"
+    code = ErrorCode.audio_too_short
     http_status = 422
 
 
 class FileTooLarge(InputError):
-    code = "file_too_large"
+    code = ErrorCode.file_too_large
     http_status = 413
 
 
 class TooManyFiles(InputError):
-    code = "too_many_files"
+    code = ErrorCode.too_many_files
     http_status = 413
 
     @classmethod
@@ -89,68 +164,92 @@ class TooManyFiles(InputError):
 
 
 class AudioTooLong(InputError):
-    code = "audio_too_long"
+    code = ErrorCode.audio_too_long
     http_status = 422
 
 
 class InvalidMetadata(InputError):
     """The `metadata` field is not a small, shallow JSON object (NaN and Infinity are not JSON)."""
 
-    code = "invalid_metadata"
+    code = ErrorCode.invalid_metadata
+
+
+class InvalidWebhookUrl(InputError):
+    code = ErrorCode.invalid_webhook_url
+    http_status = 422
+
+
+class InvalidArchive(InputError):
+    code = ErrorCode.invalid_archive
+    http_status = 422
 
 
 class UnknownModel(InputError):
-    code = "unknown_model"
+    code = ErrorCode.unknown_model
 
 
 class NotFound(SttError):
-    code = "not_found"
+    code = ErrorCode.not_found
     http_status = 404
 
 
 class JobNotFound(NotFound):
-    code = "job_not_found"
+    code = ErrorCode.job_not_found
 
 
 class BatchNotFound(NotFound):
-    code = "batch_not_found"
+    code = ErrorCode.batch_not_found
 
 
 class Conflict(SttError):
-    code = "conflict"
+    code = ErrorCode.conflict
     http_status = 409
 
 
 class Unauthorized(SttError):
     """No API key, or one that is unknown or revoked."""
 
-    code = "invalid_api_key"
+    code = ErrorCode.invalid_api_key
     http_status = 401
+    default_headers = {"WWW-Authenticate": 'Bearer realm="stt"'}  # noqa: RUF012
 
 
 class TooManyRequests(SttError):
     """A rate limit or quota; `retry_after_s` becomes the Retry-After header."""
 
-    code = "rate_limited"
+    code = ErrorCode.rate_limited
     http_status = 429
 
-    def __init__(self, message: str, *, retry_after_s: int, code: str | None = None,
+    def __init__(self, message: str, *, retry_after_s: int, code: ErrorCode | None = None,
                  headers: dict[str, str] | None = None) -> None:
-        super().__init__(message, code=code, headers=headers)
+        super().__init__(message, code=code, headers={**(headers or {}), "Retry-After": str(retry_after_s)})
         self.retry_after_s = retry_after_s
 
 
 class TransientError(SttError):
     """A dependency is briefly unavailable; the same work may succeed later."""
 
-    code = "service_unavailable"
+    code = ErrorCode.service_unavailable
     http_status = 503
+    default_headers = {"Retry-After": "5"}  # noqa: RUF012
+
+
+class TranscriptionTimeout(SttError):
+    """POST /v1/audio/transcriptions waited long enough: the body names the job (`job_id`) and
+    `Location` its URL, since the job goes on."""
+
+    code = ErrorCode.transcription_timeout
+    http_status = 504
+
+    def __init__(self, job_id: str, status: str, timeout: float) -> None:
+        super().__init__(f"job {job_id} is still {status} after {timeout:.0f} s; poll GET /v1/jobs/{job_id}",
+                         fields={"job_id": job_id}, headers={"Location": f"/v1/jobs/{job_id}"})
 
 
 class ModelError(SttError):
     """A model folder is incomplete or corrupt: an operator must fix the deployment."""
 
-    code = "model_error"
+    code = ErrorCode.model_error
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from stt_common import events
 from stt_common.db import utcnow
-from stt_common.errors import InputError, JobNotFound
+from stt_common.errors import ErrorCode, InputError, JobNotFound
 from stt_common.models import Job, JobStatus
 from stt_common.tenancy import get_owned
 from stt_common.transcript import Transcript
@@ -59,7 +59,7 @@ def _decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
         created, ident = raw.split("|", 1)
         return dt.datetime.fromisoformat(created), uuid.UUID(ident)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError("the cursor is not one this service issued", code="invalid_cursor") from exc
+        raise InputError("the cursor is not one this service issued", code=ErrorCode.invalid_cursor) from exc
 
 
 def list_jobs(session: Session, *, tenant: str, status: JobStatus | None, cursor: str | None, limit: int) -> Page:
@@ -201,7 +201,7 @@ def fail_lost(session: Session, job_id: uuid.UUID, max_attempts: int) -> bool:
             status=JobStatus.failed,
             finished_at=utcnow(),
             lease_expires_at=None,
-            error_code="worker_lost",
+            error_code=ErrorCode.worker_lost,
             error_message=f"the worker running this job stopped (killed or out of memory) on each of "
                           f"{max_attempts} attempts",
         ),

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from stt_common.errors import InputError
+from stt_common.errors import InvalidWebhookUrl
 from stt_common.models import DEFAULT_TENANT, SigningSecret
 
 SECRET_PREFIX = "whsec_"
@@ -65,11 +65,6 @@ def signing_secret(session: Session, configured: str | None, tenant: str = DEFAU
     row = session.get(SigningSecret, name)
     assert row is not None
     return row.secret
-
-
-class InvalidWebhookUrl(InputError):
-    code = "invalid_webhook_url"
-    http_status = 422
 
 
 def check_url(url: str, allowlist: Sequence[str] = ()) -> str:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from stt_common import faults, jobs, logs, metrics
 from stt_common.db import session_scope
-from stt_common.errors import InputError, TransientError, is_transient
+from stt_common.errors import ErrorCode, InputError, TransientError, is_transient
 from stt_common.models import Job
 from stt_common.settings import Settings
 from stt_common.storage import LocalStorage
@@ -76,7 +76,7 @@ def _run(ctx: WorkerContext, job_id: uuid.UUID) -> Outcome:
             _release(ctx, job_id, attempt)
             raise TransientError(f"transient failure: {exc.__class__.__name__}") from exc
         log.exception("job %s: unexpected error", job_id)
-        return _fail(ctx, job_id, attempt, "internal_error", f"transcription failed: {exc.__class__.__name__}")
+        return _fail(ctx, job_id, attempt, ErrorCode.internal_error, f"transcription failed: {exc.__class__.__name__}")
     processing_s = time.perf_counter() - started
 
     try:
@@ -165,9 +165,9 @@ def _transcribe(ctx: WorkerContext, model: str, key: str | None, seconds: float 
                 progress: ProgressReporter) -> Timed:
     recognizer = ctx.recognizers.get(model)
     if recognizer is None:
-        raise InputError(f"model {model!r} is not loaded by this worker", code="model_unavailable")
+        raise InputError(f"model {model!r} is not loaded by this worker", code=ErrorCode.model_unavailable)
     if not key or not ctx.storage.exists(key):
-        raise InputError("the job's audio is no longer in storage", code="audio_missing")
+        raise InputError("the job's audio is no longer in storage", code=ErrorCode.audio_missing)
     return recognizer.transcribe_file(ctx.storage.path(key), ctx.settings.max_audio_seconds,
                                       expected_seconds=seconds, on_progress=progress)
 
@@ -193,4 +193,4 @@ def _release(ctx: WorkerContext, job_id: uuid.UUID, attempt: int) -> None:
 
 def fail_exhausted(ctx: WorkerContext, job_id: uuid.UUID, message: str) -> None:
     """The last retry failed: end the job instead of leaving it queued forever."""
-    _fail(ctx, job_id, None, "retries_exhausted", message)
+    _fail(ctx, job_id, None, ErrorCode.retries_exhausted, message)

@@ -18,7 +18,7 @@ from redis.exceptions import LockError, RedisError
 
 from stt_common import events, logs, metrics, reaper
 from stt_common.db import make_engine, make_session_factory, session_scope
-from stt_common.errors import is_transient
+from stt_common.errors import ErrorCode, is_transient
 from stt_common.queue import (
     DELIVER_TASK,
     REAP_TASK,
@@ -113,7 +113,7 @@ def reap_jobs() -> int:
     except Exception as exc:
         return _skipped("reaper", exc)
     for _ in found.failed:
-        metrics.job_finished(settings.redis_url, "failed", "worker_lost")
+        metrics.job_finished(settings.redis_url, "failed", ErrorCode.worker_lost)
     return len(found.requeued) + len(found.failed)
 
 
