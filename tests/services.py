@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TypeVar
 
 import uvicorn
 from sqlalchemy import create_engine, text
@@ -28,6 +29,7 @@ from sqlalchemy.engine import make_url
 
 from api.serve import make_config
 
+T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -37,7 +39,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> object:
+def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:
+    """The predicate's first truthy value, polled until `timeout` (then TimeoutError naming `what`)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -260,6 +263,11 @@ class ThreadedServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def idle(self) -> bool:
+        """uvicorn's own word that no connection is open and no request is being handled."""
+        state = self.server.server_state
+        return not state.connections and not state.tasks
 
     def stop(self) -> None:
         self.server.should_exit = True

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import socket
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,7 +54,7 @@ def wait_done(api: httpx.Client, job_id: str, timeout: float = 60) -> dict:  # t
         body = api.get(f"/v1/jobs/{job_id}").json()
         return body if body["status"] in TERMINAL else None
 
-    return wait_for(done, timeout, f"job {job_id}", interval=0.05)  # type: ignore[return-value]
+    return wait_for(done, timeout, f"job {job_id}", interval=0.05)
 
 
 def test_submit_poll_and_fetch_the_transcript(stack: Stack, api: httpx.Client, tmp_path: Path) -> None:
@@ -169,24 +168,27 @@ def test_a_killed_and_restarted_worker_loses_no_queued_job(
         server.stop()
 
 
-def test_a_client_that_disconnects_mid_upload_leaves_nothing(stack: Stack, api: httpx.Client) -> None:
+def test_a_client_that_disconnects_mid_upload_leaves_nothing(stack: Stack) -> None:
     payload = (SAMPLES / "clip01.wav").read_bytes()
     boundary = "xyzzy"
     head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
             f"Content-Type: audio/wav\r\n\r\n").encode()
     total = len(head) + len(payload) + len(f"\r\n--{boundary}--\r\n")
-    port = int(str(api.base_url).rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(
-            f"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
-            f"Content-Length: {total}\r\n\r\n".encode() + head + payload[: len(payload) // 2]
-        )
-        time.sleep(0.3)
-    time.sleep(0.5)
-    assert stack.storage.list_keys() == []
-    with stack.session_factory() as s:
-        assert s.scalars(select(Job)).first() is None
-    assert api.get("/health").status_code == 200
+    server = ThreadedServer(create_app(stack.settings))
+    try:
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(
+                f"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
+                f"Content-Length: {total}\r\n\r\n".encode() + head + payload[: len(payload) // 2]
+            )
+            wait_for(lambda: server.server.server_state.tasks, 10, "the api to take the request")
+        wait_for(server.idle, 10, "the api to finish with the abandoned request")
+        assert stack.storage.list_keys() == []
+        with stack.session_factory() as s:
+            assert s.scalars(select(Job)).first() is None
+        assert httpx.get(f"{server.url}/health").status_code == 200
+    finally:
+        server.stop()
 
 
 def test_long_audio_in_any_container_reports_progress_and_gives_subtitles(

@@ -72,7 +72,7 @@ def wait_status(stack: Stack, status: str, timeout: float = 30) -> str:
     def one() -> str | None:
         return next((i for i, st in job_statuses(stack).items() if st == status), None)
 
-    return wait_for(one, timeout, f"a job to be {status}", interval=0.02)  # type: ignore[return-value]
+    return wait_for(one, timeout, f"a job to be {status}", interval=0.02)
 
 
 def wait_all_delivered(stack: Stack, ids: list[str], receiver: WebhookReceiver, timeout: float = 90) -> None:

@@ -75,7 +75,7 @@ def settled(api: httpx.Client, job_id: str, status: str) -> dict:  # type: ignor
         entries = log(api, job_id)
         return entries[0] if entries and entries[0]["status"] == status else None
 
-    return wait_for(check, 60, f"job {job_id}'s webhook to be {status}", interval=0.1)  # type: ignore[return-value]
+    return wait_for(check, 60, f"job {job_id}'s webhook to be {status}", interval=0.1)
 
 
 def test_deliveries_are_signed_retried_recorded_and_redelivered(
