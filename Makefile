@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 RUN := .run
 
-.PHONY: demo test up down migrate lint bench load model clean
+.PHONY: demo test test-fast up down migrate lint bench load model clean
 
 # The bundled model's recipe (models/tr-espeak-small/README.md records the run that produced it: about
 # 5 minutes on one GPU; without one the Trainer uses the CPU, where 5000 steps take many hours).
@@ -45,6 +45,12 @@ test: $(VENV)/.stamp-test
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The inner loop: lint, then every test but the slow end-to-end ones (CI runs `make test`, all of them).
+test-fast: $(VENV)/.stamp-test
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 up: $(VENV)/.stamp-run migrate
 	@scripts/ensure_redis.sh

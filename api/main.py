@@ -21,7 +21,7 @@ from api.routes_openai import router as openai_router
 from api.routes_system import metrics_registry
 from api.routes_system import router as system_router
 from api.routes_webhooks import router as webhooks_router
-from stt_common import events, jobs, logs
+from stt_common import __version__, events, jobs, logs
 from stt_common.db import make_engine, make_session_factory
 from stt_common.queue import TRANSCRIBE_QUEUE, make_celery, publish_deliveries
 from stt_common.settings import Settings, get_settings
@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="Turkish speech-to-text",
-        version="0.1.0",
+        version=__version__,
         description="Asynchronous transcription jobs: POST audio, get a job id, poll for the result.",
         lifespan=lifespan,
     )

@@ -84,3 +84,14 @@ def test_torch_is_pinned_to_the_cpu_build_on_disk(project: dict) -> None:  # typ
     for extra in ("train", "export"):
         torch = [r for r in project["optional-dependencies"][extra] if _name(r) == "torch"]
         assert torch == ["torch==2.13.0"], extra
+
+
+def test_the_version_is_written_once_and_read_from_the_installed_metadata() -> None:
+    import stt_common
+    from api.main import create_app
+
+    declared = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert stt_common.__version__ == metadata.version("turkish-stt") == declared
+    assert create_app().version == declared
+    changelog = (REPO_ROOT / "CHANGELOG.md").read_text()
+    assert f"## {declared}" in changelog or "## Unreleased" in changelog

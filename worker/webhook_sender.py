@@ -30,7 +30,7 @@ import httpx
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from stt_common import metrics
+from stt_common import __version__, metrics
 from stt_common.db import session_scope, utcnow
 from stt_common.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
 from stt_common.settings import Settings
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 RESPONSE_BYTES = 1024  # of the receiver's answer kept in the attempt log
 SHORT_DELAY_S = 60.0  # retries sooner than this are queued with a countdown; later ones wait for the sweep
 REPUBLISH_AFTER_S = 120.0  # a due delivery whose message is older than this is published again
-USER_AGENT = "stt-webhooks/1"
+USER_AGENT = f"turkish-stt-webhooks/{__version__}"
 LEASE_FACTOR, LEASE_MARGIN_S = 3, 30.0  # the claim lasts 3 deadlines + 30 s; an attempt at most 1 deadline
 # Lookups run here, not in the event loop's default executor: asyncio.run waits for that one's threads
 # at exit, so a resolver that hangs would outlast the deadline.
