@@ -73,7 +73,7 @@ def archive_items(archive: BinaryIO, settings: Settings, room: int) -> Iterator[
     are skipped; member paths are kept for display only, and ones that climb out (`..`, `/x`) are
     refused as items."""
     max_entries = ENTRIES_PER_ITEM * settings.max_batch_items + 64
-    _check_directory(archive, max_entries, room, settings.max_batch_items)
+    _check_directory(archive, max_entries, settings.max_batch_items)
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
@@ -88,13 +88,13 @@ def archive_items(archive: BinaryIO, settings: Settings, room: int) -> Iterator[
             error = _refusal(member, budget, settings.max_upload_bytes)
             if error is None:
                 budget -= member.file_size
-            climbs_out = error is not None and error.code == "unsafe_archive_path"
+            climbs_out = error is not None and error.code == ErrorCode.unsafe_archive_path
             shown = clean_filename(member.filename, keep_folders=not climbs_out)
             items.append(Item(shown, None if error else partial(_extract, zf, member), error))
         yield items
 
 
-def _check_directory(archive: BinaryIO, max_entries: int, room: int, limit: int) -> None:
+def _check_directory(archive: BinaryIO, max_entries: int, limit: int) -> None:
     """zipfile parses the whole central directory when it opens an archive (300k empty entries cost
     125 MB): read its declared size and count from the end record first."""
     archive.seek(0)
