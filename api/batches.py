@@ -111,7 +111,8 @@ def _check_directory(archive: BinaryIO, max_entries: int, limit: int) -> None:
 
 def _end_record(archive: BinaryIO) -> list[int] | None:
     # zipfile's own end-record reader (ZIP64 included); it is private, but has not changed since 2.x.
-    return getattr(zipfile, "_EndRecData")(archive)  # noqa: B009
+    end: list[int] | None = getattr(zipfile, "_EndRecData")(archive)  # noqa: B009
+    return end
 
 
 def _hidden(name: str) -> bool:

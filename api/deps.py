@@ -31,7 +31,7 @@ def get_storage(request: Request) -> LocalStorage:
 
 
 def get_celery(request: Request) -> Celery:
-    return request.app.state.celery  # type: ignore[no-any-return]
+    return request.app.state.celery
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

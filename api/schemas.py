@@ -143,7 +143,7 @@ class JobSummaryOut(BaseModel):
 
 
 class JobOut(JobSummaryOut):
-    result: ResultOut | None  # type: ignore[assignment]  # the full result: words and segments too
+    result: ResultOut | None  # the full result: words and segments too
 
     @staticmethod
     def _result(result: dict[str, Any]) -> ResultOut:

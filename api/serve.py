@@ -23,10 +23,10 @@ from stt_common.settings import get_settings
 def with_header_deadline(base: type[Any], header_timeout_s: float) -> type[asyncio.Protocol]:
     """`base` (one of uvicorn's HTTP protocols) closing connections whose headers come too slowly."""
 
-    class HeaderDeadline(base):  # type: ignore[misc,valid-type]
+    class HeaderDeadline(base):  # type: ignore[misc]
         _header_timer: asyncio.TimerHandle | None = None
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
             self._arm()
 
@@ -44,7 +44,7 @@ def with_header_deadline(base: type[Any], header_timeout_s: float) -> type[async
             super().connection_lost(exc)
 
         def _awaiting_headers(self) -> bool:
-            return self.cycle is None or self.cycle.response_complete  # type: ignore[no-any-return]
+            return self.cycle is None or self.cycle.response_complete
 
         def _arm(self) -> None:
             self._disarm()

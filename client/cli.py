@@ -18,9 +18,10 @@ import io
 import json
 import sys
 import zipfile
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -29,6 +30,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from client.api import TERMINAL, ApiError, Batch, SttClient, batch_key, idempotency_key
+
+T = TypeVar("T")
 
 app = typer.Typer(help="Turkish speech-to-text: submit audio, wait, fetch transcripts.", no_args_is_help=True)
 webhooks_app = typer.Typer(help="Work with the service's signed webhooks.", no_args_is_help=True)
@@ -260,7 +263,7 @@ def verify_webhook(
     typer.echo(f"valid {event.get('type')} {subject}")
 
 
-def _or_exit(call):  # type: ignore[no-untyped-def]
+def _or_exit(call: Callable[[], T]) -> T:
     try:
         return call()
     except ApiError as exc:

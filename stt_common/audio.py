@@ -187,7 +187,7 @@ def _sniff(source: Source) -> str:
     if not head:
         raise EmptyAudio("the file is empty")
     kind = filetype.guess(head)
-    name = kind.extension if kind is not None else None
+    name: str | None = kind.extension if kind is not None else None
     if name not in DEMUXERS:
         what = f"a {kind.mime} file" if kind is not None else "not a recognised audio or video container"
         raise InvalidAudio(f"the upload is {what}; supported: {', '.join(sorted(DEMUXERS))}")

@@ -89,7 +89,7 @@ class ServiceCollector(Collector):
         jobs = GaugeMetricFamily("stt_jobs", "Jobs queued or processing (finished ones: stt_jobs_finished_total).",
                                  labels=["status"])
         with self.session_factory() as session:  # active jobs only: a range of the status index, not every job
-            counts = dict(session.execute(  # type: ignore[arg-type]
+            counts = dict(session.execute(
                 select(Job.status, func.count()).where(Job.status.in_(ACTIVE), Job.deleted_at.is_(None))
                 .group_by(Job.status)).all())
         for active in ACTIVE:

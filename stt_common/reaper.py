@@ -75,7 +75,7 @@ def _ids(raws: Iterable[bytes | str]) -> frozenset[uuid.UUID]:
 
 def broker_view(redis: Redis, queue: str = TRANSCRIBE_QUEUE) -> BrokerView:
     """Read every transcription message in the broker (an LRANGE, an HGETALL and a ZRANGE)."""
-    waiting = _ids(redis.lrange(queue, 0, -1))  # type: ignore[arg-type]
+    waiting = _ids(redis.lrange(queue, 0, -1))
     scored: list[tuple[bytes, float]] = redis.zrange(UNACKED_INDEX_KEY, 0, -1, withscores=True)  # type: ignore[assignment]
     taken_at = dict(scored)
     unacked: dict[bytes, bytes] = redis.hgetall(UNACKED_KEY)  # type: ignore[assignment]
