@@ -45,12 +45,14 @@ def make_limiter(redis_url: str) -> MovingWindowRateLimiter:
     return MovingWindowRateLimiter(RedisStorage(redis_url, socket_connect_timeout=1, socket_timeout=2))
 
 
+def bearer_token(headers: Headers) -> str | None:
+    """The credentials of `Authorization: Bearer ...`, if that is what was sent."""
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    return credentials.strip() or None if scheme.lower() == "bearer" else None
+
+
 def _presented(headers: Headers) -> str | None:
-    header = headers.get("authorization", "")
-    scheme, _, credentials = header.partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        return credentials.strip()
-    return headers.get("x-api-key") or None
+    return bearer_token(headers) or headers.get("x-api-key") or None
 
 
 def _rate_limit(limiter: MovingWindowRateLimiter, key_id: str, per_minute: int) -> dict[str, str]:

@@ -108,7 +108,7 @@ def _submit(state: AppState, upload: BinaryIO, filename: str | None, options: Jo
 
 
 def _read(state: AppState, job_id: uuid.UUID) -> Job:
-    with state.session_factory(expire_on_commit=False) as session:
+    with state.session_factory() as session:  # made with expire_on_commit=False: the row stays readable
         job = jobs.get_job(session, job_id)
         session.expunge(job)
         return job

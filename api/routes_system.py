@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.auth import authenticate
+from api.auth import authenticate, bearer_token
 from api.deps import SessionDep, SettingsDep
 from api.schemas import ErrorBody, ModelList, ModelOut, ReadyOut, error_responses
 from stt_common import readiness
@@ -113,9 +113,8 @@ def metrics(request: Request, settings: SettingsDep) -> Response:
     status and error code, processing time, real-time factor and queue wait histograms, webhook attempts
     by outcome (docs/OBSERVABILITY.md). With `STT_METRICS_TOKEN` set, it needs that bearer token."""
     if settings.metrics_token:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        expected = settings.metrics_token.encode()
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+        token = bearer_token(request.headers)
+        if token is None or not hmac.compare_digest(token.encode(), settings.metrics_token.encode()):
             raise Unauthorized("GET /metrics needs `Authorization: Bearer <STT_METRICS_TOKEN>`",
                                code=ErrorCode.invalid_metrics_token)
     try:

@@ -23,7 +23,7 @@ from stt_common import events
 from stt_common.db import utcnow
 from stt_common.errors import ErrorCode, InputError, JobNotFound
 from stt_common.models import Job, JobStatus
-from stt_common.tenancy import get_owned
+from stt_common.tenancy import get_owned, parse_id
 from stt_common.transcript import Transcript
 
 ACTIVE = (JobStatus.queued, JobStatus.processing)
@@ -31,10 +31,7 @@ ACTIVE = (JobStatus.queued, JobStatus.processing)
 
 def parse_job_id(raw: str) -> uuid.UUID:
     """A job id from a message or a URL; a malformed one is "not found"."""
-    try:
-        return uuid.UUID(raw)
-    except (ValueError, TypeError, AttributeError):
-        raise JobNotFound(f"no job with id {raw[:64]!r}") from None
+    return parse_id(Job, raw, JobNotFound)
 
 
 def get_job(session: Session, job_id: uuid.UUID | str, tenant: str | None = None) -> Job:

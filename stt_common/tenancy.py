@@ -15,13 +15,18 @@ from stt_common.models import Batch, Job
 Owned = TypeVar("Owned", Job, Batch)
 
 
+def parse_id(model: type[Owned], raw: uuid.UUID | str, not_found: type[NotFound]) -> uuid.UUID:
+    """An id from a URL or a message; a malformed one is `not_found`, as a missing object is."""
+    try:
+        return raw if isinstance(raw, uuid.UUID) else uuid.UUID(raw)
+    except (ValueError, TypeError, AttributeError):
+        raise not_found(f"no {model.__name__.lower()} with id {str(raw)[:64]!r}") from None
+
+
 def get_owned(session: Session, model: type[Owned], object_id: uuid.UUID | str, tenant: str | None,
               not_found: type[NotFound]) -> Owned:
     """The live `model` row with this id, owned by `tenant` (any owner when None), or `not_found`."""
-    try:
-        ident = object_id if isinstance(object_id, uuid.UUID) else uuid.UUID(object_id)
-    except (ValueError, TypeError, AttributeError):
-        raise not_found(f"no {model.__name__.lower()} with id {str(object_id)[:64]!r}") from None
+    ident = parse_id(model, object_id, not_found)
     found = session.get(model, ident)
     if found is None or found.deleted_at is not None or (tenant is not None and found.tenant != tenant):
         raise not_found(f"no {model.__name__.lower()} with id {ident}")
