@@ -40,16 +40,12 @@ demo: $(VENV)/.stamp-run
 	$(PY) -m stt_common.migrate
 	$(PY) scripts/demo.py
 
-test: $(VENV)/.stamp-test
+test: lint
 	@scripts/ensure_redis.sh >/dev/null  # the tests start their own redis-server; this installs it if missing
-	$(PY) -m ruff check .
-	$(PY) -m mypy
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The inner loop: lint, then every test but the slow end-to-end ones (CI runs `make test`, all of them).
-test-fast: $(VENV)/.stamp-test
-	$(PY) -m ruff check .
-	$(PY) -m mypy
+test-fast: lint
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 up: $(VENV)/.stamp-run migrate
@@ -70,8 +66,10 @@ down:
 	  if [ -f $(RUN)/$$svc.pid ]; then kill $$(cat $(RUN)/$$svc.pid) 2>/dev/null && echo "stopped $$svc"; rm -f $(RUN)/$$svc.pid; fi; \
 	done
 
+# What `make test` checks before its tests (and .pre-commit-config.yaml on each commit).
 lint: $(VENV)/.stamp-test
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
 bench: $(VENV)/.stamp-run

@@ -16,8 +16,9 @@ from stt_common.settings import get_settings
 from stt_common.webhooks import signing_secret
 
 app = typer.Typer(help="Operator commands for the speech-to-text service.", no_args_is_help=True)
-keys = typer.Typer(help="API keys: each belongs to one tenant and sees only that tenant's jobs and batches.",
-                   no_args_is_help=True)
+keys = typer.Typer(
+    help="API keys: each belongs to one tenant and sees only that tenant's jobs and batches.", no_args_is_help=True
+)
 app.add_typer(keys, name="keys")
 
 
@@ -34,8 +35,9 @@ def main() -> None:
 
 @app.command("webhook-secret")
 def webhook_secret(
-    tenant: Annotated[str, typer.Option(help="Whose secret (each tenant's events are signed with its own).")]
-    = DEFAULT_TENANT,
+    tenant: Annotated[
+        str, typer.Option(help="Whose secret (each tenant's events are signed with its own).")
+    ] = DEFAULT_TENANT,
 ) -> None:
     """Print the `whsec_...` secret that signs a tenant's webhooks (STT_WEBHOOK_SECRET if set, else the one
     the service made for the tenant)."""
@@ -47,8 +49,9 @@ def webhook_secret(
 def create_key(
     tenant: Annotated[str, typer.Option(help="The tenant the key acts for (letters, digits, . _ -).")],
     name: Annotated[str | None, typer.Option(help="A label, e.g. where the key is used.")] = None,
-    rate_limit: Annotated[int | None, typer.Option(min=1, help="Requests per minute; default "
-                                                                "STT_RATE_LIMIT_PER_MINUTE.")] = None,
+    rate_limit: Annotated[
+        int | None, typer.Option(min=1, help="Requests per minute; default STT_RATE_LIMIT_PER_MINUTE.")
+    ] = None,
 ) -> None:
     """Make a key and print it. It is shown only this once: only a hash of it is kept."""
     try:
@@ -66,8 +69,9 @@ def list_keys(tenant: Annotated[str | None, typer.Option(help="Only this tenant'
         for key in api_keys.listing(session, tenant):
             state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
             limit = f"{key.rate_limit_per_minute}/min" if key.rate_limit_per_minute else "default limit"
-            typer.echo(f"{key.id}\t{key.tenant}\t{key.name or '-'}\t{limit}\t{state}\t"
-                       f"created {key.created_at:%Y-%m-%d %H:%M}")
+            typer.echo(
+                f"{key.id}\t{key.tenant}\t{key.name or '-'}\t{limit}\t{state}\tcreated {key.created_at:%Y-%m-%d %H:%M}"
+            )
 
 
 @keys.command("revoke")

@@ -65,11 +65,15 @@ def _rate_limit(limiter: MovingWindowRateLimiter, key_id: str, per_minute: int) 
         log.warning("rate limit not checked: %s", exc.__class__.__name__)
         return {}
     reset_s = max(1, math.ceil(window.reset_time - time.time()))
-    headers = {"RateLimit-Limit": str(per_minute), "RateLimit-Remaining": str(window.remaining),
-               "RateLimit-Reset": str(reset_s)}
+    headers = {
+        "RateLimit-Limit": str(per_minute),
+        "RateLimit-Remaining": str(window.remaining),
+        "RateLimit-Reset": str(reset_s),
+    }
     if not allowed:
-        raise TooManyRequests(f"this API key is limited to {per_minute} requests per minute",
-                              retry_after_s=reset_s, headers=headers)
+        raise TooManyRequests(
+            f"this API key is limited to {per_minute} requests per minute", retry_after_s=reset_s, headers=headers
+        )
     return headers
 
 
@@ -78,8 +82,9 @@ def identify(state: AppState, headers: Headers) -> tuple[Principal, dict[str, st
     (database, Redis)."""
     presented = _presented(headers)
     if presented is None:
-        raise Unauthorized("this endpoint needs an API key: send `Authorization: Bearer stt_...`",
-                           code=ErrorCode.missing_api_key)
+        raise Unauthorized(
+            "this endpoint needs an API key: send `Authorization: Bearer stt_...`", code=ErrorCode.missing_api_key
+        )
     with state.session_factory() as session:
         key = api_keys.verify(session, presented)
     if key is None:

@@ -116,7 +116,7 @@ def _end_record(archive: BinaryIO) -> list[int] | None:
 
 
 def _hidden(name: str) -> bool:
-    return any(part.startswith(".") and part != ".." or part.startswith("__MACOSX") for part in name.split("/"))
+    return any((part.startswith(".") and part != "..") or part.startswith("__MACOSX") for part in name.split("/"))
 
 
 def _refusal(member: zipfile.ZipInfo, budget: int, limit: int) -> InputError | None:
@@ -126,15 +126,20 @@ def _refusal(member: zipfile.ZipInfo, budget: int, limit: int) -> InputError | N
     if name.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
         return InputError(f"{name}: the path leaves the archive's folder", code=ErrorCode.unsafe_archive_path)
     if member.compress_type not in METHODS:
-        return InputError(f"{name}: compression method {member.compress_type} is not supported (stored and "
-                          "deflated are)", code=ErrorCode.unsupported_compression)
+        return InputError(
+            f"{name}: compression method {member.compress_type} is not supported (stored and deflated are)",
+            code=ErrorCode.unsupported_compression,
+        )
     if member.file_size > budget:  # budget starts at the upload limit and only shrinks
-        return FileTooLarge(f"{name}: larger than the limit of {limit} bytes (the archive's members together "
-                            "count towards it too)")
+        return FileTooLarge(
+            f"{name}: larger than the limit of {limit} bytes (the archive's members together count towards it too)"
+        )
     if member.file_size >= RATIO_CHECKED_FROM and member.file_size > MAX_COMPRESSION_RATIO * member.compress_size:
-        return InputError(f"{name}: compressed {member.file_size / max(1, member.compress_size):.0f} to 1, more "
-                          f"than audio ever is ({MAX_COMPRESSION_RATIO} to 1 at most)",
-                          code=ErrorCode.compression_ratio_too_high)
+        return InputError(
+            f"{name}: compressed {member.file_size / max(1, member.compress_size):.0f} to 1, more "
+            f"than audio ever is ({MAX_COMPRESSION_RATIO} to 1 at most)",
+            code=ErrorCode.compression_ratio_too_high,
+        )
     return None
 
 
@@ -147,21 +152,40 @@ def _extract(zf: zipfile.ZipFile, member: zipfile.ZipInfo) -> BinaryIO:
             shutil.copyfileobj(source, copy)
     except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError, zlib.error) as exc:
         copy.close()
-        raise InputError(f"{member.filename}: cannot be extracted: {exc}",
-                         code=ErrorCode.corrupt_archive_member) from None
+        raise InputError(
+            f"{member.filename}: cannot be extracted: {exc}", code=ErrorCode.corrupt_archive_member
+        ) from None
     copy.seek(0)
     return copy  # type: ignore[return-value]
 
 
-def create(session: Session, storage: LocalStorage, settings: Settings, celery: Celery, items: list[Item],
-           options: JobOptions, idempotency: Idempotency | None = None) -> Batch:
+def create(
+    session: Session,
+    storage: LocalStorage,
+    settings: Settings,
+    celery: Celery,
+    items: list[Item],
+    options: JobOptions,
+    idempotency: Idempotency | None = None,
+) -> Batch:
     """Record the batch, its accepted and rejected jobs, commit, then enqueue the accepted ones."""
     if not items:
-        raise InputError("a batch needs at least one file (`files` parts or an `archive`)", code=ErrorCode.empty_batch,
-                         http_status=422)
+        raise InputError(
+            "a batch needs at least one file (`files` parts or an `archive`)",
+            code=ErrorCode.empty_batch,
+            http_status=422,
+        )
     check_quota(session, settings, options.tenant, sum(1 for item in items if item.error is None))
-    batch = Batch(id=uuid.uuid4(), tenant=options.tenant, model=options.model, webhook_url=options.webhook_url,
-                  meta=options.meta, item_count=len(items), remaining=len(items), created_at=utcnow())
+    batch = Batch(
+        id=uuid.uuid4(),
+        tenant=options.tenant,
+        model=options.model,
+        webhook_url=options.webhook_url,
+        meta=options.meta,
+        item_count=len(items),
+        remaining=len(items),
+        created_at=utcnow(),
+    )
     item_options = replace(options, batch_id=batch.id)  # the batch's metadata is echoed on each job
     accepted: list[Job] = []
     refused: list[str] = []
@@ -183,8 +207,9 @@ def create(session: Session, storage: LocalStorage, settings: Settings, celery: 
     return batch
 
 
-def _accept(session: Session, storage: LocalStorage, settings: Settings, item: Item, options: JobOptions,
-            index: int) -> Job:
+def _accept(
+    session: Session, storage: LocalStorage, settings: Settings, item: Item, options: JobOptions, index: int
+) -> Job:
     """The item's queued job, or a failed one carrying why it was refused. The item's content exists
     only while it is checked and stored."""
     error = item.error
@@ -196,21 +221,31 @@ def _accept(session: Session, storage: LocalStorage, settings: Settings, item: I
             error = exc
     assert error is not None
     now = utcnow()
-    job = Job(id=uuid.uuid4(), status=JobStatus.failed, tenant=options.tenant, model=options.model,
-              batch_id=options.batch_id,
-              batch_index=index, webhook_url=options.webhook_url, meta=options.meta, audio_sha256="", audio_bytes=0,
-              filename=item.filename, created_at=now, finished_at=now,
-              error_code=error.code, error_message=error.message[:2000])
+    job = Job(
+        id=uuid.uuid4(),
+        status=JobStatus.failed,
+        tenant=options.tenant,
+        model=options.model,
+        batch_id=options.batch_id,
+        batch_index=index,
+        webhook_url=options.webhook_url,
+        meta=options.meta,
+        audio_sha256="",
+        audio_bytes=0,
+        filename=item.filename,
+        created_at=now,
+        finished_at=now,
+        error_code=error.code,
+        error_message=error.message[:2000],
+    )
     session.add(job)
     session.flush()
     return job
 
 
-def _take_back(session: Session, storage: LocalStorage, batch_id: uuid.UUID,
-               idempotency: Idempotency | None) -> None:
+def _take_back(session: Session, storage: LocalStorage, batch_id: uuid.UUID, idempotency: Idempotency | None) -> None:
     """The queue refused the batch: drop its unsent events and its key, then remove it as DELETE does."""
-    session.execute(delete(WebhookDelivery).where(WebhookDelivery.batch_id == batch_id,
-                                                  WebhookDelivery.attempts == 0))
+    session.execute(delete(WebhookDelivery).where(WebhookDelivery.batch_id == batch_id, WebhookDelivery.attempts == 0))
     if idempotency:
         forget(session, idempotency)
     remove(session, storage, batch_id)

@@ -16,17 +16,26 @@ from stt_common.errors import ErrorCode, SttError, TooManyFiles
 log = logging.getLogger(__name__)
 
 HTTP_CODES = {  # for errors raised by FastAPI and Starlette themselves
-    400: ErrorCode.bad_request, 401: ErrorCode.invalid_api_key, 404: ErrorCode.not_found,
-    405: ErrorCode.method_not_allowed, 408: ErrorCode.request_timeout, 409: ErrorCode.conflict,
-    413: ErrorCode.file_too_large, 415: ErrorCode.unsupported_media_type, 422: ErrorCode.validation_error,
-    429: ErrorCode.rate_limited, 503: ErrorCode.service_unavailable,
+    400: ErrorCode.bad_request,
+    401: ErrorCode.invalid_api_key,
+    404: ErrorCode.not_found,
+    405: ErrorCode.method_not_allowed,
+    408: ErrorCode.request_timeout,
+    409: ErrorCode.conflict,
+    413: ErrorCode.file_too_large,
+    415: ErrorCode.unsupported_media_type,
+    422: ErrorCode.validation_error,
+    429: ErrorCode.rate_limited,
+    503: ErrorCode.service_unavailable,
 }
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None,
-                   fields: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, **(fields or {})}}, status_code=status,
-                        headers=headers)
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, fields: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message, **(fields or {})}}, status_code=status, headers=headers
+    )
 
 
 class BodyTooLarge(HTTPException):
@@ -55,8 +64,9 @@ def stt_error_response(exc: SttError) -> JSONResponse:
 
 def database_error_response(exc: DBAPIError) -> JSONResponse:
     log.warning("database unavailable: %s", exc.__class__.__name__)
-    return error_response(503, ErrorCode.database_unavailable, "the database is unavailable; retry shortly",
-                          {"Retry-After": "5"})
+    return error_response(
+        503, ErrorCode.database_unavailable, "the database is unavailable; retry shortly", {"Retry-After": "5"}
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -85,7 +95,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, code, detail, getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, _: Exception) -> JSONResponse:
         """Whatever escaped everything else still answers in the one error shape (and is logged)."""
         log.exception("unexpected error in %s %s", request.method, request.url.path)
         return error_response(500, ErrorCode.internal_error, "an unexpected error; it has been logged")

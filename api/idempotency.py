@@ -27,13 +27,18 @@ class Idempotency:
     digest: str
 
     @classmethod
-    def of(cls, tenant: str, key: str | None, route: str, fields: dict[str, str | None],
-           uploads: Iterable[BinaryIO]) -> Idempotency | None:
+    def of(
+        cls, tenant: str, key: str | None, route: str, fields: dict[str, str | None], uploads: Iterable[BinaryIO]
+    ) -> Idempotency | None:
         return cls(scoped_key(tenant, key), request_digest(route, fields, uploads)) if key else None
 
 
-def made_once(session: Session, idempotency: Idempotency | None, create: Callable[[], Made],
-              made: Callable[[IdempotencyKey], Made | None]) -> tuple[Made, bool]:
+def made_once(
+    session: Session,
+    idempotency: Idempotency | None,
+    create: Callable[[], Made],
+    made: Callable[[IdempotencyKey], Made | None],
+) -> tuple[Made, bool]:
     """`(create(), False)`, unless this key already made something: then `(made(key), True)`. A
     concurrent request with the same key that commits first (the IntegrityError of ours) is replayed too."""
     if idempotency is not None:
@@ -74,15 +79,19 @@ def replay(session: Session, idempotency: Idempotency) -> IdempotencyKey | None:
     if earlier is None:
         return None
     if earlier.request_sha256 != idempotency.digest:
-        raise Conflict("this Idempotency-Key was used for a different request; use a new key",
-                       code=ErrorCode.idempotency_key_reused)
+        raise Conflict(
+            "this Idempotency-Key was used for a different request; use a new key",
+            code=ErrorCode.idempotency_key_reused,
+        )
     return earlier
 
 
-def remember(session: Session, idempotency: Idempotency, *, job_id: uuid.UUID | None = None,
-             batch_id: uuid.UUID | None = None) -> None:
-    session.add(IdempotencyKey(key=idempotency.key, request_sha256=idempotency.digest, job_id=job_id,
-                               batch_id=batch_id))
+def remember(
+    session: Session, idempotency: Idempotency, *, job_id: uuid.UUID | None = None, batch_id: uuid.UUID | None = None
+) -> None:
+    session.add(
+        IdempotencyKey(key=idempotency.key, request_sha256=idempotency.digest, job_id=job_id, batch_id=batch_id)
+    )
 
 
 def forget(session: Session, idempotency: Idempotency) -> None:

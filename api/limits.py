@@ -45,7 +45,9 @@ class BodyLimits:
         if declared is not None and declared.isdigit() and int(declared) > self.body_limit:
             # Refuse before reading a byte of the body.
             response = error_response(
-                413, "file_too_large", f"the upload is larger than the limit of {self.limit} bytes",
+                413,
+                "file_too_large",
+                f"the upload is larger than the limit of {self.limit} bytes",
                 {"Connection": "close"},
             )
             await response(scope, receive, send)
@@ -64,7 +66,8 @@ class BodyLimits:
             except TimeoutError:
                 raise BodyTimeout(
                     f"the request body stopped arriving or came slower than {self.pace.min_bytes_per_s:.0f} "
-                    f"bytes/s (after {received} bytes); send it again faster") from None
+                    f"bytes/s (after {received} bytes); send it again faster"
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 complete = not message.get("more_body", False)

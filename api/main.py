@@ -73,15 +73,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.session_factory = make_session_factory(engine)
         app.state.storage = LocalStorage(settings.storage_dir)
         app.state.celery = make_celery(settings)
-        events.publish_after_commit(app.state.session_factory,
-                                    lambda ids: publish_deliveries(app.state.celery, ids))
-        app.state.metrics = metrics_registry(settings.redis_url, app.state.session_factory,
-                                             settings.metrics_cache_seconds)
+        events.publish_after_commit(app.state.session_factory, lambda ids: publish_deliveries(app.state.celery, ids))
+        app.state.metrics = metrics_registry(
+            settings.redis_url, app.state.session_factory, settings.metrics_cache_seconds
+        )
         app.state.redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
         app.state.limiter = make_limiter(settings.redis_url)
         if not settings.auth_enabled:
-            log.warning("authentication is OFF (STT_AUTH_ENABLED=false): anyone who can reach this api can read "
-                        "and delete every job. Use this only on your own machine.")
+            log.warning(
+                "authentication is OFF (STT_AUTH_ENABLED=false): anyone who can reach this api can read "
+                "and delete every job. Use this only on your own machine."
+            )
         warm_up(app)
         await warm_routes(app)
         yield
@@ -96,17 +98,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The last added runs first: body limits wrap everything, then the caller is identified, both before
     # a route reads the body.
     app.add_middleware(Authentication)
-    app.add_middleware(BodyLimits, max_upload_bytes=settings.max_upload_bytes,
-                       pace=BodyPace(settings.body_idle_timeout_seconds, settings.body_min_bytes_per_second))
+    app.add_middleware(
+        BodyLimits,
+        max_upload_bytes=settings.max_upload_bytes,
+        pace=BodyPace(settings.body_idle_timeout_seconds, settings.body_min_bytes_per_second),
+    )
     install_error_handlers(app)
-    app.include_router(jobs_router, form_limits={"max_fields": MAX_FORM_FIELDS, "max_part_size": MAX_FIELD_BYTES,
-                                                 "max_files": 1})
+    app.include_router(
+        jobs_router, form_limits={"max_fields": MAX_FORM_FIELDS, "max_part_size": MAX_FIELD_BYTES, "max_files": 1}
+    )
     # Starlette parses at most 1000 file parts by default; a batch may hold up to STT_MAX_BATCH_ITEMS.
-    app.include_router(batches_router, form_limits={"max_fields": MAX_FORM_FIELDS, "max_part_size": MAX_FIELD_BYTES,
-                                                    "max_files": settings.max_batch_items + 1})
+    app.include_router(
+        batches_router,
+        form_limits={
+            "max_fields": MAX_FORM_FIELDS,
+            "max_part_size": MAX_FIELD_BYTES,
+            "max_files": settings.max_batch_items + 1,
+        },
+    )
     app.include_router(webhooks_router)
-    app.include_router(openai_router, form_limits={"max_fields": MAX_FORM_FIELDS, "max_part_size": MAX_FIELD_BYTES,
-                                                   "max_files": 1})
+    app.include_router(
+        openai_router, form_limits={"max_fields": MAX_FORM_FIELDS, "max_part_size": MAX_FIELD_BYTES, "max_files": 1}
+    )
     app.include_router(system_router)
     return app
 

@@ -36,24 +36,31 @@ def create_batch(
     storage: StorageDep,
     settings: SettingsDep,
     celery: CeleryDep,
-    files: Annotated[list[UploadFile] | None, File(
-        description="The audio files, one part each (repeat the field)."
-    )] = None,
-    archive: Annotated[UploadFile | None, File(
-        description="A zip archive of audio files; its members follow any `files` parts."
-    )] = None,
+    files: Annotated[
+        list[UploadFile] | None, File(description="The audio files, one part each (repeat the field).")
+    ] = None,
+    archive: Annotated[
+        UploadFile | None, File(description="A zip archive of audio files; its members follow any `files` parts.")
+    ] = None,
     model: Annotated[str | None, Form(max_length=128, description="Model for every file; see GET /v1/models.")] = None,
-    webhook_url: Annotated[str | None, Form(
-        description="Receives each job's `job.succeeded`/`job.failed` event and one "
-        "`batch.completed` (docs/WEBHOOKS.md).",
-    )] = None,
-    metadata: Annotated[str | None, Form(
-        description="A JSON object of your own (at most 4 KB and 16 levels), returned with the batch and echoed "
-        "on each of its jobs and their events."
-    )] = None,
-    idempotency_key: Annotated[str | None, Header(
-        min_length=1, max_length=255, description="Retry-safe: the same key and request return the same batch."
-    )] = None,
+    webhook_url: Annotated[
+        str | None,
+        Form(
+            description="Receives each job's `job.succeeded`/`job.failed` event and one "
+            "`batch.completed` (docs/WEBHOOKS.md).",
+        ),
+    ] = None,
+    metadata: Annotated[
+        str | None,
+        Form(
+            description="A JSON object of your own (at most 4 KB and 16 levels), returned with the batch and echoed "
+            "on each of its jobs and their events."
+        ),
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(min_length=1, max_length=255, description="Retry-safe: the same key and request return the same batch."),
+    ] = None,
 ) -> Response:
     """Accept many audio files at once. Each is checked on its own: bad ones are listed with their error
     code and the rest are queued. Returns at once with the batch and its items."""
@@ -74,7 +81,9 @@ def create_batch(
             return batches.create(session, storage, settings, celery, items, options, idempotency)
 
     batch, replayed = made_once(
-        session, idempotency, create,
+        session,
+        idempotency,
+        create,
         made=lambda key: batches.get(session, key.batch_id, principal.tenant) if key.batch_id else None,
     )
     return _batch_response(session, batch, replayed=replayed)
@@ -103,8 +112,9 @@ def get_batch(principal: PrincipalDep, session: SessionDep, batch_id: str, items
     "/{batch_id}/results",
     responses={**error_responses(404, 422), 200: {"content": {"application/x-ndjson": {}, "application/zip": {}}}},
 )
-def get_results(principal: PrincipalDep, session: SessionDep, batch_id: str,
-                format: Literal["jsonl", "srt", "vtt"] = "jsonl") -> Response:
+def get_results(
+    principal: PrincipalDep, session: SessionDep, batch_id: str, format: Literal["jsonl", "srt", "vtt"] = "jsonl"
+) -> Response:
     """Results so far, in file order: JSONL with one line per item (status, error, or the transcript with
     words and segments), or a zip holding an SRT or WebVTT file per succeeded item."""
     batch = batches.get(session, batch_id, principal.tenant)
@@ -120,8 +130,14 @@ def _jsonl(jobs: list[Job]) -> Iterator[str]:
         result = None
         if job.status == JobStatus.succeeded and job.result is not None:
             result = ResultOut.of(job.result).model_dump(mode="json")
-        line = {"index": job.batch_index, "job_id": str(job.id), "filename": job.filename, "status": job.status,
-                "error": error, "result": result}
+        line = {
+            "index": job.batch_index,
+            "job_id": str(job.id),
+            "filename": job.filename,
+            "status": job.status,
+            "error": error,
+            "result": result,
+        }
         yield json.dumps(line, ensure_ascii=False) + "\n"
 
 
@@ -133,8 +149,9 @@ def _subtitles_zip(batch: Batch, jobs: list[Job], format: Literal["srt", "vtt"])
             if job.status != JobStatus.succeeded or job.result is None:
                 continue
             stem = PurePosixPath(job.filename or "audio").stem or "audio"
-            zf.writestr(f"{job.batch_index or 0:04d}-{stem}.{format}",
-                        render(Transcript.from_dict(job.result).segments))
+            zf.writestr(
+                f"{job.batch_index or 0:04d}-{stem}.{format}", render(Transcript.from_dict(job.result).segments)
+            )
     headers = {"Content-Disposition": f'attachment; filename="batch-{batch.id}-{format}.zip"'}
     return Response(buffer.getvalue(), media_type="application/zip", headers=headers)
 

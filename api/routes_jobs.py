@@ -22,6 +22,7 @@ from stt_common.transcript import Transcript
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(authenticate)])
 
+
 @router.post("", status_code=202, response_model=JobOut, responses=error_responses(400, 408, 409, 413, 415, 422))
 def create_job(
     principal: PrincipalDep,
@@ -29,26 +30,32 @@ def create_job(
     storage: StorageDep,
     settings: SettingsDep,
     celery: CeleryDep,
-    file: Annotated[UploadFile, File(
-        description="The audio: wav, flac, ogg/vorbis, opus, mp3, m4a/aac, webm, or an mp4/mkv video's sound."
-    )],
+    file: Annotated[
+        UploadFile,
+        File(description="The audio: wav, flac, ogg/vorbis, opus, mp3, m4a/aac, webm, or an mp4/mkv video's sound."),
+    ],
     model: Annotated[str | None, Form(max_length=128, description="Model name; see GET /v1/models.")] = None,
-    webhook_url: Annotated[str | None, Form(
-        description="Receives a signed `job.succeeded` or `job.failed` event (docs/WEBHOOKS.md)."
-    )] = None,
-    metadata: Annotated[str | None, Form(
-        description="A JSON object of your own (at most 4 KB and 16 levels), returned with the job and its events."
-    )] = None,
-    idempotency_key: Annotated[str | None, Header(
-        min_length=1, max_length=255, description="Retry-safe: the same key and request return the same job."
-    )] = None,
+    webhook_url: Annotated[
+        str | None, Form(description="Receives a signed `job.succeeded` or `job.failed` event (docs/WEBHOOKS.md).")
+    ] = None,
+    metadata: Annotated[
+        str | None,
+        Form(
+            description="A JSON object of your own (at most 4 KB and 16 levels), returned with the job and its events."
+        ),
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(min_length=1, max_length=255, description="Retry-safe: the same key and request return the same job."),
+    ] = None,
 ) -> Response:
     """Accept an audio file and queue it for transcription. Returns at once with the queued job."""
     options = job_options(settings, principal.tenant, model, webhook_url, metadata)
     fields = {"model": model, "webhook_url": webhook_url, "metadata": metadata}
     idempotency = Idempotency.of(principal.tenant, idempotency_key, "POST /v1/jobs", fields, [file.file])
     job, replayed = made_once(
-        session, idempotency,
+        session,
+        idempotency,
         create=lambda: submit(session, storage, settings, celery, file.file, file.filename, options, idempotency),
         made=lambda key: jobs.get_job(session, key.job_id, principal.tenant) if key.job_id else None,
     )
@@ -57,8 +64,7 @@ def create_job(
 
 def _job_response(job: Job, *, replayed: bool) -> Response:
     headers = {REPLAY_HEADER: "true"} if replayed else None
-    return Response(JobOut.of(job).model_dump_json(), status_code=202, media_type="application/json",
-                    headers=headers)
+    return Response(JobOut.of(job).model_dump_json(), status_code=202, media_type="application/json", headers=headers)
 
 
 @router.get("", response_model=JobList, responses=error_responses(400, 422))
@@ -91,8 +97,10 @@ TRANSCRIPT_TYPES = {
 
 @router.get(
     "/{job_id}/transcript",
-    responses={**error_responses(404, 409, 422),
-               200: {"content": {t.split(";")[0]: {} for t in TRANSCRIPT_TYPES.values()}}},
+    responses={
+        **error_responses(404, 409, 422),
+        200: {"content": {t.split(";")[0]: {} for t in TRANSCRIPT_TYPES.values()}},
+    },
 )
 def get_transcript(
     principal: PrincipalDep, session: SessionDep, job_id: str, format: Literal["txt", "json", "srt", "vtt"] = "txt"
@@ -101,8 +109,9 @@ def get_transcript(
     SRT / WebVTT subtitles with one cue per segment."""
     job = jobs.get_job(session, job_id, principal.tenant)
     if job.status != JobStatus.succeeded or job.result is None:
-        raise Conflict(f"the job is {job.status}; a transcript exists once it has succeeded",
-                       code=ErrorCode.job_not_succeeded)
+        raise Conflict(
+            f"the job is {job.status}; a transcript exists once it has succeeded", code=ErrorCode.job_not_succeeded
+        )
     if format == "json":
         return Response(ResultOut.of(job.result).model_dump_json(), media_type=TRANSCRIPT_TYPES["json"])
     return render_transcript(Transcript.from_dict(job.result), format)

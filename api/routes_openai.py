@@ -48,15 +48,20 @@ async def create_transcription(
     principal: PrincipalDep,
     request: Request,
     file: Annotated[UploadFile, File(description="The audio, in any format POST /v1/jobs accepts.")],
-    model: Annotated[str, Form(max_length=128, description="A served model, or an OpenAI model name "
-                                                          "(whisper-1, ...) for the default model.")],
+    model: Annotated[
+        str,
+        Form(
+            max_length=128,
+            description="A served model, or an OpenAI model name (whisper-1, ...) for the default model.",
+        ),
+    ],
     response_format: Annotated[Literal["json", "text", "srt", "vtt", "verbose_json"], Form()] = "json",
     language: Annotated[str | None, Form(max_length=16, description="ISO-639-1; must be the model's.")] = None,
     timestamp_granularities: Annotated[
         list[Literal["word", "segment"]] | None, Form(alias="timestamp_granularities[]")
     ] = None,
-    prompt: Annotated[str | None, Form(max_length=4096, description="Accepted and ignored (CTC models).")] = None,
-    temperature: Annotated[float | None, Form(description="Accepted and ignored (greedy CTC).")] = None,
+    prompt: Annotated[str | None, Form(max_length=4096, description="Accepted and ignored (CTC models).")] = None,  # noqa: ARG001
+    temperature: Annotated[float | None, Form(description="Accepted and ignored (greedy CTC).")] = None,  # noqa: ARG001
 ) -> Response:
     """Transcribe one file and answer with the transcript, as OpenAI's endpoint does."""
     state: AppState = request.app.state
@@ -64,15 +69,19 @@ async def create_transcription(
     name = _served_model(settings, model)
     served_language = _language(settings, name)
     if language and served_language and language.lower() != served_language.lower():
-        raise InputError(f"model {name!r} transcribes {served_language!r}, not {language!r}",
-                         code=ErrorCode.unsupported_language)
+        raise InputError(
+            f"model {name!r} transcribes {served_language!r}, not {language!r}", code=ErrorCode.unsupported_language
+        )
     options = job_options(settings, principal.tenant, name, None, None)
     async with _waiting_slot(principal.tenant, settings.openai_max_waiting):
         job_id = await run_in_threadpool(_submit, state, file.file, file.filename, options)
         job = await _wait(state, job_id, settings.openai_wait_seconds)
     if job.status != JobStatus.succeeded or job.result is None:
-        raise InputError(job.error_message or f"the transcription was {job.status}",
-                         code=ErrorCode(job.error_code or ErrorCode.job_canceled), http_status=422)
+        raise InputError(
+            job.error_message or f"the transcription was {job.status}",
+            code=ErrorCode(job.error_code or ErrorCode.job_canceled),
+            http_status=422,
+        )
     transcript = Transcript.from_dict(job.result)
     if response_format in ("srt", "vtt"):
         return render_transcript(transcript, response_format)
@@ -90,9 +99,12 @@ _waiting: Counter[str] = Counter()  # requests waiting for their job, by tenant,
 async def _waiting_slot(tenant: str, limit: int) -> AsyncIterator[None]:
     """Counted on the event loop's one thread, so no lock is needed."""
     if _waiting[tenant] >= limit:
-        raise TooManyRequests(f"this tenant already has {limit} transcriptions waiting for their result; poll "
-                              "them as jobs (POST /v1/jobs) or retry when one has finished",
-                              retry_after_s=5, code=ErrorCode.too_many_waiting_requests)
+        raise TooManyRequests(
+            f"this tenant already has {limit} transcriptions waiting for their result; poll "
+            "them as jobs (POST /v1/jobs) or retry when one has finished",
+            retry_after_s=5,
+            code=ErrorCode.too_many_waiting_requests,
+        )
     _waiting[tenant] += 1
     try:
         yield
@@ -142,8 +154,10 @@ def _verbose(transcript: Transcript, language: str, granularities: set[str]) -> 
     """OpenAI's verbose_json. CTC has no token log-probabilities or no-speech head: `avg_logprob` is
     the mean log confidence of the segment's words, `no_speech_prob` is 0, `tokens` is empty."""
     body: dict[str, object] = {
-        "task": "transcribe", "language": LANGUAGE_NAMES.get(language, language),
-        "duration": transcript.duration_s, "text": transcript.text,
+        "task": "transcribe",
+        "language": LANGUAGE_NAMES.get(language, language),
+        "duration": transcript.duration_s,
+        "text": transcript.text,
         "usage": {"type": "duration", "seconds": math.ceil(transcript.duration_s)},
     }
     if "segment" in granularities:
@@ -152,15 +166,21 @@ def _verbose(transcript: Transcript, language: str, granularities: set[str]) -> 
         for index, seg in enumerate(transcript.segments):
             confidences = [w.confidence for w in islice(words, seg.text.count(" ") + 1)]
             encoded = seg.text.encode()
-            segments.append({
-                "id": index, "seek": 0, "start": seg.start, "end": seg.end, "text": seg.text, "tokens": [],
-                "temperature": 0.0,
-                "avg_logprob": sum(math.log(max(c, 1e-6)) for c in confidences) / max(1, len(confidences)),
-                "compression_ratio": len(encoded) / max(1, len(zlib.compress(encoded))),
-                "no_speech_prob": 0.0,
-            })
+            segments.append(
+                {
+                    "id": index,
+                    "seek": 0,
+                    "start": seg.start,
+                    "end": seg.end,
+                    "text": seg.text,
+                    "tokens": [],
+                    "temperature": 0.0,
+                    "avg_logprob": sum(math.log(max(c, 1e-6)) for c in confidences) / max(1, len(confidences)),
+                    "compression_ratio": len(encoded) / max(1, len(zlib.compress(encoded))),
+                    "no_speech_prob": 0.0,
+                }
+            )
         body["segments"] = segments
     if "word" in granularities:
         body["words"] = [{"word": w.word, "start": w.start, "end": w.end} for w in transcript.words]
     return body
-

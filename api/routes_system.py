@@ -58,16 +58,27 @@ def ready(request: Request, session: SessionDep, settings: SettingsDep) -> JSONR
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 
-@router.get("/v1/models", response_model=ModelList, tags=["models"], dependencies=[Depends(authenticate)],
-            responses=error_responses())
+@router.get(
+    "/v1/models",
+    response_model=ModelList,
+    tags=["models"],
+    dependencies=[Depends(authenticate)],
+    responses=error_responses(),
+)
 def models(settings: SettingsDep) -> ModelList:
     """The models this deployment serves, as OpenAI's list of models (each `id` is a `model` to ask for)."""
-    return ModelList(data=[_model_out(settings, name, folder, m)
-                           for name, (folder, m) in list_models(settings.models_dir).items()])
+    return ModelList(
+        data=[_model_out(settings, name, folder, m) for name, (folder, m) in list_models(settings.models_dir).items()]
+    )
 
 
-@router.get("/v1/models/{model_id}", response_model=ModelOut, tags=["models"], dependencies=[Depends(authenticate)],
-            responses=error_responses(404))
+@router.get(
+    "/v1/models/{model_id}",
+    response_model=ModelOut,
+    tags=["models"],
+    dependencies=[Depends(authenticate)],
+    responses=error_responses(404),
+)
 def model(settings: SettingsDep, model_id: str) -> ModelOut:
     """One served model, as OpenAI's `GET /v1/models/{model}` answers."""
     found = list_models(settings.models_dir).get(model_id)
@@ -77,9 +88,17 @@ def model(settings: SettingsDep, model_id: str) -> ModelOut:
 
 
 def _model_out(settings: Settings, name: str, folder: Path, manifest: Manifest) -> ModelOut:
-    return ModelOut(id=name, created=int((folder / MANIFEST).stat().st_mtime), name=name, language=manifest.language,
-                    sample_rate=manifest.sample_rate, variants=manifest.variants(),
-                    default=name == settings.default_model, description=manifest.description, metrics=manifest.metrics)
+    return ModelOut(
+        id=name,
+        created=int((folder / MANIFEST).stat().st_mtime),
+        name=name,
+        language=manifest.language,
+        sample_rate=manifest.sample_rate,
+        variants=manifest.variants(),
+        default=name == settings.default_model,
+        description=manifest.description,
+        metrics=manifest.metrics,
+    )
 
 
 def metrics_registry(redis_url: str, session_factory: sessionmaker[Session], ttl_s: float) -> MetricsCache:
@@ -106,8 +125,12 @@ class MetricsCache:
             return self.body
 
 
-@router.get("/metrics", tags=["system"], response_class=Response,
-            responses={200: {"content": {"text/plain": {}}}, 401: {"model": ErrorBody}})
+@router.get(
+    "/metrics",
+    tags=["system"],
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}, 401: {"model": ErrorBody}},
+)
 def metrics(request: Request, settings: SettingsDep) -> Response:
     """Prometheus metrics of the whole service: queue depth, jobs queued and processing, finished jobs by
     status and error code, processing time, real-time factor and queue wait histograms, webhook attempts
@@ -115,11 +138,13 @@ def metrics(request: Request, settings: SettingsDep) -> Response:
     if settings.metrics_token:
         token = bearer_token(request.headers)
         if token is None or not hmac.compare_digest(token.encode(), settings.metrics_token.encode()):
-            raise Unauthorized("GET /metrics needs `Authorization: Bearer <STT_METRICS_TOKEN>`",
-                               code=ErrorCode.invalid_metrics_token)
+            raise Unauthorized(
+                "GET /metrics needs `Authorization: Bearer <STT_METRICS_TOKEN>`", code=ErrorCode.invalid_metrics_token
+            )
     try:
         body = request.app.state.metrics.read()
     except RedisError as exc:
-        raise TransientError("the broker is unavailable; metrics cannot be read",
-                             code=ErrorCode.broker_unavailable) from exc
+        raise TransientError(
+            "the broker is unavailable; metrics cannot be read", code=ErrorCode.broker_unavailable
+        ) from exc
     return Response(body, media_type=CONTENT_TYPE_LATEST)

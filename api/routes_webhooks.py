@@ -35,8 +35,12 @@ def job_webhooks(principal: PrincipalDep, session: SessionDep, job_id: str) -> D
     return _log(session, events.deliveries(session, job_id=job.id))
 
 
-@router.post("/v1/jobs/{job_id}/webhooks/redeliver", status_code=202, response_model=DeliveryList,
-             responses=error_responses(404, 409))
+@router.post(
+    "/v1/jobs/{job_id}/webhooks/redeliver",
+    status_code=202,
+    response_model=DeliveryList,
+    responses=error_responses(404, 409),
+)
 def redeliver_job_webhooks(principal: PrincipalDep, session: SessionDep, job_id: str) -> DeliveryList:
     """Send the job's event again (same `webhook-id`, same body, a fresh retry schedule)."""
     job = jobs.get_job(session, job_id, principal.tenant)
@@ -50,8 +54,12 @@ def batch_webhooks(principal: PrincipalDep, session: SessionDep, batch_id: str) 
     return _log(session, events.deliveries(session, batch_id=batch.id))
 
 
-@router.post("/v1/batches/{batch_id}/webhooks/redeliver", status_code=202, response_model=DeliveryList,
-             responses=error_responses(404, 409))
+@router.post(
+    "/v1/batches/{batch_id}/webhooks/redeliver",
+    status_code=202,
+    response_model=DeliveryList,
+    responses=error_responses(404, 409),
+)
 def redeliver_batch_webhooks(principal: PrincipalDep, session: SessionDep, batch_id: str) -> DeliveryList:
     """Send the `batch.completed` event again."""
     batch = batches.get(session, batch_id, principal.tenant)
@@ -60,12 +68,16 @@ def redeliver_batch_webhooks(principal: PrincipalDep, session: SessionDep, batch
 
 def _redeliver(session: SessionDep, deliveries: list[WebhookDelivery]) -> DeliveryList:
     if not deliveries:
-        raise Conflict("there is no event to redeliver: no webhook_url was given, or the work has not "
-                       "finished yet", code=ErrorCode.no_webhook_event)
+        raise Conflict(
+            "there is no event to redeliver: no webhook_url was given, or the work has not finished yet",
+            code=ErrorCode.no_webhook_event,
+        )
     if not all(events.redeliver(session, delivery) for delivery in deliveries):
         session.rollback()
-        raise Conflict("a delivery of this event is still pending or in flight; see its attempts",
-                       code=ErrorCode.delivery_in_progress)
+        raise Conflict(
+            "a delivery of this event is still pending or in flight; see its attempts",
+            code=ErrorCode.delivery_in_progress,
+        )
     session.commit()
     return _log(session, deliveries)
 

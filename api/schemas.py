@@ -58,7 +58,8 @@ class ResultOut(ResultSummaryOut):
     def of(cls, result: dict[str, object]) -> ResultOut:
         transcript = Transcript.from_dict(result)
         return cls(
-            text=transcript.text, duration_s=transcript.duration_s,
+            text=transcript.text,
+            duration_s=transcript.duration_s,
             words=[WordOut(**asdict(w)) for w in transcript.words],
             segments=[SegmentOut(**asdict(s)) for s in transcript.segments],
         )
@@ -71,8 +72,11 @@ class TimingsOut(BaseModel):
 
     @classmethod
     def of(cls, job: Job) -> TimingsOut:
-        return cls(queue_wait_s=_rounded(job.queue_wait_s, 3), processing_s=_rounded(job.processing_s, 3),
-                   real_time_factor=_rounded(job.real_time_factor, 4))
+        return cls(
+            queue_wait_s=_rounded(job.queue_wait_s, 3),
+            processing_s=_rounded(job.processing_s, 3),
+            real_time_factor=_rounded(job.real_time_factor, 4),
+        )
 
 
 def _rounded(value: float | None, digits: int) -> float | None:
@@ -126,8 +130,13 @@ class JobSummaryOut(BaseModel):
             progress=job.progress,
             eta_seconds=eta_seconds(job),
             attempts=job.attempts,
-            audio=AudioOut(filename=job.filename, format=job.audio_format, bytes=job.audio_bytes,
-                           sha256=job.audio_sha256, duration_s=job.duration_s),
+            audio=AudioOut(
+                filename=job.filename,
+                format=job.audio_format,
+                bytes=job.audio_bytes,
+                sha256=job.audio_sha256,
+                duration_s=job.duration_s,
+            ),
             created_at=job.created_at,
             started_at=job.started_at,
             finished_at=job.finished_at,
@@ -201,8 +210,14 @@ class BatchItemOut(BaseModel):
     @classmethod
     def of(cls, job: Job) -> BatchItemOut:
         error = ErrorDetail(code=job.error_code, message=job.error_message or "") if job.error_code else None
-        return cls(index=job.batch_index or 0, job_id=job.id, filename=job.filename,
-                   status=JobStatus(job.status), progress=job.progress, error=error)
+        return cls(
+            index=job.batch_index or 0,
+            job_id=job.id,
+            filename=job.filename,
+            status=JobStatus(job.status),
+            progress=job.progress,
+            error=error,
+        )
 
 
 class BatchOut(BaseModel):
@@ -221,9 +236,15 @@ class BatchOut(BaseModel):
     @classmethod
     def of(cls, batch: Batch, counts: dict[str, int], items: list[Job] | None) -> BatchOut:
         return cls(
-            id=batch.id, status="completed" if batch.completed_at else "processing", model=batch.model,
-            total=batch.item_count, counts=counts, webhook_url=batch.webhook_url, metadata=batch.meta,
-            created_at=batch.created_at, completed_at=batch.completed_at,
+            id=batch.id,
+            status="completed" if batch.completed_at else "processing",
+            model=batch.model,
+            total=batch.item_count,
+            counts=counts,
+            webhook_url=batch.webhook_url,
+            metadata=batch.meta,
+            created_at=batch.created_at,
+            completed_at=batch.completed_at,
             items=None if items is None else [BatchItemOut.of(job) for job in items],
         )
 
@@ -233,22 +254,31 @@ class AttemptOut(BaseModel):
     started_at: dt.datetime
     latency_ms: float | None
     status_code: int | None = Field(None, description="The receiver's HTTP status, if it answered.")
-    error: str | None = Field(None, description="timeout, connection_error, dns_error, address_refused, "
-                              "redirect_refused, gone or http_error.")
+    error: str | None = Field(
+        None, description="timeout, connection_error, dns_error, address_refused, redirect_refused, gone or http_error."
+    )
     response: str | None = Field(None, description="The start (1 KB) of the receiver's answer.")
 
     @classmethod
     def of(cls, attempt: WebhookAttempt) -> AttemptOut:
-        return cls(number=attempt.number, started_at=attempt.started_at, latency_ms=attempt.latency_ms,
-                   status_code=attempt.status_code, error=attempt.error, response=attempt.response)
+        return cls(
+            number=attempt.number,
+            started_at=attempt.started_at,
+            latency_ms=attempt.latency_ms,
+            status_code=attempt.status_code,
+            error=attempt.error,
+            response=attempt.response,
+        )
 
 
 class DeliveryOut(BaseModel):
     id: str = Field(description="The event's `webhook-id`, the same on every attempt.")
     event_type: str
     url: str
-    status: str = Field(description="pending, sending, delivered, failed, disabled (the receiver said 410) or "
-                        "canceled (its job or batch was deleted first).")
+    status: str = Field(
+        description="pending, sending, delivered, failed, disabled (the receiver said 410) or "
+        "canceled (its job or batch was deleted first)."
+    )
     attempts: list[AttemptOut]
     created_at: dt.datetime
     next_attempt_at: dt.datetime | None
@@ -256,10 +286,16 @@ class DeliveryOut(BaseModel):
 
     @classmethod
     def of(cls, delivery: WebhookDelivery, attempts: list[WebhookAttempt]) -> DeliveryOut:
-        return cls(id=delivery.webhook_id, event_type=delivery.event_type, url=delivery.url,
-                   status=delivery.status, attempts=[AttemptOut.of(a) for a in attempts],
-                   created_at=delivery.created_at, next_attempt_at=delivery.next_attempt_at,
-                   finished_at=delivery.finished_at)
+        return cls(
+            id=delivery.webhook_id,
+            event_type=delivery.event_type,
+            url=delivery.url,
+            status=delivery.status,
+            attempts=[AttemptOut.of(a) for a in attempts],
+            created_at=delivery.created_at,
+            next_attempt_at=delivery.next_attempt_at,
+            finished_at=delivery.finished_at,
+        )
 
 
 class SecretOut(BaseModel):

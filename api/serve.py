@@ -66,22 +66,33 @@ def with_header_deadline(base: type[Any], header_timeout_s: float) -> type[async
 
 def make_config(app: Any, host: str, port: int, header_timeout_s: float, **options: Any) -> uvicorn.Config:
     """uvicorn's configuration with the header deadline; tests serve the app through this too."""
-    return uvicorn.Config(app, host=host, port=port, http=with_header_deadline(AutoHTTPProtocol, header_timeout_s),
-                          **options)
+    return uvicorn.Config(
+        app, host=host, port=port, http=with_header_deadline(AutoHTTPProtocol, header_timeout_s), **options
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m api.serve", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m api.serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1).")
     parser.add_argument("--port", type=int, default=8000, help="Port to listen on (default 8000).")
-    parser.add_argument("--proxy-headers", action="store_true",
-                        help="Trust X-Forwarded-For/-Proto from the addresses in FORWARDED_ALLOW_IPS.")
+    parser.add_argument(
+        "--proxy-headers",
+        action="store_true",
+        help="Trust X-Forwarded-For/-Proto from the addresses in FORWARDED_ALLOW_IPS.",
+    )
     parser.add_argument("--log-level", default="info", help="uvicorn's log level (default info).")
     args = parser.parse_args(argv)
     settings = get_settings()
-    config = make_config("api.main:app", args.host, args.port, settings.header_timeout_seconds,
-                         proxy_headers=args.proxy_headers, log_level=args.log_level)
+    config = make_config(
+        "api.main:app",
+        args.host,
+        args.port,
+        settings.header_timeout_seconds,
+        proxy_headers=args.proxy_headers,
+        log_level=args.log_level,
+    )
     uvicorn.Server(config).run()
 
 

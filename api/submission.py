@@ -94,8 +94,9 @@ def _nesting(text: str) -> int:
     return deepest
 
 
-def job_options(settings: Settings, tenant: str, model: str | None, webhook_url: str | None,
-                metadata: str | None) -> JobOptions:
+def job_options(
+    settings: Settings, tenant: str, model: str | None, webhook_url: str | None, metadata: str | None
+) -> JobOptions:
     """Check the form fields every create route shares, before any audio is looked at."""
     return JobOptions(
         model=resolve_model(settings, model),
@@ -108,12 +109,21 @@ def job_options(settings: Settings, tenant: str, model: str | None, webhook_url:
 def check_quota(session: Session, settings: Settings, tenant: str, adding: int) -> None:
     """At most `STT_MAX_ACTIVE_JOBS` queued or processing jobs per tenant. Two submissions racing may
     both pass and overshoot by one request's jobs; the limit is a guard, not an accounting."""
-    active = session.scalar(select(func.count()).select_from(Job).where(
-        Job.tenant == tenant, Job.status.in_(jobs.ACTIVE), Job.deleted_at.is_(None))) or 0
+    active = (
+        session.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(Job.tenant == tenant, Job.status.in_(jobs.ACTIVE), Job.deleted_at.is_(None))
+        )
+        or 0
+    )
     if active + adding > settings.max_active_jobs:
         raise TooManyRequests(
             f"this tenant has {active} jobs queued or processing; the limit is {settings.max_active_jobs}. "
-            "Retry once some have finished.", retry_after_s=30, code=ErrorCode.quota_exceeded)
+            "Retry once some have finished.",
+            retry_after_s=30,
+            code=ErrorCode.quota_exceeded,
+        )
 
 
 def resolve_model(settings: Settings, requested: str | None) -> str:

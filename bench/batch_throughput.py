@@ -74,7 +74,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 with receiver.lock:
                     receiver.ids[self.headers["webhook-id"]] = json.loads(body)["type"]
@@ -95,7 +95,7 @@ class Receiver:
 
 def cpu_seconds(groups: dict[int, str]) -> dict[str, float]:
     """CPU seconds used so far by each spawned process group (a Celery worker and its pool children)."""
-    used = {name: 0.0 for name in groups.values()}
+    used = dict.fromkeys(groups.values(), 0.0)
     ticks = os.sysconf("SC_CLK_TCK")
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -131,8 +131,12 @@ def engine_throughput(paths: list[Path], model_dir: Path, processes: int, thread
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=os.cpu_count() or 1,
-                        help="Worker processes (one ONNX thread each by default), and engine processes.")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="Worker processes (one ONNX thread each by default), and engine processes.",
+    )
     parser.add_argument("--database-url", default=None, help="Default: a SQLite file in a temporary folder.")
     parser.add_argument("--engine-clips", type=int, default=300, help="Clips for the engine baseline.")
     parser.add_argument("--no-webhooks", action="store_true", help="Submit without a webhook_url.")
@@ -147,14 +151,19 @@ def main() -> int:
     receiver = Receiver()
     threads = max(1, (os.cpu_count() or 1) // args.concurrency)
     env = {k: v for k, v in os.environ.items() if not k.startswith("STT_")}
-    env.update({
-        "STT_AUTH_ENABLED": "false",  # a private stack on this machine
-        "STT_DATABASE_URL": args.database_url or f"sqlite:///{work / 'stt.db'}",
-        "STT_STORAGE_DIR": str(work / "storage"), "STT_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "STT_WORKER_CONCURRENCY": str(args.concurrency), "STT_WORKER_THREADS": str(threads),
-        "STT_WEBHOOK_ALLOWED_HOSTS": '["127.0.0.1"]', "STT_MAX_BATCH_ITEMS": str(max(1000, args.clips)),
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "STT_AUTH_ENABLED": "false",  # a private stack on this machine
+            "STT_DATABASE_URL": args.database_url or f"sqlite:///{work / 'stt.db'}",
+            "STT_STORAGE_DIR": str(work / "storage"),
+            "STT_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "STT_WORKER_CONCURRENCY": str(args.concurrency),
+            "STT_WORKER_THREADS": str(threads),
+            "STT_WEBHOOK_ALLOWED_HOSTS": '["127.0.0.1"]',
+            "STT_MAX_BATCH_ITEMS": str(max(1000, args.clips)),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     stack = PrivateStack(work, env, REPO)
     names = stack.names
     try:
@@ -164,8 +173,13 @@ def main() -> int:
         with httpx.Client(base_url=base, timeout=60) as client:
             started = time.perf_counter()
             hook = [] if args.no_webhooks else ["--webhook-url", receiver.url]
-            cli = subprocess.run([sys.executable, "-m", "client", "transcribe", str(clips), "--url", base, *hook],
-                                 cwd=REPO, env=env, capture_output=True, text=True)
+            cli = subprocess.run(
+                [sys.executable, "-m", "client", "transcribe", str(clips), "--url", base, *hook],
+                cwd=REPO,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             accept_s = time.perf_counter() - started
             if cli.returncode != 0:
                 raise SystemExit(f"stt transcribe failed:\n{cli.stderr[-2000:]}")
@@ -173,8 +187,11 @@ def main() -> int:
             while client.get(f"/v1/batches/{batch_id}", params={"items": "false"}).json()["status"] != "completed":
                 time.sleep(0.5)
             done_s = time.perf_counter() - started
-            while (not args.no_webhooks and receiver.count() < args.clips + 1
-                   and time.perf_counter() - started < done_s + 120):
+            while (
+                not args.no_webhooks
+                and receiver.count() < args.clips + 1
+                and time.perf_counter() - started < done_s + 120
+            ):
                 time.sleep(0.1)
             webhooks_s = time.perf_counter() - started
             results = [json.loads(line) for line in client.get(f"/v1/batches/{batch_id}/results").text.splitlines()]
@@ -187,32 +204,49 @@ def main() -> int:
     last_end = max(j["finished_at"] for j in jobs)
     busy_s = (dt.datetime.fromisoformat(last_end) - dt.datetime.fromisoformat(first_start)).total_seconds()
     engine_total = sum(j["timings"]["processing_s"] for j in jobs)
-    print(f"first start -> last finish {busy_s:.2f} s; engine time in jobs {engine_total:.2f} s "
-          f"({engine_total / args.concurrency / busy_s:.1%} of {args.concurrency} processes)")
+    print(
+        f"first start -> last finish {busy_s:.2f} s; engine time in jobs {engine_total:.2f} s "
+        f"({engine_total / args.concurrency / busy_s:.1%} of {args.concurrency} processes)"
+    )
     processing = [r for r in results if r["result"]]
-    print(f"engine baseline: {args.engine_clips} clips, {args.concurrency} processes x {threads} thread(s)...",
-          flush=True)
+    print(
+        f"engine baseline: {args.engine_clips} clips, {args.concurrency} processes x {threads} thread(s)...", flush=True
+    )
     models_dir = Path(env.get("STT_MODELS_DIR", REPO / "models"))
-    engine = engine_throughput(sorted(clips.glob("*.wav"))[:args.engine_clips], models_dir / model,
-                               args.concurrency, threads)
+    engine = engine_throughput(
+        sorted(clips.glob("*.wav"))[: args.engine_clips], models_dir / model, args.concurrency, threads
+    )
     service = args.clips / done_s
     events = sorted(receiver.ids.values())
     summary = {
-        "model": model, "clips": args.clips, "audio_s": round(audio_s, 1), "succeeded": succeeded,
-        "processes": args.concurrency, "threads_per_process": threads,
+        "model": model,
+        "clips": args.clips,
+        "audio_s": round(audio_s, 1),
+        "succeeded": succeeded,
+        "processes": args.concurrency,
+        "threads_per_process": threads,
         "database": "postgresql" if args.database_url else "sqlite",
-        "accept_s": round(accept_s, 2), "done_s": round(done_s, 2), "webhooks_s": round(webhooks_s, 2),
-        "service_clips_per_s": round(service, 2), "engine_clips_per_s": round(engine, 2),
+        "accept_s": round(accept_s, 2),
+        "done_s": round(done_s, 2),
+        "webhooks_s": round(webhooks_s, 2),
+        "service_clips_per_s": round(service, 2),
+        "engine_clips_per_s": round(engine, 2),
         "service_over_engine": round(service / engine, 3),
-        "webhooks": {"job": sum(e.startswith("job.") for e in events),
-                     "batch.completed": events.count("batch.completed")},
+        "webhooks": {
+            "job": sum(e.startswith("job.") for e in events),
+            "batch.completed": events.count("batch.completed"),
+        },
         "results_with_transcript": len(processing),
-        "cpu_s_by_process": cpu, "busy_s": round(busy_s, 2), "engine_s_in_jobs": round(engine_total, 2),
+        "cpu_s_by_process": cpu,
+        "busy_s": round(busy_s, 2),
+        "engine_s_in_jobs": round(engine_total, 2),
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
-        "date": time.strftime("%Y-%m-%d"), "command": " ".join(["python", *sys.argv]),
+        "date": time.strftime("%Y-%m-%d"),
+        "command": " ".join(["python", *sys.argv]),
     }
     table = [
-        "| measure | value |", "|---|---|",
+        "| measure | value |",
+        "|---|---|",
         f"| clips (audio) | {args.clips} ({audio_s / 60:.1f} min), {succeeded} succeeded |",
         f"| accept: `stt transcribe` upload until the batch is back | {accept_s:.1f} s |",
         f"| done: until the batch is `completed` | {done_s:.1f} s |",
@@ -229,12 +263,17 @@ def main() -> int:
     title = f"batch throughput, model {model}, {summary['database']}, {cpu_model()}, {os.cpu_count()} cores"
     write_results(args.out, summary, title, table)
     if not args.no_docs:
-        section = "\n".join([
-            DOC_START,
-            f"Machine: {cpu_model()}, {os.cpu_count()} cores. Date: {summary['date']}. "
-            f"Command: `{summary['command']}` (database: {summary['database']}; worker "
-            f"{args.concurrency} processes x {threads} thread(s); model {model}).", "", *table, DOC_END,
-        ])
+        section = "\n".join(
+            [
+                DOC_START,
+                f"Machine: {cpu_model()}, {os.cpu_count()} cores. Date: {summary['date']}. "
+                f"Command: `{summary['command']}` (database: {summary['database']}; worker "
+                f"{args.concurrency} processes x {threads} thread(s); model {model}).",
+                "",
+                *table,
+                DOC_END,
+            ]
+        )
         replace_section(DOC_START, DOC_END, section)
     shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -20,6 +20,7 @@ import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 from report import PrivateStack, cpu_model, free_port, write_results  # bench/report.py
@@ -66,19 +67,47 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "hostile_memory.json")
     args = parser.parse_args()
-    bombs = {"1,000 x 1 MiB zeros (a)": thousand_megabytes(), "1,000 x 1 MiB zeros (b)": thousand_megabytes(),
-             "1 GiB zeros in one member": one_gigabyte()}
+    bombs = {
+        "1,000 x 1 MiB zeros (a)": thousand_megabytes(),
+        "1,000 x 1 MiB zeros (b)": thousand_megabytes(),
+        "1 GiB zeros in one member": one_gigabyte(),
+    }
     work = Path(tempfile.mkdtemp(prefix="stt-bench-hostile-"))
     redis_port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STT_")}
-    env.update({"STT_AUTH_ENABLED": "false", "STT_DATABASE_URL": f"sqlite:///{work / 'stt.db'}",
-                "STT_STORAGE_DIR": str(work / "storage"), "STT_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"})
+    env.update(
+        {
+            "STT_AUTH_ENABLED": "false",
+            "STT_DATABASE_URL": f"sqlite:///{work / 'stt.db'}",
+            "STT_STORAGE_DIR": str(work / "storage"),
+            "STT_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        }
+    )
     stack = PrivateStack(work, env, REPO)
     try:
-        stack.spawn("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                              "--appendonly", "no", "--dir", str(work)])
-        subprocess.run([sys.executable, "-m", "stt_common.migrate", "--wait", "10"], cwd=REPO, env=env, check=True,
-                       capture_output=True)
+        stack.spawn(
+            "redis",
+            [
+                "redis-server",
+                "--port",
+                str(redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(work),
+            ],
+        )
+        subprocess.run(
+            [sys.executable, "-m", "stt_common.migrate", "--wait", "10"],
+            cwd=REPO,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         stack.spawn("api", [sys.executable, "-m", "api.serve", "--port", str(stack.api_port), "--log-level", "warning"])
         api_pid = stack.procs[-1].pid
         with httpx.Client(base_url=stack.base_url, timeout=300) as client:
@@ -86,25 +115,37 @@ def main() -> None:
             rss_before, peak_before = memory_mb(api_pid, "VmRSS"), memory_mb(api_pid, "VmHWM")
             started = time.perf_counter()
             with ThreadPoolExecutor(len(bombs)) as pool:
-                answers = list(pool.map(
-                    lambda body: client.post("/v1/batches", files={"archive": ("bomb.zip", body)}), bombs.values()))
+                answers = list(
+                    pool.map(
+                        lambda body: client.post("/v1/batches", files={"archive": ("bomb.zip", body)}), bombs.values()
+                    )
+                )
             seconds = time.perf_counter() - started
             peak_after = memory_mb(api_pid, "VmHWM")
     finally:
         stack.stop()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for (name, body), answer in zip(bombs.items(), answers, strict=True):
         codes = sorted({item["error"]["code"] for item in answer.json().get("items", []) if item["error"]})
         rows.append({"archive": name, "bytes": len(body), "status": answer.status_code, "item_codes": codes})
-    summary = {"rss_before_mb": round(rss_before, 1), "peak_before_mb": round(peak_before, 1),
-               "peak_after_mb": round(peak_after, 1), "seconds": round(seconds, 2), "archives": rows,
-               "machine": {"cpu": cpu_model(), "cores": os.cpu_count()}, "date": time.strftime("%Y-%m-%d"),
-               "command": "python bench/hostile_memory.py"}
+    summary = {
+        "rss_before_mb": round(rss_before, 1),
+        "peak_before_mb": round(peak_before, 1),
+        "peak_after_mb": round(peak_after, 1),
+        "seconds": round(seconds, 2),
+        "archives": rows,
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count()},
+        "date": time.strftime("%Y-%m-%d"),
+        "command": "python bench/hostile_memory.py",
+    }
     table = ["| archive | size | answer | item codes |", "|---|---|---|---|"]
-    table += [f"| {r['archive']} | {r['bytes'] / 1e6:.2f} MB | {r['status']} | {', '.join(r['item_codes'])} |"
-              for r in rows]
-    table.append(f"| api RSS before / peak after (three at once, {seconds:.1f} s) | | "
-                 f"{rss_before:.0f} / {peak_after:.0f} MB | +{peak_after - peak_before:.0f} MB over the earlier peak |")
+    table += [
+        f"| {r['archive']} | {r['bytes'] / 1e6:.2f} MB | {r['status']} | {', '.join(r['item_codes'])} |" for r in rows
+    ]
+    table.append(
+        f"| api RSS before / peak after (three at once, {seconds:.1f} s) | | "
+        f"{rss_before:.0f} / {peak_after:.0f} MB | +{peak_after - peak_before:.0f} MB over the earlier peak |"
+    )
     write_results(args.out, summary, f"hostile memory, {cpu_model()}, {os.cpu_count()} cores", table)
 
 

@@ -42,8 +42,10 @@ def stats(prefix: Path) -> dict[str, dict[str, float]]:
     with (prefix.parent / f"{prefix.name}_stats.csv").open() as fh:
         for row in csv.DictReader(fh):
             rows[row["Name"]] = {
-                "requests": int(row["Request Count"]), "failures": int(row["Failure Count"]),
-                "p50_ms": float(row["50%"] or 0), "p95_ms": float(row["95%"] or 0),
+                "requests": int(row["Request Count"]),
+                "failures": int(row["Failure Count"]),
+                "p50_ms": float(row["50%"] or 0),
+                "p95_ms": float(row["95%"] or 0),
                 "max_ms": float(row["Max Response Time"]),
             }
     return rows
@@ -52,9 +54,29 @@ def stats(prefix: Path) -> dict[str, dict[str, float]]:
 def run_locust(base_url: str, users: int, seconds: int, prefix: Path) -> dict[str, dict[str, float]]:
     rate = max(2, users // 5)
     done = subprocess.run(
-        [sys.executable, "-m", "locust", "-f", str(REPO / "bench" / "locustfile.py"), "--host", base_url,
-         "--headless", "-u", str(users), "-r", str(rate), "-t", f"{seconds}s", "--csv", str(prefix), "--only-summary"],
-        cwd=REPO, check=False, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(REPO / "bench" / "locustfile.py"),
+            "--host",
+            base_url,
+            "--headless",
+            "-u",
+            str(users),
+            "-r",
+            str(rate),
+            "-t",
+            f"{seconds}s",
+            "--csv",
+            str(prefix),
+            "--only-summary",
+        ],
+        cwd=REPO,
+        check=False,
+        capture_output=True,
+        text=True,
     )
     if not (prefix.parent / f"{prefix.name}_stats.csv").is_file():  # locust exits 1 when requests failed
         hint = " (pip install -e '.[load]', or make load)" if "No module named locust" in done.stderr else ""
@@ -75,13 +97,17 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="stt-bench-load-"))
     redis_port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STT_")}
-    env.update({
-        "STT_AUTH_ENABLED": "false",  # a private stack on this machine
-        "STT_DATABASE_URL": args.database_url or f"sqlite:///{work / 'stt.db'}",
-        "STT_STORAGE_DIR": str(work / "storage"), "STT_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "STT_WORKER_CONCURRENCY": str(args.concurrency),
-        "STT_WORKER_THREADS": str(max(1, (os.cpu_count() or 1) // args.concurrency)), "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "STT_AUTH_ENABLED": "false",  # a private stack on this machine
+            "STT_DATABASE_URL": args.database_url or f"sqlite:///{work / 'stt.db'}",
+            "STT_STORAGE_DIR": str(work / "storage"),
+            "STT_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "STT_WORKER_CONCURRENCY": str(args.concurrency),
+            "STT_WORKER_THREADS": str(max(1, (os.cpu_count() or 1) // args.concurrency)),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     stack = PrivateStack(work, env, REPO)
     runs = []
     try:
@@ -95,8 +121,11 @@ def main() -> int:
     finally:
         stack.stop()
 
-    table = ["| users | requests | failures | submit p50 / p95 / max (ms) | submit p95 / p50 "
-             "| end-to-end p50 / p95 (ms) | jobs done | /health p50 (ms) |", "|---|---|---|---|---|---|---|---|"]
+    table = [
+        "| users | requests | failures | submit p50 / p95 / max (ms) | submit p95 / p50 "
+        "| end-to-end p50 / p95 (ms) | jobs done | /health p50 (ms) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for run in runs:
         total, submit, e2e, health = run["Aggregated"], run["submit"], run["end-to-end"], run["health"]
         ratio = submit["p95_ms"] / submit["p50_ms"] if submit.get("p50_ms") else float("nan")
@@ -109,28 +138,37 @@ def main() -> int:
         )
     machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()}
     database = "postgresql" if args.database_url else "sqlite"
-    summary = {"model": model, "processes": args.concurrency, "database": database, "runs": runs,
-               "machine": machine, "date": time.strftime("%Y-%m-%d"),
-               "command": " ".join(["python", *sys.argv])}
-    write_results(args.out, summary, f"load, model {model}, {database}, {machine['cpu']}, {machine['cores']} cores",
-                  table)
+    summary = {
+        "model": model,
+        "processes": args.concurrency,
+        "database": database,
+        "runs": runs,
+        "machine": machine,
+        "date": time.strftime("%Y-%m-%d"),
+        "command": " ".join(["python", *sys.argv]),
+    }
+    write_results(
+        args.out, summary, f"load, model {model}, {database}, {machine['cpu']}, {machine['cores']} cores", table
+    )
     if not args.no_docs:
-        section = "\n".join([
-            DOC_START,
-            "## Load (Locust)",
-            "",
-            f"`{summary['command']}` on {machine['cpu']}, {machine['cores']} cores, {summary['date']}: api (one "
-            f"uvicorn process), {args.concurrency} worker processes, webhooks worker, private Redis, {database}, "
-            "all on the same cores as Locust itself. Each user submits a bundled sample clip, polls its job "
-            "as the Python client does (0.2 s, then 1.5x longer each time up to 2 s) until it has succeeded "
-            "(end-to-end, so rounded up to that poll), and now and then calls /health; 0.5–1.5 s between tasks.",
-            "",
-            *table,
-            "",
-            "Targets (issue 5): 0% failures at 50 users; submit p95 ≤ 3× submit p50. The seed's synchronous API "
-            "(5 users, 30 s): median 71 ms, p95 7.5 s from its model cold start.",
-            DOC_END,
-        ])
+        section = "\n".join(
+            [
+                DOC_START,
+                "## Load (Locust)",
+                "",
+                f"`{summary['command']}` on {machine['cpu']}, {machine['cores']} cores, {summary['date']}: api (one "
+                f"uvicorn process), {args.concurrency} worker processes, webhooks worker, private Redis, {database}, "
+                "all on the same cores as Locust itself. Each user submits a bundled sample clip, polls its job "
+                "as the Python client does (0.2 s, then 1.5x longer each time up to 2 s) until it has succeeded "
+                "(end-to-end, so rounded up to that poll), and now and then calls /health; 0.5–1.5 s between tasks.",
+                "",
+                *table,
+                "",
+                "Targets (issue 5): 0% failures at 50 users; submit p95 ≤ 3× submit p50. The seed's synchronous API "
+                "(5 users, 30 s): median 71 ms, p95 7.5 s from its model cold start.",
+                DOC_END,
+            ]
+        )
         replace_section(DOC_START, DOC_END, section)
     return 0
 

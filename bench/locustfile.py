@@ -50,8 +50,14 @@ class Transcriber(HttpUser):
                 break
         elapsed_ms = (time.perf_counter() - started) * 1000
         failure = None if status == "succeeded" else RuntimeError(f"job {job_id} ended {status}: {error}")
-        self.environment.events.request.fire(request_type="JOB", name="end-to-end", response_time=elapsed_ms,
-                                             response_length=0, exception=failure, context={})
+        self.environment.events.request.fire(
+            request_type="JOB",
+            name="end-to-end",
+            response_time=elapsed_ms,
+            response_length=0,
+            exception=failure,
+            context={},
+        )
 
     @task(1)
     def health(self) -> None:

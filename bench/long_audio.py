@@ -106,7 +106,7 @@ def measure(model: Path, path: Path, seconds: float, threads: int, repeats: int)
 def spread(lengths: dict[str, dict[str, Any]], key: str) -> float:
     """(largest - smallest) / smallest of one measure across the lengths."""
     values = [m[key] for m in lengths.values()]
-    return (max(values) - min(values)) / min(values)
+    return float((max(values) - min(values)) / min(values))
 
 
 def compare_cutting(model: Path, threads: int, minutes: float) -> dict[str, Any]:
@@ -134,10 +134,12 @@ def compare_cutting(model: Path, threads: int, minutes: float) -> dict[str, Any]
         sf.write(path, np.concatenate(pieces), RATE)
         reference = " ".join(references)
         rows = {"each sentence alone": {"wer": jiwer.wer(reference, " ".join(one_by_one))}}
-        variants = {"windows only (30 s, 4 s overlap)": dict(pause_seconds=0.0),
-                    "windows only (8 s, 2 s overlap)": dict(pause_seconds=0.0, window_seconds=8, overlap_seconds=2),
-                    "pauses (0.3 s), then windows (default)": {},
-                    "pauses (0.5 s), then windows": dict(pause_seconds=0.5)}
+        variants = {
+            "windows only (30 s, 4 s overlap)": {"pause_seconds": 0.0},
+            "windows only (8 s, 2 s overlap)": {"pause_seconds": 0.0, "window_seconds": 8, "overlap_seconds": 2},
+            "pauses (0.3 s), then windows (default)": {},
+            "pauses (0.5 s), then windows": {"pause_seconds": 0.5},
+        }
         for name, options in variants.items():
             recognizer = Recognizer.load(model, threads=threads, **options)  # type: ignore[arg-type]
             t0 = time.perf_counter()
@@ -150,25 +152,39 @@ def markdown(report: dict[str, Any], command: str) -> str:
     lines = [START, f"Machine: {report['machine']}. Date: {report['date']}. Command: `{command}`", ""]
     for name, r in report["models"].items():
         order = " → ".join(f"{m} min" for m in r["order"])
-        runs = ("one run each" if report["repeats"] == 1
-                else f"median of {report['repeats']} runs up to 10 min, one above")
-        lines += [f"**{name}** (INT8, {report['threads']} threads; each length in a fresh process, measured "
-                  f"{order}, {runs})", "",
-                  "| audio | real-time factor (wall) | CPU s per audio s | decode share | peak RSS (MB) "
-                  "| RSS after load+warm-up (MB) | engine, 5 s, before / after (ms) | RTF ÷ engine RTF |",
-                  "|---|---|---|---|---|---|---|---|"]
+        runs = (
+            "one run each" if report["repeats"] == 1 else f"median of {report['repeats']} runs up to 10 min, one above"
+        )
+        lines += [
+            f"**{name}** (INT8, {report['threads']} threads; each length in a fresh process, measured {order}, {runs})",
+            "",
+            "| audio | real-time factor (wall) | CPU s per audio s | decode share | peak RSS (MB) "
+            "| RSS after load+warm-up (MB) | engine, 5 s, before / after (ms) | RTF ÷ engine RTF |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for minutes, m in r["lengths"].items():
-            lines.append(f"| {minutes} min | {m['rtf']:.4f} | {m['cpu_per_audio_s']:.4f} | "
-                         f"{m['decode_s'] / m['wall_s']:.0%} | {m['rss_peak_mb']:.0f} | {m['rss_loaded_mb']:.0f} | "
-                         f"{m['engine_before_ms']:.0f} / {m['engine_after_ms']:.0f} | {m['rtf_per_engine_rtf']:.3f} |")
-        lines += ["", f"Spread across lengths: wall RTF {r['rtf_spread']:.1%}, CPU time per audio second "
-                  f"{r['cpu_spread']:.1%}, RTF ÷ engine RTF {r['relative_spread']:.1%} (target within 10%); "
-                  f"peak RSS at {r['longest']} min / at {r['shortest']} min: {r['rss_ratio']:.2f}x "
-                  "(target at most 1.5x).", ""]
+            lines.append(
+                f"| {minutes} min | {m['rtf']:.4f} | {m['cpu_per_audio_s']:.4f} | "
+                f"{m['decode_s'] / m['wall_s']:.0%} | {m['rss_peak_mb']:.0f} | {m['rss_loaded_mb']:.0f} | "
+                f"{m['engine_before_ms']:.0f} / {m['engine_after_ms']:.0f} | {m['rtf_per_engine_rtf']:.3f} |"
+            )
+        lines += [
+            "",
+            f"Spread across lengths: wall RTF {r['rtf_spread']:.1%}, CPU time per audio second "
+            f"{r['cpu_spread']:.1%}, RTF ÷ engine RTF {r['relative_spread']:.1%} (target within 10%); "
+            f"peak RSS at {r['longest']} min / at {r['shortest']} min: {r['rss_ratio']:.2f}x "
+            "(target at most 1.5x).",
+            "",
+        ]
     if report.get("cutting"):
         c = report["cutting"]
-        lines += [f"**Cutting long audio** ({c['minutes']} min of {c['sentences']} held-out corpus sentences with "
-                  "0.6–1.5 s pauses, bundled model)", "", "| method | WER | seconds |", "|---|---|---|"]
+        lines += [
+            f"**Cutting long audio** ({c['minutes']} min of {c['sentences']} held-out corpus sentences with "
+            "0.6–1.5 s pauses, bundled model)",
+            "",
+            "| method | WER | seconds |",
+            "|---|---|---|",
+        ]
         for name, row in c["rows"].items():
             seconds = f"{row['seconds']:.1f}" if "seconds" in row else "–"
             lines.append(f"| {name} | {row['wer']:.3f} | {seconds} |")
@@ -182,39 +198,56 @@ def main() -> int:
     parser.add_argument("--model", type=Path, action="append", required=True)
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 60])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="Runs per length up to 10 minutes (longer: one); the median is reported.")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="Runs per length up to 10 minutes (longer: one); the median is reported."
+    )
     parser.add_argument("--compare-cutting", action="store_true", help="Also measure WER by cutting method.")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "long_audio.json")
     parser.add_argument("--no-docs", action="store_true", help="Do not touch docs/BENCHMARKS.md.")
     args = parser.parse_args()
-    report: dict[str, Any] = {"machine": f"{cpu_model()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
-                              "threads": args.threads, "repeats": args.repeats, "models": {}}
+    report: dict[str, Any] = {
+        "machine": f"{cpu_model()}, {os.cpu_count()} cores",
+        "date": time.strftime("%Y-%m-%d"),
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "models": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         files = {m: recording(m, Path(tmp)) for m in args.minutes}
         for model in args.model:
             # In the order given: `--minutes 60 10 1` runs every length on a machine already under load.
-            measured = {f"{m:g}": measure(model, files[m], m * 60, args.threads, args.repeats if m <= 10 else 1)
-                        for m in args.minutes}
+            measured = {
+                f"{m:g}": measure(model, files[m], m * 60, args.threads, args.repeats if m <= 10 else 1)
+                for m in args.minutes
+            }
             lengths = {f"{m:g}": measured[f"{m:g}"] for m in sorted(args.minutes)}
             shortest, longest = f"{min(args.minutes):g}", f"{max(args.minutes):g}"
             report["models"][model.name] = {
-                "lengths": lengths, "rtf_spread": spread(lengths, "rtf"),
+                "lengths": lengths,
+                "rtf_spread": spread(lengths, "rtf"),
                 "cpu_spread": spread(lengths, "cpu_per_audio_s"),
                 "relative_spread": spread(lengths, "rtf_per_engine_rtf"),
                 "rss_ratio": lengths[longest]["rss_peak_mb"] / lengths[shortest]["rss_peak_mb"],
-                "shortest": shortest, "longest": longest, "order": [f"{m:g}" for m in args.minutes],
+                "shortest": shortest,
+                "longest": longest,
+                "order": [f"{m:g}" for m in args.minutes],
             }
             print(f"\n{model.name}: INT8, {args.threads} threads, measured in the order {args.minutes}")
-            print(f"{'audio':>8s} {'RTF':>8s} {'CPU/s':>8s} {'decode':>7s} {'peak RSS MB':>12s} {'loaded MB':>10s} "
-                  f"{'engine 5 s ms before/after':>27s} {'RTF/engine RTF':>15s}")
+            print(
+                f"{'audio':>8s} {'RTF':>8s} {'CPU/s':>8s} {'decode':>7s} {'peak RSS MB':>12s} {'loaded MB':>10s} "
+                f"{'engine 5 s ms before/after':>27s} {'RTF/engine RTF':>15s}"
+            )
             for minutes, m in lengths.items():
-                print(f"{minutes + ' min':>8s} {m['rtf']:8.4f} {m['cpu_per_audio_s']:8.4f} "
-                      f"{m['decode_s'] / m['wall_s']:7.0%} {m['rss_peak_mb']:12.0f} {m['rss_loaded_mb']:10.0f} "
-                      f"{m['engine_before_ms']:13.0f} / {m['engine_after_ms']:<11.0f} {m['rtf_per_engine_rtf']:15.3f}")
+                print(
+                    f"{minutes + ' min':>8s} {m['rtf']:8.4f} {m['cpu_per_audio_s']:8.4f} "
+                    f"{m['decode_s'] / m['wall_s']:7.0%} {m['rss_peak_mb']:12.0f} {m['rss_loaded_mb']:10.0f} "
+                    f"{m['engine_before_ms']:13.0f} / {m['engine_after_ms']:<11.0f} {m['rtf_per_engine_rtf']:15.3f}"
+                )
             r = report["models"][model.name]
-            print(f"spread: RTF {r['rtf_spread']:.1%}, CPU {r['cpu_spread']:.1%}, RTF/engine RTF "
-                  f"{r['relative_spread']:.1%}; peak RSS ratio {r['rss_ratio']:.2f}x")
+            print(
+                f"spread: RTF {r['rtf_spread']:.1%}, CPU {r['cpu_spread']:.1%}, RTF/engine RTF "
+                f"{r['relative_spread']:.1%}; peak RSS ratio {r['rss_ratio']:.2f}x"
+            )
     if args.compare_cutting:
         report["cutting"] = compare_cutting(args.model[0], args.threads, 10)
         print(f"\ncutting, {report['cutting']['sentences']} sentences:")

@@ -29,11 +29,11 @@ sys.path.insert(0, str(REPO))
 START, END = "<!-- model-report:start -->", "<!-- model-report:end -->"
 
 
-def timed(fn: Any, runs: int) -> dict[str, float]:
+def timed(fn: Any, runs: int) -> dict[str, Any]:
     return timed_together({"": fn}, runs, rounds=1)[""]
 
 
-def timed_together(fns: dict[str, Any], runs: int, rounds: int = 5) -> dict[str, dict[str, float]]:
+def timed_together(fns: dict[str, Any], runs: int, rounds: int = 5) -> dict[str, dict[str, Any]]:
     """Time each function `runs` times over `rounds` rounds, so a noisy neighbour in one stretch of time
     does not land on one variant only. Each variant's block starts with an untimed run: switching
     between runtimes (each with its own thread pool, spinning a while after a run) costs the first
@@ -47,8 +47,15 @@ def timed_together(fns: dict[str, Any], runs: int, rounds: int = 5) -> dict[str,
                 t0 = time.perf_counter()
                 fn()
                 samples[name].append((time.perf_counter() - t0) * 1000)
-    return {name: {"median_ms": float(np.median(v)), "min_ms": float(np.min(v)), "mean_ms": float(np.mean(v)),
-                   "runs_ms": [round(x, 1) for x in v]} for name, v in samples.items()}
+    return {
+        name: {
+            "median_ms": float(np.median(v)),
+            "min_ms": float(np.min(v)),
+            "mean_ms": float(np.mean(v)),
+            "runs_ms": [round(x, 1) for x in v],
+        }
+        for name, v in samples.items()
+    }
 
 
 def mb(path: Path) -> float:
@@ -97,10 +104,13 @@ def report_one(checkpoint: Path, model_dir: Path, runs: int, threads: int) -> di
         quantize_int8(conv_fp32, conv_int8, ("MatMul",))
         conv_default_int8 = Path(tmp) / "model.conv.int8-default.onnx"
         quantize_dynamic(str(conv_fp32), str(conv_default_int8))  # onnxruntime's default op set (Conv too)
-        paths = {"ONNX fp32": fp32_path, "ONNX INT8": int8_path,
-                 "ONNX fp32, Conv1d feature encoder": conv_fp32,
-                 "ONNX INT8 (MatMul only), Conv1d feature encoder": conv_int8,
-                 "ONNX INT8 (onnxruntime default ops), Conv1d feature encoder": conv_default_int8}
+        paths = {
+            "ONNX fp32": fp32_path,
+            "ONNX INT8": int8_path,
+            "ONNX fp32, Conv1d feature encoder": conv_fp32,
+            "ONNX INT8 (MatMul only), Conv1d feature encoder": conv_int8,
+            "ONNX INT8 (onnxruntime default ops), Conv1d feature encoder": conv_default_int8,
+        }
         sessions = {name: ort_session(path, threads) for name, path in paths.items()}
         sizes = {"PyTorch": mb(checkpoint), **{name: mb(path) for name, path in paths.items()}}
         x = torch.from_numpy(five[None, :])
@@ -109,42 +119,73 @@ def report_one(checkpoint: Path, model_dir: Path, runs: int, threads: int) -> di
             with torch.inference_mode():
                 model(x)
 
-        rows = timed_together({"PyTorch": pytorch, **{
-            name: (lambda s=session: s.run(None, {"input_values": five[None, :]}))
-            for name, session in sessions.items()}}, runs)
+        rows = timed_together(
+            {
+                "PyTorch": pytorch,
+                **{
+                    name: (lambda s=session: s.run(None, {"input_values": five[None, :]}))
+                    for name, session in sessions.items()
+                },
+            },
+            runs,
+        )
         by_length = {}
         for seconds in (1, 5, 15, 30):
             clip = (rng.standard_normal(seconds * 16000) * 0.1).astype(np.float32)
-            result = timed(lambda c=clip: sessions["ONNX INT8"].run(None, {"input_values": c[None, :]}),
-                           max(3, runs // 2))
+            result = timed(
+                lambda c=clip: sessions["ONNX INT8"].run(None, {"input_values": c[None, :]}), max(3, runs // 2)
+            )
             by_length[seconds] = {**result, "rtf": result["median_ms"] / 1000 / seconds}
     base = rows["PyTorch"]["median_ms"]
-    table = {name: {"size_mb": round(sizes[name], 1),
-                    **{k: round(v, 1) for k, v in r.items() if not isinstance(v, list)},
-                    "runs_ms": r["runs_ms"], "speedup": round(base / r["median_ms"], 2)} for name, r in rows.items()}
+    table = {
+        name: {
+            "size_mb": round(sizes[name], 1),
+            **{k: round(v, 1) for k, v in r.items() if not isinstance(v, list)},
+            "runs_ms": r["runs_ms"],
+            "speedup": round(base / r["median_ms"], 2),
+        }
+        for name, r in rows.items()
+    }
     manifest = json.loads((model_dir / "manifest.json").read_text())
-    return {"checkpoint": str(checkpoint), "model_dir": str(model_dir), "threads": threads, "runs": runs,
-            "feature_encoder": manifest["source"].get("feature_encoder", "Conv1d"),
-            "parameters": sum(p.numel() for p in model.parameters()), "five_seconds": table,
-            "int8_by_length": by_length, "int8_peak_rss_mb": round(peak_memory_mb(model_dir, threads), 1)}
+    return {
+        "checkpoint": str(checkpoint),
+        "model_dir": str(model_dir),
+        "threads": threads,
+        "runs": runs,
+        "feature_encoder": manifest["source"].get("feature_encoder", "Conv1d"),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "five_seconds": table,
+        "int8_by_length": by_length,
+        "int8_peak_rss_mb": round(peak_memory_mb(model_dir, threads), 1),
+    }
 
 
 def markdown(results: list[dict[str, Any]], machine: str, command: str) -> str:
     lines = [START, f"Machine: {machine}. Date: {time.strftime('%Y-%m-%d')}. Command: `{command}`", ""]
     for r in results:
         name = Path(r["model_dir"]).name
-        lines += [f"**{name}** ({r['parameters'] / 1e6:.1f} M parameters, {r['threads']} threads, "
-                  f"median of {r['runs']} runs of 5 s of audio in 5 rounds, the variants taking turns, "
-                  "each turn after one untimed run; "
-                  f"the model folder's feature encoder: {r['feature_encoder']})", "",
-                  "| model | size (MB) | latency median (ms) | min (ms) | speedup |", "|---|---|---|---|---|"]
+        lines += [
+            f"**{name}** ({r['parameters'] / 1e6:.1f} M parameters, {r['threads']} threads, "
+            f"median of {r['runs']} runs of 5 s of audio in 5 rounds, the variants taking turns, "
+            "each turn after one untimed run; "
+            f"the model folder's feature encoder: {r['feature_encoder']})",
+            "",
+            "| model | size (MB) | latency median (ms) | min (ms) | speedup |",
+            "|---|---|---|---|---|",
+        ]
         for row_name, row in r["five_seconds"].items():
-            lines.append(f"| {row_name} | {row['size_mb']} | {row['median_ms']} | {row['min_ms']} "
-                         f"| {row['speedup']}x |")
-        lengths = ", ".join(f"{s} s: {v['median_ms']:.1f} ms (RTF {v['rtf']:.4f})"
-                            for s, v in r["int8_by_length"].items())
-        lines += ["", f"INT8 by length: {lengths}. Peak RSS of a process serving it (loaded, warmed, "
-                  f"30 s transcribed): {r['int8_peak_rss_mb']} MB.", ""]
+            lines.append(
+                f"| {row_name} | {row['size_mb']} | {row['median_ms']} | {row['min_ms']} | {row['speedup']}x |"
+            )
+        lengths = ", ".join(
+            f"{s} s: {v['median_ms']:.1f} ms (RTF {v['rtf']:.4f})" for s, v in r["int8_by_length"].items()
+        )
+        lines += [
+            "",
+            f"INT8 by length: {lengths}. Peak RSS of a process serving it (loaded, warmed, "
+            f"30 s transcribed): {r['int8_peak_rss_mb']} MB.",
+            "",
+        ]
     lines.append(END)
     return "\n".join(lines)
 
@@ -164,8 +205,9 @@ def main() -> int:
         print(f"\n{Path(r['model_dir']).name}: 5 s of audio, {r['threads']} threads, {r['runs']} runs")
         print(f"{'model':60s} {'size MB':>9s} {'median ms':>10s} {'min ms':>8s} {'speedup':>8s}")
         for name, row in r["five_seconds"].items():
-            print(f"{name:60s} {row['size_mb']:9.1f} {row['median_ms']:10.1f} {row['min_ms']:8.1f} "
-                  f"{row['speedup']:7.2f}x")
+            print(
+                f"{name:60s} {row['size_mb']:9.1f} {row['median_ms']:10.1f} {row['min_ms']:8.1f} {row['speedup']:7.2f}x"
+            )
         for s, v in r["int8_by_length"].items():
             print(f"  INT8 {s:>2d} s: {v['median_ms']:8.1f} ms  RTF {v['rtf']:.4f}")
         print(f"  INT8 serving process peak RSS: {r['int8_peak_rss_mb']} MB")

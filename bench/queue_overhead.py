@@ -56,11 +56,15 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="stt-bench-"))
     redis_port, api_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STT_")}
-    env.update({
-        "STT_AUTH_ENABLED": "false",  # a private stack on this machine
-        "STT_DATABASE_URL": f"sqlite:///{work / 'stt.db'}", "STT_STORAGE_DIR": str(work / "storage"),
-        "STT_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "STT_AUTH_ENABLED": "false",  # a private stack on this machine
+            "STT_DATABASE_URL": f"sqlite:///{work / 'stt.db'}",
+            "STT_STORAGE_DIR": str(work / "storage"),
+            "STT_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     if args.models_dir:
         env["STT_MODELS_DIR"] = str(args.models_dir.resolve())
     if args.model:
@@ -68,21 +72,54 @@ def main() -> int:
     procs: list[subprocess.Popen[bytes]] = []
 
     def spawn(name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=(work / f"{name}.log").open("wb"),
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=env,
+            stdout=(work / f"{name}.log").open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         procs.append(proc)
         return proc
 
     try:
-        spawn("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                        "--appendonly", "no", "--dir", str(work)])
-        subprocess.run([sys.executable, "-m", "stt_common.migrate"], cwd=REPO, env=env, check=True,
-                       capture_output=True)
-        spawn("api", [sys.executable, "-m", "api.serve", "--port", str(api_port), "--log-level",
-                      "warning"])
+        spawn(
+            "redis",
+            [
+                "redis-server",
+                "--port",
+                str(redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(work),
+            ],
+        )
+        subprocess.run([sys.executable, "-m", "stt_common.migrate"], cwd=REPO, env=env, check=True, capture_output=True)
+        spawn("api", [sys.executable, "-m", "api.serve", "--port", str(api_port), "--log-level", "warning"])
         worker_started = time.perf_counter()
-        spawn("worker", [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", "transcribe",
-                         "--loglevel", "WARNING", "--without-gossip", "--without-mingle"])
+        spawn(
+            "worker",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "worker.celery_app",
+                "worker",
+                "-Q",
+                "transcribe",
+                "--loglevel",
+                "WARNING",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+        )
         clip = five_second_clip()
         poll = args.poll_ms / 1000
         rows = []
@@ -102,8 +139,15 @@ def main() -> int:
                 if job["status"] != "succeeded":
                     raise SystemExit(f"job failed: {job['error']}")
                 engine = job["timings"]["processing_s"]
-                rows.append({"e2e_s": done - t0, "submit_s": accepted - t0, "engine_s": engine,
-                             "overhead_s": done - t0 - engine, "queue_wait_s": job["timings"]["queue_wait_s"]})
+                rows.append(
+                    {
+                        "e2e_s": done - t0,
+                        "submit_s": accepted - t0,
+                        "engine_s": engine,
+                        "overhead_s": done - t0 - engine,
+                        "queue_wait_s": job["timings"]["queue_wait_s"],
+                    }
+                )
     finally:
         stop_all(procs, 15)
 
@@ -113,23 +157,33 @@ def main() -> int:
     submit_ms = [r["submit_s"] * 1000 for r in rows]
     median_e2e = statistics.median(e2e_ms)
     summary = {
-        "model": model, "jobs": len(rows), "poll_ms": args.poll_ms, "worker_ready_s": round(ready_s, 2),
+        "model": model,
+        "jobs": len(rows),
+        "poll_ms": args.poll_ms,
+        "worker_ready_s": round(ready_s, 2),
         "overhead_ms": {"p50": percentile(overhead_ms, 50), "p95": percentile(overhead_ms, 95)},
         "e2e_ms": {"p50": percentile(e2e_ms, 50), "p95": percentile(e2e_ms, 95)},
         "engine_ms": {"p50": percentile(engine_ms, 50), "p95": percentile(engine_ms, 95)},
         "submit_ms": {"p50": percentile(submit_ms, 50), "p95": percentile(submit_ms, 95)},
-        "first_job_e2e_ms": e2e_ms[0], "first_over_median": e2e_ms[0] / median_e2e,
-        "first_job_engine_ms": engine_ms[0], "first_engine_over_median": engine_ms[0] / statistics.median(engine_ms),
+        "first_job_e2e_ms": e2e_ms[0],
+        "first_over_median": e2e_ms[0] / median_e2e,
+        "first_job_engine_ms": engine_ms[0],
+        "first_engine_over_median": engine_ms[0] / statistics.median(engine_ms),
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
-        "date": time.strftime("%Y-%m-%d"), "command": " ".join(["python", *sys.argv]),
+        "date": time.strftime("%Y-%m-%d"),
+        "command": " ".join(["python", *sys.argv]),
     }
-    print(f"queue overhead, model {model}, {len(rows)} sequential 5 s jobs, polling every {args.poll_ms} ms "
-          f"({summary['machine']['cpu']}, {os.cpu_count()} cores)")
+    print(
+        f"queue overhead, model {model}, {len(rows)} sequential 5 s jobs, polling every {args.poll_ms} ms "
+        f"({summary['machine']['cpu']}, {os.cpu_count()} cores)"
+    )
     print(f"{'metric':28s} {'p50 ms':>10s} {'p95 ms':>10s}")
     for key in ("overhead_ms", "e2e_ms", "engine_ms", "submit_ms"):
-        print(f"{key:28s} {summary[key]['p50']:10.1f} {summary[key]['p95']:10.1f}")  # type: ignore[index]
-    print(f"{'first job e2e / median':28s} {summary['first_over_median']:10.2f}x "
-          f"({e2e_ms[0]:.1f} ms vs {median_e2e:.1f} ms)")
+        print(f"{key:28s} {summary[key]['p50']:10.1f} {summary[key]['p95']:10.1f}")
+    print(
+        f"{'first job e2e / median':28s} {summary['first_over_median']:10.2f}x "
+        f"({e2e_ms[0]:.1f} ms vs {median_e2e:.1f} ms)"
+    )
     print(f"{'first job engine / median':28s} {summary['first_engine_over_median']:10.2f}x")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"summary": summary, "jobs": rows}, indent=1) + "\n")

@@ -100,23 +100,77 @@ class PrivateStack:
 
     def spawn(self, name: str, cmd: list[str]) -> None:
         log = (self.work / f"{name}.log").open("wb")
-        self.procs.append(subprocess.Popen(cmd, cwd=self.repo, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                           start_new_session=True))
+        self.procs.append(
+            subprocess.Popen(
+                cmd, cwd=self.repo, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        )
         self.names[self.procs[-1].pid] = name
 
     def start(self, redis_port: int, api_args: tuple[str, ...] = ()) -> None:
         celery = [sys.executable, "-m", "celery"]
-        self.spawn("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(self.work)])
-        subprocess.run([sys.executable, "-m", "stt_common.migrate", "--wait", "10"], cwd=self.repo, env=self.env,
-                       check=True, capture_output=True)
-        self.spawn("api", [sys.executable, "-m", "api.serve", "--port", str(self.api_port),
-                           "--log-level", "warning", *api_args])
-        self.spawn("worker", [*celery, "-A", "worker.celery_app", "worker", "-Q", "transcribe", "--loglevel",
-                              "WARNING", "--without-gossip", "--without-mingle"])
-        self.spawn("webhooks", [*celery, "-A", "worker.webhook_app", "worker", "-Q", "webhooks", "--pool", "threads",
-                                "-B", "-s", str(self.work / "beat"), "--loglevel", "WARNING", "--without-gossip",
-                                "--without-mingle"])
+        self.spawn(
+            "redis",
+            [
+                "redis-server",
+                "--port",
+                str(redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.work),
+            ],
+        )
+        subprocess.run(
+            [sys.executable, "-m", "stt_common.migrate", "--wait", "10"],
+            cwd=self.repo,
+            env=self.env,
+            check=True,
+            capture_output=True,
+        )
+        self.spawn(
+            "api",
+            [sys.executable, "-m", "api.serve", "--port", str(self.api_port), "--log-level", "warning", *api_args],
+        )
+        self.spawn(
+            "worker",
+            [
+                *celery,
+                "-A",
+                "worker.celery_app",
+                "worker",
+                "-Q",
+                "transcribe",
+                "--loglevel",
+                "WARNING",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+        )
+        self.spawn(
+            "webhooks",
+            [
+                *celery,
+                "-A",
+                "worker.webhook_app",
+                "worker",
+                "-Q",
+                "webhooks",
+                "--pool",
+                "threads",
+                "-B",
+                "-s",
+                str(self.work / "beat"),
+                "--loglevel",
+                "WARNING",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+        )
 
     def wait_ready(self, processes: int, timeout_s: float = 180) -> str:
         """Wait until the api is ready and `processes` worker processes have the default model warm;

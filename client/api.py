@@ -1,15 +1,15 @@
 """A small synchronous client for the service's HTTP API, on httpx.
 
-    from client.api import SttClient, batch_key
-    with SttClient("http://localhost:8000", api_key=None) as stt:  # your stt_... key when auth is on
-        job = stt.submit("lecture.mp3")
-        job = stt.wait(job["id"])
-        print(stt.transcript(job["id"], "srt"))
+from client.api import SttClient, batch_key
+with SttClient("http://localhost:8000", api_key=None) as stt:  # your stt_... key when auth is on
+    job = stt.submit("lecture.mp3")
+    job = stt.wait(job["id"])
+    print(stt.transcript(job["id"], "srt"))
 
-        batch = stt.submit_batch(["a.wav", "b.mp3"], key=batch_key(["a.wav", "b.mp3"], None))
-        batch = stt.wait_batch(batch["id"])
-        for line in stt.batch_results(batch["id"]):
-            print(line["index"], line["status"], (line["result"] or {}).get("text"))
+    batch = stt.submit_batch(["a.wav", "b.mp3"], key=batch_key(["a.wav", "b.mp3"], None))
+    batch = stt.wait_batch(batch["id"])
+    for line in stt.batch_results(batch["id"]):
+        print(line["index"], line["status"], (line["result"] or {}).get("text"))
 """
 
 from __future__ import annotations
@@ -61,8 +61,14 @@ def batch_key(paths: Sequence[str | Path], model: str | None, webhook_url: str |
 
 
 class SttClient:
-    def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 60.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
         self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport, headers=headers)
 
@@ -81,8 +87,9 @@ class SttClient:
         except (ValueError, KeyError, TypeError):
             raise ApiError(response.status_code, f"http_{response.status_code}", response.text[:200]) from None
 
-    def submit(self, path: str | Path, *, model: str | None = None, webhook_url: str | None = None,
-               key: str | None = None) -> Job:
+    def submit(
+        self, path: str | Path, *, model: str | None = None, webhook_url: str | None = None, key: str | None = None
+    ) -> Job:
         """Upload one file as a job. With `key` (see `idempotency_key`) a retry returns the same job."""
         path = Path(path)
         headers = {"Idempotency-Key": key} if key else {}
@@ -112,8 +119,14 @@ class SttClient:
         response = self.http.get(f"/v1/jobs/{job_id}/transcript", params={"format": fmt})
         return self._check(response).text
 
-    def submit_batch(self, paths: Sequence[str | Path], *, model: str | None = None, webhook_url: str | None = None,
-                     key: str | None = None) -> Batch:
+    def submit_batch(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        model: str | None = None,
+        webhook_url: str | None = None,
+        key: str | None = None,
+    ) -> Batch:
         """Upload many files as one batch (one multipart request, streamed from disk)."""
         headers = {"Idempotency-Key": key} if key else {}
         data = {k: v for k, v in {"model": model, "webhook_url": webhook_url}.items() if v}
@@ -126,8 +139,9 @@ class SttClient:
         response = self.http.get(f"/v1/batches/{batch_id}", params={"items": str(items).lower()})
         return self._check(response).json()  # type: ignore[no-any-return]
 
-    def wait_batch(self, batch_id: str, *, timeout: float = 24 * 3600.0,
-                   on_update: Callable[[Batch], None] | None = None) -> Batch:
+    def wait_batch(
+        self, batch_id: str, *, timeout: float = 24 * 3600.0, on_update: Callable[[Batch], None] | None = None
+    ) -> Batch:
         """Poll until every job of the batch has ended (0.5 s at first, backing off to 5 s)."""
         deadline, delay = time.monotonic() + timeout, 0.5
         while True:

@@ -93,16 +93,25 @@ def transcribe(
         if len(files) == 1:
             failures = _one_job(stt, progress, files[0], model, webhook_url, wait, fmt, out)
         else:
-            failures = sum(_one_batch(stt, progress, files[i:i + batch_size], model, webhook_url, wait, fmt, out)
-                           for i in range(0, len(files), batch_size))
+            failures = sum(
+                _one_batch(stt, progress, files[i : i + batch_size], model, webhook_url, wait, fmt, out)
+                for i in range(0, len(files), batch_size)
+            )
     raise typer.Exit(1 if failures else 0)
 
 
-def _one_job(stt: SttClient, progress: Progress, path: Path, model: str | None, webhook_url: str | None,
-             wait: bool, fmt: Format, out: Path | None) -> int:
+def _one_job(
+    stt: SttClient,
+    progress: Progress,
+    path: Path,
+    model: str | None,
+    webhook_url: str | None,
+    wait: bool,
+    fmt: Format,
+    out: Path | None,
+) -> int:
     try:
-        job = stt.submit(path, model=model, webhook_url=webhook_url,
-                         key=idempotency_key(path, model, webhook_url))
+        job = stt.submit(path, model=model, webhook_url=webhook_url, key=idempotency_key(path, model, webhook_url))
     except ApiError as exc:
         progress.console.print(f"[red]{escape(str(path))}: refused ({exc.code}): {escape(exc.message)}")
         return 1
@@ -118,8 +127,16 @@ def _one_job(stt: SttClient, progress: Progress, path: Path, model: str | None, 
     return 0
 
 
-def _one_batch(stt: SttClient, progress: Progress, files: list[Path], model: str | None, webhook_url: str | None,
-               wait: bool, fmt: Format, out: Path | None) -> int:
+def _one_batch(
+    stt: SttClient,
+    progress: Progress,
+    files: list[Path],
+    model: str | None,
+    webhook_url: str | None,
+    wait: bool,
+    fmt: Format,
+    out: Path | None,
+) -> int:
     """Submit (or find again) one batch; with --wait, write its transcripts. Returns the failures."""
     if out is not None and all(output_path(out, f, fmt).exists() for f in files):
         return 0
@@ -135,8 +152,9 @@ def _one_batch(stt: SttClient, progress: Progress, files: list[Path], model: str
         finally:
             progress.remove_task(submitting)
         _remember_batch(out, key, batch["id"])
-    refused = {item["index"]: item["error"] for item in batch["items"]
-               if item["status"] == "failed" and item.get("error")}
+    refused = {
+        item["index"]: item["error"] for item in batch["items"] if item["status"] == "failed" and item.get("error")
+    }
     for index, error in refused.items():
         _report(progress, files[index], "refused", error)
     if not wait:
@@ -153,8 +171,15 @@ def _one_batch(stt: SttClient, progress: Progress, files: list[Path], model: str
     return _write_batch(stt, progress, batch["id"], files, fmt, out, refused)
 
 
-def _write_batch(stt: SttClient, progress: Progress, batch_id: str, files: list[Path], fmt: Format,
-                 out: Path | None, refused: dict[int, Any]) -> int:
+def _write_batch(
+    stt: SttClient,
+    progress: Progress,
+    batch_id: str,
+    files: list[Path],
+    fmt: Format,
+    out: Path | None,
+    refused: dict[int, Any],
+) -> int:
     """Write each succeeded item's transcript; report failures not already reported as refused."""
     failures = 0
     for line in stt.batch_results(batch_id):
@@ -177,8 +202,9 @@ def _write_batch(stt: SttClient, progress: Progress, batch_id: str, files: list[
 
 def _report(progress: Progress, path: Path, status: str, error: dict[str, Any] | None) -> None:
     error = error or {}
-    progress.console.print(f"[red]{escape(str(path))}: {status} ({error.get('code')}): "
-                           f"{escape(str(error.get('message')))}")
+    progress.console.print(
+        f"[red]{escape(str(path))}: {status} ({error.get('code')}): {escape(str(error.get('message')))}"
+    )
 
 
 def _write(out: Path | None, path: Path, fmt: Format, text: str, label: bool = False) -> None:

@@ -15,31 +15,50 @@ from export.onnx_export import ExportError, ExportOptions, export_checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m export", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("checkpoint", help="Hub id or local folder of a Wav2Vec2ForCTC checkpoint.")
     parser.add_argument("--out", type=Path, required=True, help="Model folder to write (replaced if present).")
     parser.add_argument("--name", help="Model name served by the api (default: the folder's name).")
     parser.add_argument("--language", default="tr")
     parser.add_argument("--description", default="")
     parser.add_argument("--no-int8", action="store_true", help="Write only the fp32 model.")
-    parser.add_argument("--dev-set", help="Parity gate data: a folder of {split}.jsonl manifests, a manifest "
-                        "file or a hub id (columns `audio` and `text`).")
+    parser.add_argument(
+        "--dev-set",
+        help="Parity gate data: a folder of {split}.jsonl manifests, a manifest "
+        "file or a hub id (columns `audio` and `text`).",
+    )
     parser.add_argument("--dev-split", default="validation")
     parser.add_argument("--dev-max-clips", type=int, default=300)
-    parser.add_argument("--max-int8-wer-increase", type=float, default=0.01,
-                        help="Fail when INT8 WER exceeds fp32 WER by more than this (default: 1 point).")
-    parser.add_argument("--conv-features", action="store_true",
-                        help="Export the convolutional feature encoder as Conv1d layers (kept fp32) instead of "
-                        "time-major MatMuls that INT8 also covers (faster; see docs/BENCHMARKS.md).")
-    parser.add_argument("--int8-only", action="store_true",
-                        help="After the checks, keep only model.int8.onnx (smaller folder to ship).")
+    parser.add_argument(
+        "--max-int8-wer-increase",
+        type=float,
+        default=0.01,
+        help="Fail when INT8 WER exceeds fp32 WER by more than this (default: 1 point).",
+    )
+    parser.add_argument(
+        "--conv-features",
+        action="store_true",
+        help="Export the convolutional feature encoder as Conv1d layers (kept fp32) instead of "
+        "time-major MatMuls that INT8 also covers (faster; see docs/BENCHMARKS.md).",
+    )
+    parser.add_argument(
+        "--int8-only", action="store_true", help="After the checks, keep only model.int8.onnx (smaller folder to ship)."
+    )
     args = parser.parse_args(argv)
-    options = ExportOptions(name=args.name or args.out.name, language=args.language,
-                            quantize=not args.no_int8, description=args.description, dev_set=args.dev_set,
-                            dev_split=args.dev_split, dev_max_clips=args.dev_max_clips,
-                            max_int8_wer_increase=args.max_int8_wer_increase, keep_fp32=not args.int8_only,
-                            time_major_features=not args.conv_features)
+    options = ExportOptions(
+        name=args.name or args.out.name,
+        language=args.language,
+        quantize=not args.no_int8,
+        description=args.description,
+        dev_set=args.dev_set,
+        dev_split=args.dev_split,
+        dev_max_clips=args.dev_max_clips,
+        max_int8_wer_increase=args.max_int8_wer_increase,
+        keep_fp32=not args.int8_only,
+        time_major_features=not args.conv_features,
+    )
     try:
         manifest = export_checkpoint(args.checkpoint, args.out, options)
     except ExportError as exc:

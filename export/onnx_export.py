@@ -92,11 +92,17 @@ def export_fp32(model: Any, path: Path, opset: int, time_major_features: bool = 
     from export.time_major import time_major_features as rewritten
 
     dummy = torch.zeros(1, 16000, dtype=torch.float32)
-    with torch.no_grad(), (rewritten(model) if time_major_features else nullcontext(model)) as exported:
+    with torch.no_grad(), rewritten(model) if time_major_features else nullcontext(model) as exported:
         torch.onnx.export(
-            exported, (dummy,), str(path), input_names=["input_values"], output_names=["logits"],
+            exported,
+            (dummy,),
+            str(path),
+            input_names=["input_values"],
+            output_names=["logits"],
             dynamic_axes={"input_values": {0: "batch", 1: "samples"}, "logits": {0: "batch", 1: "frames"}},
-            opset_version=opset, dynamo=False, do_constant_folding=True,
+            opset_version=opset,
+            dynamo=False,
+            do_constant_folding=True,
         )
 
 
@@ -109,8 +115,9 @@ def quantize_int8(source: Path, target: Path, ops: tuple[str, ...]) -> list[str]
 
     graph = onnx.load(str(source), load_external_data=False).graph
     kept = [node.name for node in graph.node if node.op_type in ops and FIRST_LAYER_SCOPE in node.name]
-    quantize_dynamic(str(source), str(target), op_types_to_quantize=list(ops), weight_type=QuantType.QInt8,
-                     nodes_to_exclude=kept)
+    quantize_dynamic(
+        str(source), str(target), op_types_to_quantize=list(ops), weight_type=QuantType.QInt8, nodes_to_exclude=kept
+    )
     return kept
 
 
@@ -130,14 +137,14 @@ def torch_logits(model: Any, samples: np.ndarray) -> np.ndarray:
     import torch
 
     with torch.no_grad():
-        return model(torch.from_numpy(samples[np.newaxis, :])).logits[0].numpy()  # type: ignore[no-any-return]
+        return model(torch.from_numpy(samples[np.newaxis, :])).logits[0].numpy()
 
 
 def ort_logits(path: Path, samples: np.ndarray) -> np.ndarray:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {"input_values": samples[np.newaxis, :]})[0][0]  # type: ignore[no-any-return]
+    return session.run(None, {"input_values": samples[np.newaxis, :]})[0][0]
 
 
 def parity_samples(seconds: float = 3.0, rate: int = 16000) -> np.ndarray:
@@ -196,24 +203,35 @@ def export_checkpoint(checkpoint: str, out: Path, options: ExportOptions) -> Man
             metrics["parity_int8_frame_agreement"] = agreement
         (staging / VOCAB).write_text(json.dumps(vocab, ensure_ascii=False, indent=1), encoding="utf-8")
         onnx_meta = {
-            "name": options.name, "language": options.language, "sample_rate": str(extractor.sampling_rate),
-            "frame_stride_samples": str(stride), "vocab": json.dumps(vocab, ensure_ascii=False),
+            "name": options.name,
+            "language": options.language,
+            "sample_rate": str(extractor.sampling_rate),
+            "frame_stride_samples": str(stride),
+            "vocab": json.dumps(vocab, ensure_ascii=False),
         }
         for name in ONNX_FILES.values():
             if (staging / name).exists():
                 add_metadata(staging / name, onnx_meta)
         manifest = Manifest(
-            name=options.name, language=options.language, sample_rate=extractor.sampling_rate,
-            frame_stride_samples=stride, receptive_field_samples=field,
+            name=options.name,
+            language=options.language,
+            sample_rate=extractor.sampling_rate,
+            frame_stride_samples=stride,
+            receptive_field_samples=field,
             do_normalize=bool(extractor.do_normalize),
-            blank_token=tokenizer.pad_token, word_delimiter_token=tokenizer.word_delimiter_token,
+            blank_token=tokenizer.pad_token,
+            word_delimiter_token=tokenizer.word_delimiter_token,
             unk_token=tokenizer.unk_token,
             files={p.name: file_entry(p) for p in sorted(staging.iterdir()) if p.name != MANIFEST},
-            metrics=metrics, description=options.description,
-            source={"checkpoint": str(checkpoint), "parameters": sum(p.numel() for p in model.parameters()),
-                    "quantized_ops": list(options.quantize_ops) if options.quantize else [],
-                    "float_nodes": float_nodes,
-                    "feature_encoder": "time-major MatMul" if options.time_major_features else "Conv1d"},
+            metrics=metrics,
+            description=options.description,
+            source={
+                "checkpoint": str(checkpoint),
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "quantized_ops": list(options.quantize_ops) if options.quantize else [],
+                "float_nodes": float_nodes,
+                "feature_encoder": "time-major MatMul" if options.time_major_features else "Conv1d",
+            },
         )
         write_manifest(staging, manifest)
         if options.dev_set:

@@ -48,7 +48,7 @@ class TimeMajorConvLayer(nn.Module):
             y = (y - mean) / torch.sqrt(variance + self.norm.eps) * self.norm.weight + self.norm.bias
         elif self.norm is not None:  # LayerNorm over channels: already the last axis
             y = self.norm(y)
-        return self.activation(y)  # type: ignore[no-any-return,operator]
+        return self.activation(y)
 
 
 class TimeMajorFeatureEncoder(nn.Module):

@@ -107,8 +107,10 @@ def check_logits(model: object, source: Path) -> None:
     session = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
     served = session.run(None, {"input_values": samples})[0][0]
     agreement = float((rebuilt.argmax(-1) == served.argmax(-1)).mean())
-    print(f"{source.name} vs rebuilt checkpoint: max |Δlogit| {np.abs(rebuilt - served).max():.3g}, "
-          f"frame argmax agreement {agreement:.3f}")
+    print(
+        f"{source.name} vs rebuilt checkpoint: max |Δlogit| {np.abs(rebuilt - served).max():.3g}, "
+        f"frame argmax agreement {agreement:.3f}"
+    )
     if agreement < 0.9:
         raise SystemExit("the rebuilt checkpoint does not compute what the ONNX model does")
 

@@ -58,16 +58,36 @@ def wait_ready(client: httpx.Client, procs: list[subprocess.Popen[bytes]], timeo
 def main() -> int:
     port = free_port()
     python = sys.executable
-    worker = start("worker", [python, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", "transcribe",
-                              "--loglevel", "INFO", "-n", f"demo-{port}@%h"])
+    worker = start(
+        "worker",
+        [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "worker.celery_app",
+            "worker",
+            "-Q",
+            "transcribe",
+            "--loglevel",
+            "INFO",
+            "-n",
+            f"demo-{port}@%h",
+        ],
+    )
     api = start("api", [python, "-m", "api.serve", "--host", "127.0.0.1", "--port", str(port)])
     references: dict[str, dict[str, object]] = json.loads((SAMPLES / "references.json").read_text(encoding="utf-8"))
     failures = 0
     key = ""
     try:
         # The api requires a key, as in production: make one for a `demo` tenant, as an operator would.
-        key = subprocess.run([python, "-m", "api.admin", "keys", "create", "--tenant", "demo", "--name", "make demo"],
-                             cwd=REPO, check=True, capture_output=True, text=True).stdout.strip()
+        key = subprocess.run(
+            [python, "-m", "api.admin", "keys", "create", "--tenant", "demo", "--name", "make demo"],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         print(f"API key for tenant demo: {key[:13]}… (python -m api.admin keys create --tenant demo)")
         headers = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers=headers) as client:
@@ -92,17 +112,22 @@ def main() -> int:
                     print(f"{name}: {job['status']} {job.get('error')}")
                     continue
                 t = job["timings"]
-                print(f"{name}  {job['audio']['duration_s']:.2f} s audio, waited {t['queue_wait_s'] * 1000:.0f} ms, "
-                      f"processed in {t['processing_s'] * 1000:.0f} ms (RTF {t['real_time_factor']:.4f})")
+                print(
+                    f"{name}  {job['audio']['duration_s']:.2f} s audio, waited {t['queue_wait_s'] * 1000:.0f} ms, "
+                    f"processed in {t['processing_s'] * 1000:.0f} ms (RTF {t['real_time_factor']:.4f})"
+                )
                 voice = f"voice {references[name]['voice']}" + (
-                    ", held out from training" if references[name]["held_out_voice"] else "")
+                    ", held out from training" if references[name]["held_out_voice"] else ""
+                )
                 print(f"  reference : {references[name]['text']}  ({voice})")
                 print(f"  transcript: {job['result']['text']}")
                 hypotheses.append(job["result"]["text"])
                 refs.append(str(references[name]["text"]))
             if hypotheses:
-                print(f"\nWER over {len(hypotheses)} held-out sentences: {jiwer.wer(refs, hypotheses):.3f}, "
-                      f"CER {jiwer.cer(refs, hypotheses):.3f}")
+                print(
+                    f"\nWER over {len(hypotheses)} held-out sentences: {jiwer.wer(refs, hypotheses):.3f}, "
+                    f"CER {jiwer.cer(refs, hypotheses):.3f}"
+                )
     finally:
         stop(api)
         stop(worker)

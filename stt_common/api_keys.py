@@ -41,8 +41,14 @@ def create(session: Session, tenant: str, name: str | None = None, rate_limit_pe
         raise ValueError(f"the tenant name {DEFAULT_TENANT!r} is reserved for use with authentication off")
     key_id = "".join(secrets.choice(ID_ALPHABET) for _ in range(8))
     secret = secrets.token_urlsafe(32)  # 43 characters
-    key = ApiKey(id=key_id, tenant=tenant, name=name, secret_sha256=_digest(secret),
-                 rate_limit_per_minute=rate_limit_per_minute, created_at=utcnow())
+    key = ApiKey(
+        id=key_id,
+        tenant=tenant,
+        name=name,
+        secret_sha256=_digest(secret),
+        rate_limit_per_minute=rate_limit_per_minute,
+        created_at=utcnow(),
+    )
     session.add(key)
     session.flush()
     return NewKey(key, f"{PREFIX}{key_id}_{secret}")

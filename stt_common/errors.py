@@ -90,8 +90,15 @@ class SttError(Exception):
     http_status = 500
     default_headers: dict[str, str] = {}  # noqa: RUF012 (read, never mutated)
 
-    def __init__(self, message: str, *, code: ErrorCode | None = None, http_status: int | None = None,
-                 fields: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: ErrorCode | None = None,
+        http_status: int | None = None,
+        fields: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.fields = fields or {}
@@ -220,8 +227,9 @@ class TooManyRequests(SttError):
     code = ErrorCode.rate_limited
     http_status = 429
 
-    def __init__(self, message: str, *, retry_after_s: int, code: ErrorCode | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after_s: int, code: ErrorCode | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message, code=code, headers={**(headers or {}), "Retry-After": str(retry_after_s)})
         self.retry_after_s = retry_after_s
 
@@ -242,8 +250,11 @@ class TranscriptionTimeout(SttError):
     http_status = 504
 
     def __init__(self, job_id: str, status: str, timeout: float) -> None:
-        super().__init__(f"job {job_id} is still {status} after {timeout:.0f} s; poll GET /v1/jobs/{job_id}",
-                         fields={"job_id": job_id}, headers={"Location": f"/v1/jobs/{job_id}"})
+        super().__init__(
+            f"job {job_id} is still {status} after {timeout:.0f} s; poll GET /v1/jobs/{job_id}",
+            fields={"job_id": job_id},
+            headers={"Location": f"/v1/jobs/{job_id}"},
+        )
 
 
 class ModelError(SttError):
@@ -262,6 +273,11 @@ def is_transient(exc: BaseException) -> bool:
         return False
     return isinstance(
         exc,
-        TransientError | OperationalError | InterfaceError | RedisConnectionError | RedisTimeoutError
-        | ConnectionError | TimeoutError,
+        TransientError
+        | OperationalError
+        | InterfaceError
+        | RedisConnectionError
+        | RedisTimeoutError
+        | ConnectionError
+        | TimeoutError,
     )

@@ -53,9 +53,7 @@ def job_data(job: Job) -> dict[str, Any]:
 
 def batch_counts(session: Session, batch_id: uuid.UUID) -> dict[str, int]:
     counts = {status.value: 0 for status in JobStatus}
-    rows = session.execute(
-        select(Job.status, func.count()).where(Job.batch_id == batch_id).group_by(Job.status)
-    )
+    rows = session.execute(select(Job.status, func.count()).where(Job.batch_id == batch_id).group_by(Job.status))
     for status, count in rows:
         counts[status] = count
     return counts
@@ -75,14 +73,34 @@ def batch_data(session: Session, batch: Batch) -> dict[str, Any]:
     }
 
 
-def _add(session: Session, event_type: str, url: str, data: dict[str, Any], *, tenant: str,
-         job_id: uuid.UUID | None = None, batch_id: uuid.UUID | None = None) -> None:
+def _add(
+    session: Session,
+    event_type: str,
+    url: str,
+    data: dict[str, Any],
+    *,
+    tenant: str,
+    job_id: uuid.UUID | None = None,
+    batch_id: uuid.UUID | None = None,
+) -> None:
     now = utcnow()
-    body = json.dumps({"type": event_type, "timestamp": _iso(now), "data": data}, ensure_ascii=False,
-                      separators=(",", ":"))
+    body = json.dumps(
+        {"type": event_type, "timestamp": _iso(now), "data": data}, ensure_ascii=False, separators=(",", ":")
+    )
     delivery = WebhookDelivery(
-        id=uuid.uuid4(), event_type=event_type, tenant=tenant, job_id=job_id, batch_id=batch_id, url=url, body=body,
-        status=DeliveryStatus.pending, attempts=0, round_offset=0, created_at=now, next_attempt_at=now, enqueued_at=now,
+        id=uuid.uuid4(),
+        event_type=event_type,
+        tenant=tenant,
+        job_id=job_id,
+        batch_id=batch_id,
+        url=url,
+        body=body,
+        status=DeliveryStatus.pending,
+        attempts=0,
+        round_offset=0,
+        created_at=now,
+        next_attempt_at=now,
+        enqueued_at=now,
     )
     session.add(delivery)
     session.info.setdefault(_NEW, []).append(delivery.id)
@@ -98,8 +116,9 @@ def job_finished(session: Session, job_id: uuid.UUID) -> None:
         session.refresh(job)  # the event carries the state the transition just wrote
         event = JOB_EVENTS.get(JobStatus(job.status))
         if event:
-            _add(session, event, job.webhook_url, job_data(job), tenant=job.tenant, job_id=job.id,
-                 batch_id=job.batch_id)
+            _add(
+                session, event, job.webhook_url, job_data(job), tenant=job.tenant, job_id=job.id, batch_id=job.batch_id
+            )
     if job.batch_id is not None:
         _count_down(session, job.batch_id)
 
@@ -108,8 +127,10 @@ def _count_down(session: Session, batch_id: uuid.UUID) -> None:
     """One fewer job to wait for. The row update serialises concurrent finishers, so exactly one sees
     zero and completes the batch."""
     remaining = session.scalar(
-        update(Batch).where(Batch.id == batch_id, Batch.remaining > 0)
-        .values(remaining=Batch.remaining - 1).returning(Batch.remaining)
+        update(Batch)
+        .where(Batch.id == batch_id, Batch.remaining > 0)
+        .values(remaining=Batch.remaining - 1)
+        .returning(Batch.remaining)
     )
     if remaining == 0:
         batch_completed(session, batch_id)
@@ -119,8 +140,14 @@ def batch_completed(session: Session, batch_id: uuid.UUID) -> None:
     session.execute(update(Batch).where(Batch.id == batch_id).values(completed_at=utcnow()))
     batch = session.get(Batch, batch_id, populate_existing=True)
     if batch is not None and batch.webhook_url and batch.deleted_at is None:
-        _add(session, BATCH_COMPLETED, batch.webhook_url, batch_data(session, batch), tenant=batch.tenant,
-             batch_id=batch.id)
+        _add(
+            session,
+            BATCH_COMPLETED,
+            batch.webhook_url,
+            batch_data(session, batch),
+            tenant=batch.tenant,
+            batch_id=batch.id,
+        )
 
 
 def erase(session: Session, *, job_id: uuid.UUID | None = None, batch_id: uuid.UUID | None = None) -> None:
@@ -135,8 +162,9 @@ def erase(session: Session, *, job_id: uuid.UUID | None = None, batch_id: uuid.U
         .values(status=DeliveryStatus.canceled, finished_at=now, next_attempt_at=None, lease_expires_at=None)
         .execution_options(synchronize_session=False)
     )
-    session.execute(update(WebhookDelivery).where(owner).values(body=ERASED)
-                    .execution_options(synchronize_session=False))
+    session.execute(
+        update(WebhookDelivery).where(owner).values(body=ERASED).execution_options(synchronize_session=False)
+    )
 
 
 def take_new(session: Session) -> list[uuid.UUID]:
@@ -157,8 +185,9 @@ def publish_after_commit(factory: sessionmaker[Session], publish: Callable[[list
         try:
             publish(ids)
         except Exception as exc:
-            log.warning("publishing %d webhook deliveries failed (the sweep will): %s", len(ids),
-                        exc.__class__.__name__)
+            log.warning(
+                "publishing %d webhook deliveries failed (the sweep will): %s", len(ids), exc.__class__.__name__
+            )
 
     @event.listens_for(factory, "after_transaction_end")
     def _ended(session: Session, transaction: SessionTransaction) -> None:
@@ -166,8 +195,9 @@ def publish_after_commit(factory: sessionmaker[Session], publish: Callable[[list
             session.info.pop(_NEW, None)
 
 
-def deliveries(session: Session, *, job_id: uuid.UUID | None = None,
-               batch_id: uuid.UUID | None = None) -> list[WebhookDelivery]:
+def deliveries(
+    session: Session, *, job_id: uuid.UUID | None = None, batch_id: uuid.UUID | None = None
+) -> list[WebhookDelivery]:
     query = select(WebhookDelivery).order_by(WebhookDelivery.created_at)
     if job_id is not None:
         query = query.where(WebhookDelivery.job_id == job_id, WebhookDelivery.event_type != BATCH_COMPLETED)

@@ -20,8 +20,9 @@ def _parse(raw: str) -> dict[str, str]:
     for item in filter(None, (part.strip() for part in raw.split(","))):
         name, _, action = item.partition("=")
         if name not in POINTS or not (action == "exit" or action.startswith("sleep:")):
-            raise ValueError(f"STT_FAULT_POINTS: unknown fault {item!r}; points: {', '.join(POINTS)}; "
-                             "actions: exit, sleep:SECONDS")
+            raise ValueError(
+                f"STT_FAULT_POINTS: unknown fault {item!r}; points: {', '.join(POINTS)}; actions: exit, sleep:SECONDS"
+            )
         points[name] = action
     return points
 

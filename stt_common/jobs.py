@@ -118,8 +118,9 @@ def report_progress(session: Session, job_id: uuid.UUID, attempt: int, progress:
         session,
         update(Job)
         .where(_owned(job_id, attempt))
-        .values(progress=min(max(progress, 0.0), 0.99),
-                lease_expires_at=utcnow() + dt.timedelta(seconds=lease_seconds)),
+        .values(
+            progress=min(max(progress, 0.0), 0.99), lease_expires_at=utcnow() + dt.timedelta(seconds=lease_seconds)
+        ),
     )
 
 
@@ -127,37 +128,40 @@ def renew_lease(session: Session, job_id: uuid.UUID, attempt: int, lease_seconds
     """The running worker's heartbeat. False when this attempt no longer owns the job."""
     return _changed_one(
         session,
-        update(Job).where(_owned(job_id, attempt))
+        update(Job)
+        .where(_owned(job_id, attempt))
         .values(lease_expires_at=utcnow() + dt.timedelta(seconds=lease_seconds)),
     )
 
 
-def complete(
-    session: Session, job_id: uuid.UUID, attempt: int, transcript: Transcript, processing_s: float
-) -> bool:
+def complete(session: Session, job_id: uuid.UUID, attempt: int, transcript: Transcript, processing_s: float) -> bool:
     """Store the result, only if this attempt still owns the job."""
     job = session.get(Job, job_id)
     if job is None:
         return False
     now = utcnow()
     started = job.started_at or now
-    return _finished(session, job_id, _changed_one(
+    return _finished(
         session,
-        update(Job)
-        .where(_owned(job_id, attempt))
-        .values(
-            status=JobStatus.succeeded,
-            finished_at=now,
-            progress=1.0,
-            lease_expires_at=None,
-            text=transcript.text,
-            result=transcript.to_dict(),
-            duration_s=transcript.duration_s,
-            queue_wait_s=(started - job.created_at).total_seconds(),
-            processing_s=processing_s,
-            real_time_factor=processing_s / transcript.duration_s if transcript.duration_s else None,
+        job_id,
+        _changed_one(
+            session,
+            update(Job)
+            .where(_owned(job_id, attempt))
+            .values(
+                status=JobStatus.succeeded,
+                finished_at=now,
+                progress=1.0,
+                lease_expires_at=None,
+                text=transcript.text,
+                result=transcript.to_dict(),
+                duration_s=transcript.duration_s,
+                queue_wait_s=(started - job.created_at).total_seconds(),
+                processing_s=processing_s,
+                real_time_factor=processing_s / transcript.duration_s if transcript.duration_s else None,
+            ),
         ),
-    ))
+    )
 
 
 def _finished(session: Session, job_id: uuid.UUID, changed: bool) -> bool:
@@ -168,50 +172,56 @@ def _finished(session: Session, job_id: uuid.UUID, changed: bool) -> bool:
 
 def fail(session: Session, job_id: uuid.UUID, attempt: int | None, code: str, message: str) -> bool:
     """Mark the job failed. With `attempt=None` any active job may be failed (final retry exhausted)."""
-    where = (
-        _owned(job_id, attempt)
-        if attempt is not None
-        else and_(Job.id == job_id, Job.status.in_(ACTIVE))
-    )
-    return _finished(session, job_id, _changed_one(
+    where = _owned(job_id, attempt) if attempt is not None else and_(Job.id == job_id, Job.status.in_(ACTIVE))
+    return _finished(
         session,
-        update(Job)
-        .where(where)
-        .values(
-            status=JobStatus.failed,
-            finished_at=utcnow(),
-            lease_expires_at=None,
-            error_code=code,
-            error_message=message[:2000],
+        job_id,
+        _changed_one(
+            session,
+            update(Job)
+            .where(where)
+            .values(
+                status=JobStatus.failed,
+                finished_at=utcnow(),
+                lease_expires_at=None,
+                error_code=code,
+                error_message=message[:2000],
+            ),
         ),
-    ))
+    )
 
 
 def fail_lost(session: Session, job_id: uuid.UUID, max_attempts: int) -> bool:
     """End a job whose lease ran out after its last allowed attempt: its workers keep dying on it."""
-    return _finished(session, job_id, _changed_one(
+    return _finished(
         session,
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.processing, Job.lease_expires_at < utcnow(),
-               Job.attempts >= max_attempts)
-        .values(
-            status=JobStatus.failed,
-            finished_at=utcnow(),
-            lease_expires_at=None,
-            error_code=ErrorCode.worker_lost,
-            error_message=f"the worker running this job stopped (killed or out of memory) on each of "
-                          f"{max_attempts} attempts",
+        job_id,
+        _changed_one(
+            session,
+            update(Job)
+            .where(
+                Job.id == job_id,
+                Job.status == JobStatus.processing,
+                Job.lease_expires_at < utcnow(),
+                Job.attempts >= max_attempts,
+            )
+            .values(
+                status=JobStatus.failed,
+                finished_at=utcnow(),
+                lease_expires_at=None,
+                error_code=ErrorCode.worker_lost,
+                error_message=f"the worker running this job stopped (killed or out of memory) on each of "
+                f"{max_attempts} attempts",
+            ),
         ),
-    ))
+    )
 
 
 def release(session: Session, job_id: uuid.UUID, attempt: int) -> bool:
     """Give a job back to the queue after a transient failure, so a retry can claim it."""
     return _changed_one(
         session,
-        update(Job)
-        .where(_owned(job_id, attempt))
-        .values(status=JobStatus.queued, lease_expires_at=None),
+        update(Job).where(_owned(job_id, attempt)).values(status=JobStatus.queued, lease_expires_at=None),
     )
 
 
@@ -223,7 +233,8 @@ def delete(session: Session, job_id: uuid.UUID | str, tenant: str | None = None)
     now = utcnow()
     canceled = _changed_one(
         session,
-        update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE))
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(ACTIVE))
         .values(status=JobStatus.canceled, finished_at=now, lease_expires_at=None),
     )
     session.refresh(job)

@@ -26,10 +26,12 @@ class JobIdFilter(logging.Filter):
 def configure_json(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(JobIdFilter())
-    handler.setFormatter(JsonFormatter(
-        "%(asctime)s %(levelname)s %(name)s %(processName)s %(message)s %(job_id)s",
-        rename_fields={"asctime": "time", "levelname": "level", "name": "logger", "processName": "process"},
-    ))
+    handler.setFormatter(
+        JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(processName)s %(message)s %(job_id)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger", "processName": "process"},
+        )
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

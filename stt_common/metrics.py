@@ -32,12 +32,18 @@ FINISHED = "jobs_finished"  # fields "status|code"
 WEBHOOK_ATTEMPTS = "webhook_attempts"  # fields: outcome
 # Histograms: one hash each; fields are bucket upper bounds ("+Inf" last), "sum" and nothing else.
 HISTOGRAMS: dict[str, tuple[str, Sequence[float]]] = {
-    "job_processing_seconds": ("Time from claim to stored result of succeeded jobs, in seconds.",
-                               (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)),
-    "job_real_time_factor": ("Processing time over audio duration of succeeded jobs.",
-                             (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)),
-    "job_queue_wait_seconds": ("Time from submission to claim of succeeded jobs, in seconds.",
-                               (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)),
+    "job_processing_seconds": (
+        "Time from claim to stored result of succeeded jobs, in seconds.",
+        (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+    ),
+    "job_real_time_factor": (
+        "Processing time over audio duration of succeeded jobs.",
+        (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0),
+    ),
+    "job_queue_wait_seconds": (
+        "Time from submission to claim of succeeded jobs, in seconds.",
+        (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600),
+    ),
 }
 
 
@@ -50,14 +56,24 @@ def _bucket(value: float, bounds: Sequence[float]) -> str:
     return next((repr(float(b)) for b in bounds if value <= b), "+Inf")
 
 
-def job_finished(redis_url: str, status: str, code: str | None = None, *, processing_s: float | None = None,
-                 rtf: float | None = None, queue_wait_s: float | None = None) -> None:
+def job_finished(
+    redis_url: str,
+    status: str,
+    code: str | None = None,
+    *,
+    processing_s: float | None = None,
+    rtf: float | None = None,
+    queue_wait_s: float | None = None,
+) -> None:
     """Count a job that reached a terminal state (after its commit)."""
     try:
         pipe = _redis(redis_url).pipeline(transaction=False)
         pipe.hincrby(PREFIX + FINISHED, f"{status}|{code or ''}", 1)
-        for name, value in (("job_processing_seconds", processing_s), ("job_real_time_factor", rtf),
-                            ("job_queue_wait_seconds", queue_wait_s)):
+        for name, value in (
+            ("job_processing_seconds", processing_s),
+            ("job_real_time_factor", rtf),
+            ("job_queue_wait_seconds", queue_wait_s),
+        ):
             if value is not None:
                 pipe.hincrby(PREFIX + name, _bucket(value, HISTOGRAMS[name][1]), 1)
                 pipe.hincrbyfloat(PREFIX + name, "sum", value)
@@ -86,12 +102,17 @@ class ServiceCollector(Collector):
         self.redis_url, self.session_factory = redis_url, session_factory
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
-        jobs = GaugeMetricFamily("stt_jobs", "Jobs queued or processing (finished ones: stt_jobs_finished_total).",
-                                 labels=["status"])
+        jobs = GaugeMetricFamily(
+            "stt_jobs", "Jobs queued or processing (finished ones: stt_jobs_finished_total).", labels=["status"]
+        )
         with self.session_factory() as session:  # active jobs only: a range of the status index, not every job
-            counts = dict(session.execute(
-                select(Job.status, func.count()).where(Job.status.in_(ACTIVE), Job.deleted_at.is_(None))
-                .group_by(Job.status)).all())
+            counts = dict(
+                session.execute(
+                    select(Job.status, func.count())
+                    .where(Job.status.in_(ACTIVE), Job.deleted_at.is_(None))
+                    .group_by(Job.status)
+                ).all()
+            )
         for active in ACTIVE:
             jobs.add_metric([active.value], counts.get(active, 0))
         yield jobs
@@ -102,15 +123,17 @@ class ServiceCollector(Collector):
             depth.add_metric([queue], redis.llen(queue))
         yield depth
 
-        finished = CounterMetricFamily("stt_jobs_finished", "Jobs that reached a terminal state, by status "
-                                       "and error code.", labels=["status", "code"])
+        finished = CounterMetricFamily(
+            "stt_jobs_finished",
+            "Jobs that reached a terminal state, by status and error code.",
+            labels=["status", "code"],
+        )
         for field, value in sorted(_hash(redis, FINISHED).items()):
             status, _, code = field.partition("|")
             finished.add_metric([status, code], int(value))
         yield finished
 
-        attempts = CounterMetricFamily("stt_webhook_attempts", "Webhook HTTP attempts by outcome.",
-                                       labels=["outcome"])
+        attempts = CounterMetricFamily("stt_webhook_attempts", "Webhook HTTP attempts by outcome.", labels=["outcome"])
         for outcome, value in sorted(_hash(redis, WEBHOOK_ATTEMPTS).items()):
             attempts.add_metric([outcome], int(value))
         yield attempts

@@ -1,6 +1,6 @@
 """Pre-start step: wait for the database, then `alembic upgrade head`.
 
-    python -m stt_common.migrate [--wait SECONDS]
+python -m stt_common.migrate [--wait SECONDS]
 """
 
 from __future__ import annotations

@@ -34,8 +34,11 @@ class LanguageModel(BaseModel):
     word_score: float = Field(description="Added per word delimiter: without it the search prefers fewer words.")
     beam_size: int = Field(default=32, ge=1, description="Hypotheses the search keeps at each frame.")
     token_beam_size: int = Field(
-        default=8, ge=1, description="Tokens tried per frame and hypothesis, most likely first: on the bundled model "
-        "8 read exactly what all 39 do at a quarter of the search's time (docs/BENCHMARKS.md).")
+        default=8,
+        ge=1,
+        description="Tokens tried per frame and hypothesis, most likely first: on the bundled model "
+        "8 read exactly what all 39 do at a quarter of the search's time (docs/BENCHMARKS.md).",
+    )
 
 
 class Manifest(BaseModel):
@@ -50,12 +53,16 @@ class Manifest(BaseModel):
     word_delimiter_token: str = "|"
     unk_token: str = "<unk>"
     word_delimiter_bonus: float = Field(
-        0.0, description="Added to the word delimiter's logit before the greedy choice of each frame; tuned "
+        0.0,
+        description="Added to the word delimiter's logit before the greedy choice of each frame; tuned "
         "on a validation set by `python -m training.calibrate` (a model that drops spaces between words "
-        "gets them back).")
+        "gets them back).",
+    )
     language_model: LanguageModel | None = Field(
-        None, description="Decode with a beam search over this character language model (`python -m "
-        "training.lm` builds and tunes it); absent: greedy decoding.")
+        None,
+        description="Decode with a beam search over this character language model (`python -m "
+        "training.lm` builds and tunes it); absent: greedy decoding.",
+    )
     files: dict[str, FileEntry]
     metrics: dict[str, Any] = Field(default_factory=dict)
     source: dict[str, Any] = Field(default_factory=dict)
@@ -122,9 +129,7 @@ def read_vocab(folder: Path) -> dict[str, int]:
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:
-    (Path(folder) / MANIFEST).write_text(
-        manifest.model_dump_json(indent=2) + "\n", encoding="utf-8"
-    )
+    (Path(folder) / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
 
 def list_models(models_dir: Path) -> dict[str, tuple[Path, Manifest]]:

@@ -85,9 +85,7 @@ class Job(Base):
     real_time_factor: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('queued', 'processing', 'succeeded', 'failed', 'canceled')", name="status"
-        ),
+        CheckConstraint("status IN ('queued', 'processing', 'succeeded', 'failed', 'canceled')", name="status"),
         Index("ix_jobs_created_at_id", "created_at", "id"),
         Index("ix_jobs_status_created_at", "status", "created_at"),
         Index("ix_jobs_tenant_created_at", "tenant", "created_at"),

@@ -78,7 +78,12 @@ def publish_deliveries(app: Celery, delivery_ids: list[uuid.UUID], countdown: fl
     were not picked up."""
     try:
         for delivery_id in delivery_ids:
-            app.send_task(DELIVER_TASK, args=[str(delivery_id)], countdown=countdown, retry=True,
-                          retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2})
+            app.send_task(
+                DELIVER_TASK,
+                args=[str(delivery_id)],
+                countdown=countdown,
+                retry=True,
+                retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2},
+            )
     except Exception as exc:
         log.warning("webhook deliveries not published now (%s); the sweep will", exc.__class__.__name__)

@@ -98,17 +98,29 @@ class Reaped:
 def candidates(session: Session, now: dt.datetime, grace_seconds: float) -> list[Job]:
     """Jobs that may have lost their message: old enough queued ones, and processing ones whose
     lease ran out."""
-    return list(session.scalars(select(Job).where(
-        Job.deleted_at.is_(None),
-        or_(
-            and_(Job.status == JobStatus.queued, Job.created_at < now - dt.timedelta(seconds=grace_seconds)),
-            and_(Job.status == JobStatus.processing, Job.lease_expires_at < now),
-        ),
-    ).order_by(Job.created_at)))
+    return list(
+        session.scalars(
+            select(Job)
+            .where(
+                Job.deleted_at.is_(None),
+                or_(
+                    and_(Job.status == JobStatus.queued, Job.created_at < now - dt.timedelta(seconds=grace_seconds)),
+                    and_(Job.status == JobStatus.processing, Job.lease_expires_at < now),
+                ),
+            )
+            .order_by(Job.created_at)
+        )
+    )
 
 
-def reap(factory: sessionmaker[Session], redis: Redis, publish: Callable[[uuid.UUID], None],
-         grace_seconds: float, max_attempts: int, max_hold_seconds: float) -> Reaped:
+def reap(
+    factory: sessionmaker[Session],
+    redis: Redis,
+    publish: Callable[[uuid.UUID], None],
+    grace_seconds: float,
+    max_attempts: int,
+    max_hold_seconds: float,
+) -> Reaped:
     """One pass. The database is read before the broker, so a job that moves on in between is seen
     with its old state: at worst it gets a harmless duplicate message. A queued job's message is held
     by a worker only briefly, or until its retry's countdown (at most `STT_TASK_RETRY_BACKOFF_MAX`):
@@ -137,6 +149,10 @@ def reap(factory: sessionmaker[Session], redis: Redis, publish: Callable[[uuid.U
     for job_id in requeue:
         publish(job_id)
     if requeue or failed:
-        log.warning("reaper: re-enqueued %d job(s) without a live message, failed %d whose workers died "
-                    "%d times", len(requeue), len(failed), max_attempts)
+        log.warning(
+            "reaper: re-enqueued %d job(s) without a live message, failed %d whose workers died %d times",
+            len(requeue),
+            len(failed),
+            max_attempts,
+        )
     return Reaped(requeue, failed)

@@ -37,20 +37,26 @@ class Settings(BaseSettings):
     )
     model_variant: str = Field("int8", description="`int8` (model.int8.onnx) or `fp32` (model.onnx).")
     language_model: bool = Field(
-        True, description="Decode with a model's language model when its folder has one (a beam search: "
+        True,
+        description="Decode with a model's language model when its folder has one (a beam search: "
         "fewer word errors, more decoding time); false decodes greedily.",
     )
     max_upload_bytes: int = Field(1024 * 1024 * 1024, description="Largest accepted upload, in bytes.")
     header_timeout_seconds: float = Field(
-        10.0, gt=0, description="A request line and its headers must arrive within this many seconds of the "
+        10.0,
+        gt=0,
+        description="A request line and its headers must arrive within this many seconds of the "
         "connection opening (or of the previous response); slower connections are closed (`python -m api.serve`).",
     )
     body_idle_timeout_seconds: float = Field(
-        30.0, gt=0, description="Longest wait for the next piece of a request body, in seconds; then 408 "
-        "`request_timeout`.",
+        30.0,
+        gt=0,
+        description="Longest wait for the next piece of a request body, in seconds; then 408 `request_timeout`.",
     )
     body_min_bytes_per_second: int = Field(
-        16 * 1024, ge=1, description="Past its first `body_idle_timeout_seconds`, a request body must average at "
+        16 * 1024,
+        ge=1,
+        description="Past its first `body_idle_timeout_seconds`, a request body must average at "
         "least this many bytes per second (16 KiB/s: 1 GB in about 18 hours); slower ones get 408 `request_timeout`.",
     )
     max_audio_seconds: float = Field(
@@ -63,7 +69,9 @@ class Settings(BaseSettings):
         2, ge=0, le=3, description="webrtcvad mode: 0 keeps the most audio as speech, 3 the least."
     )
     window_seconds: float = Field(
-        30.0, gt=0, description="Speech running longer than this without a pause is transcribed in "
+        30.0,
+        gt=0,
+        description="Speech running longer than this without a pause is transcribed in "
         "overlapping windows of this length, in seconds.",
     )
     window_overlap_seconds: float = Field(
@@ -79,17 +87,22 @@ class Settings(BaseSettings):
         600.0, gt=0, description="How long POST /v1/audio/transcriptions waits for its job before a 504, in s."
     )
     openai_max_waiting: int = Field(
-        16, ge=1, description="Requests of one tenant that may wait at once for their transcription in "
+        16,
+        ge=1,
+        description="Requests of one tenant that may wait at once for their transcription in "
         "POST /v1/audio/transcriptions, per api process; beyond it, 429 `too_many_waiting_requests`.",
     )
     max_batch_items: int = Field(1000, ge=1, description="Most files in one batch (multipart parts or zip members).")
     webhook_secret: str | None = Field(
-        None, description="`whsec_...` secret that signs every tenant's webhooks; unset (the default, and the "
+        None,
+        description="`whsec_...` secret that signs every tenant's webhooks; unset (the default, and the "
         "right choice with several tenants): each tenant gets its own, made and kept in the database "
         "(`GET /v1/webhooks/secret`, `python -m api.admin webhook-secret --tenant T`).",
     )
     webhook_timeout_seconds: float = Field(
-        10.0, gt=0, description="Deadline of one whole webhook attempt (address lookup, connect, send, the "
+        10.0,
+        gt=0,
+        description="Deadline of one whole webhook attempt (address lookup, connect, send, the "
         "answer's status and first KB), in s; however slowly the receiver answers, the attempt ends then.",
     )
     webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
@@ -98,7 +111,8 @@ class Settings(BaseSettings):
         "spans 27.6 h over 8 attempts.",
     )
     webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Host names, addresses or networks (CIDR) webhooks may reach even "
+        default_factory=list,
+        description="Host names, addresses or networks (CIDR) webhooks may reach even "
         "though they are not public (loopback, private, link-local). Empty: public addresses only.",
     )
     webhook_sweep_seconds: float = Field(
@@ -111,24 +125,34 @@ class Settings(BaseSettings):
     )
     warmup_seconds: float = Field(5.0, ge=0, description="Length of the warm-up clip, in seconds; 0 = none.")
     task_max_retries: int = Field(
-        5, ge=0, description="Retries of a transient failure (database or broker unavailable) before a job fails; "
+        5,
+        ge=0,
+        description="Retries of a transient failure (database or broker unavailable) before a job fails; "
         "they wait 2, 4, 8, 16, 32 s, each 50–100% of that.",
     )
     task_retry_backoff_max: int = Field(60, ge=1, description="Cap on the retry back-off, in seconds.")
     job_lease_seconds: int = Field(
-        60, ge=2, description="A worker holds its running job on a lease it renews every third of this, in "
+        60,
+        ge=2,
+        description="A worker holds its running job on a lease it renews every third of this, in "
         "seconds; the job of a worker that died is taken over once the lease runs out.",
     )
     job_max_attempts: int = Field(
-        3, ge=1, description="Attempts a job gets when its workers die under it (killed, out of memory); then "
+        3,
+        ge=1,
+        description="Attempts a job gets when its workers die under it (killed, out of memory); then "
         "it fails with `worker_lost`. Retries of transient failures count too.",
     )
     reaper_interval_seconds: float = Field(
-        30.0, gt=0, description="How often the webhooks worker's reaper re-enqueues jobs that have no live queue "
+        30.0,
+        gt=0,
+        description="How often the webhooks worker's reaper re-enqueues jobs that have no live queue "
         "message (lost publish, Redis restarted empty, dead worker), in seconds.",
     )
     reaper_grace_seconds: float = Field(
-        60.0, ge=0, description="A queued job younger than this is never re-enqueued by the reaper, in seconds "
+        60.0,
+        ge=0,
+        description="A queued job younger than this is never re-enqueued by the reaper, in seconds "
         "(its first message may still be on the way).",
     )
     task_time_limit: int = Field(4 * 3600, ge=10, description="Hard time limit of one transcription task, in s.")
@@ -140,27 +164,36 @@ class Settings(BaseSettings):
     )
 
     auth_enabled: bool = Field(
-        True, description="Every /v1 request needs an API key (`Authorization: Bearer stt_...`; create one with "
+        True,
+        description="Every /v1 request needs an API key (`Authorization: Bearer stt_...`; create one with "
         "`python -m api.admin keys create --tenant NAME`). `false` serves everyone as one tenant: local use only.",
     )
     rate_limit_per_minute: int = Field(
-        600, ge=1, description="Requests per minute each API key may make (a key may carry its own); beyond it, "
+        600,
+        ge=1,
+        description="Requests per minute each API key may make (a key may carry its own); beyond it, "
         "429 `rate_limited` with Retry-After.",
     )
     max_active_jobs: int = Field(
-        5000, ge=1, description="Jobs one tenant may have queued or processing at once; a submission beyond it "
+        5000,
+        ge=1,
+        description="Jobs one tenant may have queued or processing at once; a submission beyond it "
         "gets 429 `quota_exceeded` with Retry-After.",
     )
     metrics_token: str | None = Field(
-        None, description="When set, GET /metrics needs `Authorization: Bearer <this token>` (it shows counts "
+        None,
+        description="When set, GET /metrics needs `Authorization: Bearer <this token>` (it shows counts "
         "across all tenants). Unset: /metrics is open; keep it off the public network.",
     )
     metrics_cache_seconds: float = Field(
-        5.0, ge=0, description="GET /metrics serves the same reading for this many seconds, however often it "
+        5.0,
+        ge=0,
+        description="GET /metrics serves the same reading for this many seconds, however often it "
         "is scraped; 0 = read on every scrape.",
     )
     log_format: Literal["text", "json"] = Field(
-        "text", description="`text`, or `json`: one JSON object per line with time, level, logger, process, "
+        "text",
+        description="`text`, or `json`: one JSON object per line with time, level, logger, process, "
         "message and the running job's `job_id`.",
     )
     log_level: str = Field("INFO", description="Least severe level logged: DEBUG, INFO, WARNING, ERROR.")
@@ -190,8 +223,9 @@ class Settings(BaseSettings):
 
     @property
     def segment_rules(self) -> SegmentRules:
-        return SegmentRules(pause_s=self.segment_pause_seconds, max_seconds=self.segment_max_seconds,
-                            max_chars=self.segment_max_chars)
+        return SegmentRules(
+            pause_s=self.segment_pause_seconds, max_seconds=self.segment_max_seconds, max_chars=self.segment_max_chars
+        )
 
     @property
     def onnx_threads(self) -> int:

@@ -61,9 +61,11 @@ class LocalStorage:
 
     def list_keys(self) -> list[str]:
         """Every stored key (used by tests and maintenance to find orphans)."""
-        return sorted(
-            str(p.relative_to(self.root)) for p in self.root.rglob("*") if p.is_file()
-        ) if self.root.exists() else []
+        return (
+            sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*") if p.is_file())
+            if self.root.exists()
+            else []
+        )
 
 
 def audio_key(job_id: object) -> str:

@@ -23,8 +23,9 @@ def parse_id(model: type[Owned], raw: uuid.UUID | str, not_found: type[NotFound]
         raise not_found(f"no {model.__name__.lower()} with id {str(raw)[:64]!r}") from None
 
 
-def get_owned(session: Session, model: type[Owned], object_id: uuid.UUID | str, tenant: str | None,
-              not_found: type[NotFound]) -> Owned:
+def get_owned(
+    session: Session, model: type[Owned], object_id: uuid.UUID | str, tenant: str | None, not_found: type[NotFound]
+) -> Owned:
     """The live `model` row with this id, owned by `tenant` (any owner when None), or `not_found`."""
     ident = parse_id(model, object_id, not_found)
     found = session.get(model, ident)

@@ -87,8 +87,10 @@ def check_url(url: str, allowlist: Sequence[str] = ()) -> str:
     host = parts.hostname
     literal = ipaddress.ip_address("127.0.0.1") if host.lower() == "localhost" else _ip_or_none(host)
     if literal is not None and not is_public(literal) and not allowed(literal, host, allowlist):
-        raise InvalidWebhookUrl(f"webhook_url points at {host}, which is not a public address; an operator can "
-                                "allow it with STT_WEBHOOK_ALLOWED_HOSTS (on the api and the webhooks worker)")
+        raise InvalidWebhookUrl(
+            f"webhook_url points at {host}, which is not a public address; an operator can "
+            "allow it with STT_WEBHOOK_ALLOWED_HOSTS (on the api and the webhooks worker)"
+        )
     return url
 
 

@@ -52,18 +52,19 @@ def encode(samples: np.ndarray, rate: int, fmt: Format, channels: int = 1) -> by
     buf = io.BytesIO()
     with av.open(buf, "w", format=fmt.container) as out:
         video = out.add_stream("mpeg4", rate=25) if fmt.video else None
-        stream = out.add_stream(fmt.codec, rate=rate, options={"strict": "experimental"})
+        stream: av.AudioStream = out.add_stream(fmt.codec, rate=rate, options={"strict": "experimental"})  # type: ignore[assignment]
         stream.layout = "stereo" if channels == 2 else "mono"
         stream.time_base = Fraction(1, rate)
         if video is not None:  # every stream exists before the first packet is written
             _black_video(out, video, seconds=len(samples) / rate)
-        planar = stream.codec_context.codec.audio_formats[0].is_planar
+        planar = (stream.codec_context.codec.audio_formats or [])[0].is_planar
         data = np.stack([samples] * channels) if channels == 2 else samples[np.newaxis, :]
         step = stream.codec_context.frame_size or 4096
         for start in range(0, data.shape[1], step):
-            chunk = np.ascontiguousarray(data[:, start:start + step], dtype=np.float32)
+            chunk = np.ascontiguousarray(data[:, start : start + step], dtype=np.float32)
             frame = av.AudioFrame.from_ndarray(
-                chunk if planar else chunk.T.reshape(1, -1), format="fltp" if planar else "flt",
+                chunk if planar else chunk.T.reshape(1, -1),
+                format="fltp" if planar else "flt",
                 layout=stream.layout.name,
             )
             frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
@@ -87,6 +88,7 @@ def _black_video(out: av.container.OutputContainer, video: av.VideoStream, secon
 
 def silence_opus_webm(seconds: float) -> bytes:
     """Hours of silence in a few hundred kB, written as a live stream would (no duration in the header)."""
+
     class Unseekable(io.RawIOBase):
         def __init__(self) -> None:
             self.data = bytearray()

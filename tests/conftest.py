@@ -119,9 +119,16 @@ def hook_stack(database_url: str, redis_server: RedisServer, tmp_path: Path) -> 
     """Receivers listen on 127.0.0.1, so the test allowlists it; retries come fast; no secret is
     configured, so the service makes its own."""
     Redis.from_url(redis_server.url).flushall()
-    return make_stack(database_url, redis_server.url, tmp_path, max_audio_seconds=60.0,
-                      webhook_allowed_hosts=["127.0.0.1"], webhook_retry_schedule=[0.3, 0.3, 0.3, 0.3],
-                      webhook_sweep_seconds=0.5, webhook_timeout_seconds=1.0)
+    return make_stack(
+        database_url,
+        redis_server.url,
+        tmp_path,
+        max_audio_seconds=60.0,
+        webhook_allowed_hosts=["127.0.0.1"],
+        webhook_retry_schedule=[0.3, 0.3, 0.3, 0.3],
+        webhook_sweep_seconds=0.5,
+        webhook_timeout_seconds=1.0,
+    )
 
 
 @pytest.fixture

@@ -64,9 +64,21 @@ class RedisServer:
     def start(self) -> None:
         """Start (again) on the same port, empty: no persistence, as a restart that lost everything."""
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for(self._answers, 10, "redis-server")
 
@@ -115,8 +127,9 @@ class PostgresServer:
         return versions[-1].parent
 
     def _run(self, *args: str) -> None:
-        subprocess.run([*self.as_owner, *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                       cwd=self.root)
+        subprocess.run(
+            [*self.as_owner, *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.root
+        )
 
     @property
     def url(self) -> str:
@@ -131,8 +144,12 @@ class PostgresServer:
         self._run(self.pg_ctl, "-D", str(self.data), "-m", mode, "-w", "stop")
 
     def destroy(self) -> None:
-        subprocess.run([*self.as_owner, self.pg_ctl, "-D", str(self.data), "-m", "immediate", "stop"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.root)
+        subprocess.run(
+            [*self.as_owner, self.pg_ctl, "-D", str(self.data), "-m", "immediate", "stop"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=self.root,
+        )
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -144,7 +161,10 @@ class ApiProcess:
         self.log_path = log_path
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "api.serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=REPO, env=env_for(settings_env), stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=env_for(settings_env),
+            stdout=log_path.open("ab"),
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         wait_for(lambda: self._answers() or self.proc.poll() is not None, 60, "the api")
@@ -196,9 +216,17 @@ def env_for(settings_env: dict[str, str]) -> dict[str, str]:
 class CeleryWorker:
     """`celery -A worker.celery_app worker` as a real process, with its log in a file."""
 
-    def __init__(self, settings_env: dict[str, str], log_path: Path, pool: str = "prefork",
-                 app: str = "worker.celery_app", queue: str = "transcribe", concurrency: int = 1,
-                 extra: tuple[str, ...] = (), mingle: bool = False) -> None:
+    def __init__(
+        self,
+        settings_env: dict[str, str],
+        log_path: Path,
+        pool: str = "prefork",
+        app: str = "worker.celery_app",
+        queue: str = "transcribe",
+        concurrency: int = 1,
+        extra: tuple[str, ...] = (),
+        mingle: bool = False,
+    ) -> None:
         self.env = env_for(settings_env)
         self.mingle = mingle  # Celery's default start-up (gossip and mingle), slower: about a second more
         self.log_path = log_path
@@ -210,10 +238,31 @@ class CeleryWorker:
     def start(self, wait: bool = True) -> CeleryWorker:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", self.app, "worker", "--loglevel", "INFO",
-             "--pool", self.pool, "--concurrency", str(self.concurrency), "-Q", self.queue, "-n", self.name,
-             *(() if self.mingle else ("--without-gossip", "--without-mingle")), *self.extra],
-            cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                self.app,
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--pool",
+                self.pool,
+                "--concurrency",
+                str(self.concurrency),
+                "-Q",
+                self.queue,
+                "-n",
+                self.name,
+                *(() if self.mingle else ("--without-gossip", "--without-mingle")),
+                *self.extra,
+            ],
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         if wait:
             wait_for(lambda: b"ready." in self.log_path.read_bytes() or self._died(), 90, "celery worker")
@@ -244,8 +293,15 @@ class CeleryWorker:
 
 def webhooks_worker(settings_env: dict[str, str], workdir: Path) -> CeleryWorker:
     """The webhooks worker as deployed: its own queue, a thread pool, the periodic sweep (-B) built in."""
-    return CeleryWorker(settings_env, workdir / "webhooks-worker.log", pool="threads", app="worker.webhook_app",
-                        queue="webhooks", concurrency=4, extra=("-B", "-s", str(workdir / "beat-schedule")))
+    return CeleryWorker(
+        settings_env,
+        workdir / "webhooks-worker.log",
+        pool="threads",
+        app="worker.webhook_app",
+        queue="webhooks",
+        concurrency=4,
+        extra=("-B", "-s", str(workdir / "beat-schedule")),
+    )
 
 
 class ThreadedServer:
@@ -299,11 +355,12 @@ class WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 with receiver.lock:
-                    receiver.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()},
-                                                      body, time.monotonic()))
+                    receiver.received.append(
+                        Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic())
+                    )
                     reply = receiver.script.pop(0) if receiver.script else Reply()
                 time.sleep(reply.delay_s)
                 try:

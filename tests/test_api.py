@@ -54,13 +54,16 @@ def test_submit_stores_audio_records_job_and_enqueues_its_id(client: TestClient,
     r = client.post("/v1/jobs", files={"file": ("clip01.wav", clip.read_bytes(), "audio/wav")})
     assert r.status_code == 202, r.text
     body = r.json()
-    assert body["status"] == "queued" and body["model"] == stack.settings.default_model
+    assert body["status"] == "queued"
+    assert body["model"] == stack.settings.default_model
     assert body["audio"]["bytes"] == clip.stat().st_size
     assert body["audio"]["duration_s"] == pytest.approx(sf.info(clip).duration, abs=0.01)
     assert stack.storage.list_keys() == [f"audio/{body['id'][:2]}/{body['id']}"]
     assert queued_messages(stack) == 1
     raw = Redis.from_url(stack.settings.redis_url).lindex("transcribe", 0)
-    assert body["id"].encode() in raw and b"RIFF" not in raw  # the message carries the id, no audio
+    assert isinstance(raw, bytes)
+    assert body["id"].encode() in raw
+    assert b"RIFF" not in raw
     assert client.get(f"/v1/jobs/{body['id']}").json()["status"] == "queued"
 
 
@@ -78,7 +81,8 @@ def test_every_container_is_recognised_by_its_content_not_its_name(client: TestC
     r = client.post("/v1/jobs", files={"file": ("recording.wav", data, "audio/wav")})  # the name lies
     assert r.status_code == 202, r.text
     expected = {"ipod": "m4a", "matroska": "mkv"}.get(fmt.container, fmt.container)
-    assert r.json()["audio"]["format"] == expected and r.json()["audio"]["duration_s"] == pytest.approx(1, abs=0.1)
+    assert r.json()["audio"]["format"] == expected
+    assert r.json()["audio"]["duration_s"] == pytest.approx(1, abs=0.1)
 
 
 def two_hours_of_flac() -> bytes:
@@ -112,8 +116,18 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(200)
         (wav_with_channels(64), 415, "unsupported_audio"),
         (b"#EXTM3U\n#EXTINF:10,\nhttp://169.254.169.254/latest/meta-data\n", 415, "invalid_audio"),
     ],
-    ids=["empty", "text", "png", "truncated-wav", "zero-samples", "truncated-ogg", "truncated-m4a",
-         "video-without-sound", "64-channels", "playlist"],
+    ids=[
+        "empty",
+        "text",
+        "png",
+        "truncated-wav",
+        "zero-samples",
+        "truncated-ogg",
+        "truncated-m4a",
+        "video-without-sound",
+        "64-channels",
+        "playlist",
+    ],
 )
 def test_bad_uploads_are_refused_and_leave_nothing(
     client: TestClient, stack: Stack, content: bytes, status: int, code: str
@@ -130,7 +144,8 @@ def test_a_header_declaring_hours_is_refused_before_anything_is_stored(stack: St
     capped = make_stack(stack.settings.database_url, stack.settings.redis_url, tmp_path, max_audio_seconds=3600)
     with TestClient(create_app(capped.settings)) as c:
         r = c.post("/v1/jobs", files={"file": ("small.flac", two_hours_of_flac())})
-    assert r.status_code == 422 and r.json()["error"]["code"] == "audio_too_long"
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "audio_too_long"
     assert_nothing_left(capped)
 
 
@@ -138,7 +153,8 @@ def test_upload_over_the_size_cap_is_413(stack: Stack, tmp_path: Path) -> None:
     small = make_stack(stack.settings.database_url, stack.settings.redis_url, tmp_path, max_upload_bytes=50_000)
     with TestClient(create_app(small.settings)) as c:
         r = c.post("/v1/jobs", files={"file": ("big.wav", wav_bytes(3.0))})  # ~96 kB
-    assert r.status_code == 413 and r.json()["error"]["code"] == "file_too_large"
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "file_too_large"
     assert_nothing_left(small)
 
 
@@ -146,16 +162,23 @@ def test_streamed_upload_without_length_is_cut_off_at_the_cap(stack: Stack, tmp_
     small = make_stack(stack.settings.database_url, stack.settings.redis_url, tmp_path, max_upload_bytes=50_000)
     payload = wav_bytes(10.0)
     boundary = "b0undary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
-            f"Content-Type: audio/wav\r\n\r\n").encode() + payload + f"\r\n--{boundary}--\r\n".encode()
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
+            f"Content-Type: audio/wav\r\n\r\n"
+        ).encode()
+        + payload
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
 
     def chunks() -> Iterator[bytes]:
         for i in range(0, len(body), 16384):
-            yield body[i:i + 16384]
+            yield body[i : i + 16384]
 
     with TestClient(create_app(small.settings)) as c:
         r = c.post("/v1/jobs", content=chunks(), headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    assert r.status_code == 413 and r.json()["error"]["code"] == "file_too_large"
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "file_too_large"
     assert_nothing_left(small)
 
 
@@ -163,19 +186,22 @@ def test_audio_over_the_duration_limit_is_refused(stack: Stack, tmp_path: Path) 
     short = make_stack(stack.settings.database_url, stack.settings.redis_url, tmp_path, max_audio_seconds=2.0)
     with TestClient(create_app(short.settings)) as c:
         r = c.post("/v1/jobs", files={"file": ("long.wav", wav_bytes(3.0))})
-    assert r.status_code == 422 and r.json()["error"]["code"] == "audio_too_long"
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "audio_too_long"
     assert_nothing_left(short)
 
 
 def test_unknown_model_is_refused(client: TestClient, stack: Stack) -> None:
     r = client.post("/v1/jobs", files={"file": ("a.wav", wav_bytes(1.0))}, data={"model": "no-such-model"})
-    assert r.status_code == 400 and r.json()["error"]["code"] == "unknown_model"
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "unknown_model"
     assert_nothing_left(stack)
 
 
 def test_missing_file_field_is_a_validation_error(client: TestClient, stack: Stack) -> None:
     r = client.post("/v1/jobs", data={"model": "x"})
-    assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "validation_error"
     assert_nothing_left(stack)
 
 
@@ -209,15 +235,18 @@ def test_list_is_newest_first_with_cursor_pages_and_status_filter(client: TestCl
     assert len(client.get("/v1/jobs", params={"status": "queued"}).json()["data"]) == 5
     assert client.get("/v1/jobs", params={"status": "succeeded"}).json()["data"] == []
     r = client.get("/v1/jobs", params={"status": "bogus"})
-    assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "validation_error"
     r = client.get("/v1/jobs", params={"cursor": "garbage"})
-    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_cursor"
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "invalid_cursor"
 
 
 def test_transcript_of_an_unfinished_job_is_409(client: TestClient) -> None:
     job_id = client.post("/v1/jobs", files={"file": ("a.wav", wav_bytes(0.5))}).json()["id"]
     r = client.get(f"/v1/jobs/{job_id}/transcript")
-    assert r.status_code == 409 and r.json()["error"]["code"] == "job_not_succeeded"
+    assert r.status_code == 409
+    assert r.json()["error"]["code"] == "job_not_succeeded"
 
 
 def test_delete_cancels_a_queued_job_and_removes_its_audio(client: TestClient, stack: Stack) -> None:
@@ -228,7 +257,9 @@ def test_delete_cancels_a_queued_job_and_removes_its_audio(client: TestClient, s
     assert client.get(f"/v1/jobs/{job_id}").status_code == 404
     with stack.session_factory() as s:
         job = s.get(Job, uuid.UUID(job_id))
-        assert job is not None and job.status == "canceled" and job.audio_key is None
+        assert job is not None
+        assert job.status == "canceled"
+        assert job.audio_key is None
     assert client.delete(f"/v1/jobs/{job_id}").status_code == 404
 
 
@@ -246,7 +277,8 @@ def test_models_health_and_openapi(client: TestClient, stack: Stack) -> None:
 def test_ready_is_503_without_a_worker(client: TestClient) -> None:
     r = client.get("/ready")
     assert r.status_code == 503
-    assert r.json()["checks"]["database"] == "ok" and r.json()["checks"]["broker"] == "ok"
+    assert r.json()["checks"]["database"] == "ok"
+    assert r.json()["checks"]["broker"] == "ok"
     assert r.json()["checks"]["workers"].startswith("error")
 
 
@@ -257,31 +289,43 @@ def test_broker_down_refuses_the_job_and_leaves_nothing(stack: Stack, tmp_path: 
     with TestClient(create_app(dead.settings)) as c:
         r = c.post("/v1/jobs", files={"file": ("a.wav", wav_bytes(0.5))})
         keyed = c.post("/v1/jobs", files={"file": ("a.wav", wav_bytes(0.5))}, headers={"Idempotency-Key": "k"})
-        batch = c.post("/v1/batches", files=[("files", ("a.wav", wav_bytes(0.5))), ("files", ("x.txt", b"no" * 50))],
-                       data={"webhook_url": "https://receiver.example/hook"}, headers={"Idempotency-Key": "b"})
+        batch = c.post(
+            "/v1/batches",
+            files=[("files", ("a.wav", wav_bytes(0.5))), ("files", ("x.txt", b"no" * 50))],
+            data={"webhook_url": "https://receiver.example/hook"},
+            headers={"Idempotency-Key": "b"},
+        )
     for answer in (r, keyed, batch):
-        assert answer.status_code == 503 and answer.json()["error"]["code"] == "queue_unavailable"
+        assert answer.status_code == 503
+        assert answer.json()["error"]["code"] == "queue_unavailable"
         assert answer.headers["Retry-After"]
     assert dead.storage.list_keys() == []
     with dead.session_factory() as s:
-        assert s.query(Job).count() == 4 and all(j.deleted_at is not None for j in s.scalars(select(Job)))
+        assert s.query(Job).count() == 4
+        assert all(j.deleted_at is not None for j in s.scalars(select(Job)))
         assert all(b.deleted_at is not None for b in s.scalars(select(Batch)))
         assert s.query(WebhookDelivery).count() == 0  # the refused item's unsent event went with the batch
         for key in ("k", "b"):  # a retry with the same key can still succeed
             assert s.get(IdempotencyKey, scoped_key(DEFAULT_TENANT, key)) is None
     with TestClient(create_app(stack.settings)) as c:  # the broker is back
         retried = c.post("/v1/jobs", files={"file": ("a.wav", wav_bytes(0.5))}, headers={"Idempotency-Key": "k"})
-    assert retried.status_code == 202 and "Idempotent-Replayed" not in retried.headers
+    assert retried.status_code == 202
+    assert "Idempotent-Replayed" not in retried.headers
 
 
 def test_openai_endpoint_times_out_with_the_job_id_and_the_job_goes_on(stack: Stack, tmp_path: Path) -> None:
     impatient = make_stack(stack.settings.database_url, stack.settings.redis_url, tmp_path, openai_wait_seconds=0.5)
     with TestClient(create_app(impatient.settings)) as c:  # no worker runs: the job stays queued
-        r = c.post("/v1/audio/transcriptions", data={"model": "whisper-1"},
-                   files={"file": ("a.flac", (SAMPLES / "clip02.flac").read_bytes())})
-        assert r.status_code == 504 and r.json()["error"]["code"] == "transcription_timeout"
+        r = c.post(
+            "/v1/audio/transcriptions",
+            data={"model": "whisper-1"},
+            files={"file": ("a.flac", (SAMPLES / "clip02.flac").read_bytes())},
+        )
+        assert r.status_code == 504
+        assert r.json()["error"]["code"] == "transcription_timeout"
         job_id = r.json()["error"]["job_id"]
-        assert r.headers["location"] == f"/v1/jobs/{job_id}" and job_id in r.json()["error"]["message"]
+        assert r.headers["location"] == f"/v1/jobs/{job_id}"
+        assert job_id in r.json()["error"]["message"]
         assert c.get(r.headers["location"]).json()["status"] == "queued"
     assert queued_messages(impatient) == 1
 
@@ -293,20 +337,32 @@ def test_an_idempotency_key_replays_the_same_job_and_refuses_a_different_request
     first = client.post("/v1/jobs", files={"file": ("a.wav", clip)}, headers={"Idempotency-Key": "k-1"})
     again = client.post("/v1/jobs", files={"file": ("renamed.wav", clip)}, headers={"Idempotency-Key": "k-1"})
     assert first.status_code == again.status_code == 202
-    assert again.json()["id"] == first.json()["id"] and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
     assert "Idempotent-Replayed" not in first.headers
-    assert queued_messages(stack) == 1 and len(stack.storage.list_keys()) == 1  # one job, one upload
+    assert queued_messages(stack) == 1
+    assert len(stack.storage.list_keys()) == 1
 
-    other_audio = client.post("/v1/jobs", files={"file": ("b.flac", (SAMPLES / "clip02.flac").read_bytes())},
-                              headers={"Idempotency-Key": "k-1"})
-    other_model = client.post("/v1/jobs", files={"file": ("a.wav", clip)}, data={"model": "tr-espeak-small"},
-                              headers={"Idempotency-Key": "k-1"})
+    other_audio = client.post(
+        "/v1/jobs",
+        files={"file": ("b.flac", (SAMPLES / "clip02.flac").read_bytes())},
+        headers={"Idempotency-Key": "k-1"},
+    )
+    other_model = client.post(
+        "/v1/jobs",
+        files={"file": ("a.wav", clip)},
+        data={"model": "tr-espeak-small"},
+        headers={"Idempotency-Key": "k-1"},
+    )
     for refused in (other_audio, other_model):
-        assert refused.status_code == 409 and refused.json()["error"]["code"] == "idempotency_key_reused"
-    assert queued_messages(stack) == 1 and len(stack.storage.list_keys()) == 1
+        assert refused.status_code == 409
+        assert refused.json()["error"]["code"] == "idempotency_key_reused"
+    assert queued_messages(stack) == 1
+    assert len(stack.storage.list_keys()) == 1
 
     fresh = client.post("/v1/jobs", files={"file": ("a.wav", clip)}, headers={"Idempotency-Key": "k-2"})
-    assert fresh.status_code == 202 and fresh.json()["id"] != first.json()["id"]
+    assert fresh.status_code == 202
+    assert fresh.json()["id"] != first.json()["id"]
     bad = client.post("/v1/jobs", files={"file": ("a.wav", b"not audio" * 50)}, headers={"Idempotency-Key": "k-3"})
     assert bad.status_code == 415  # a refused request records no key: the client may fix it and retry
     retried = client.post("/v1/jobs", files={"file": ("a.wav", clip)}, headers={"Idempotency-Key": "k-3"})
@@ -318,10 +374,15 @@ def test_concurrent_retries_with_one_key_make_one_job(stack: Stack) -> None:
 
     clip = (SAMPLES / "clip02.flac").read_bytes()
     with TestClient(create_app(stack.settings)) as c, ThreadPoolExecutor(4) as pool:
-        replies = list(pool.map(lambda _: c.post("/v1/jobs", files={"file": ("a.flac", clip)},
-                                                 headers={"Idempotency-Key": "same"}), range(8)))
+        replies = list(
+            pool.map(
+                lambda _: c.post("/v1/jobs", files={"file": ("a.flac", clip)}, headers={"Idempotency-Key": "same"}),
+                range(8),
+            )
+        )
     assert {r.status_code for r in replies} == {202}
     assert len({r.json()["id"] for r in replies}) == 1
     with stack.session_factory() as s:
         assert s.scalar(select(func.count()).select_from(Job)) == 1
-    assert len(stack.storage.list_keys()) == 1 and queued_messages(stack) == 1
+    assert len(stack.storage.list_keys()) == 1
+    assert queued_messages(stack) == 1

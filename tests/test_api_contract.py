@@ -35,7 +35,7 @@ def corrupt_deflate_zip() -> bytes:
         zf.writestr("bad.wav", CLIP)
     data = bytearray(buf.getvalue())
     start = data.find(b"bad.wav") + len(b"bad.wav")  # the local header's name; its deflated data follows
-    data[start + 100:start + 400] = b"\xff" * 300
+    data[start + 100 : start + 400] = b"\xff" * 300
     return bytes(data)
 
 
@@ -43,23 +43,29 @@ def test_a_member_with_corrupt_deflated_data_is_one_failed_item_not_a_lost_batch
     r = two_per_batch.post("/v1/batches", files={"archive": ("x.zip", corrupt_deflate_zip())})
     assert r.status_code == 202, r.text
     assert [(i["filename"], i["status"], (i["error"] or {}).get("code")) for i in r.json()["items"]] == [
-        ("good.wav", "queued", None), ("bad.wav", "failed", "corrupt_archive_member")]
+        ("good.wav", "queued", None),
+        ("bad.wav", "failed", "corrupt_archive_member"),
+    ]
 
 
 def test_over_long_fields_get_their_own_codes(two_per_batch: TestClient) -> None:
     for path, part in (("/v1/jobs", "file"), ("/v1/batches", "files")):
         r = two_per_batch.post(path, files={part: ("a.wav", CLIP)}, data={"metadata": '{"k": "' + "v" * 5000 + '"}'})
         assert (r.status_code, r.json()["error"]["code"]) == (400, "invalid_metadata"), (path, r.text)
-        r = two_per_batch.post(path, files={part: ("a.wav", CLIP)},
-                               data={"webhook_url": "https://example.com/" + "a" * 2100})
+        r = two_per_batch.post(
+            path, files={part: ("a.wav", CLIP)}, data={"webhook_url": "https://example.com/" + "a" * 2100}
+        )
         assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_webhook_url"), (path, r.text)
 
 
 @pytest.mark.parametrize("count", [3, 4, 50])
 def test_too_many_files_is_one_code_one_status_one_message(two_per_batch: TestClient, count: int) -> None:
     r = two_per_batch.post("/v1/batches", files=[("files", (f"{i}.wav", CLIP)) for i in range(count)])
-    assert r.status_code == 413 and r.json()["error"] == {
-        "code": "too_many_files", "message": "a batch holds at most 2 files (STT_MAX_BATCH_ITEMS)"}
+    assert r.status_code == 413
+    assert r.json()["error"] == {
+        "code": "too_many_files",
+        "message": "a batch holds at most 2 files (STT_MAX_BATCH_ITEMS)",
+    }
     r = two_per_batch.post("/v1/jobs", files=[("file", (f"{i}.wav", CLIP)) for i in range(count)])
     assert (r.status_code, r.json()["error"]["code"]) == (413, "too_many_files")
     assert "one `file` part" in r.json()["error"]["message"]
@@ -74,7 +80,8 @@ def test_an_unexpected_error_still_answers_in_the_error_shape(stack: Stack) -> N
     app.add_api_route("/boom", boom)
     with TestClient(app, raise_server_exceptions=False) as client:
         r = client.get("/boom")
-    assert r.status_code == 500 and r.json()["error"]["code"] == "internal_error"
+    assert r.status_code == 500
+    assert r.json()["error"]["code"] == "internal_error"
     assert "a bug" not in r.text
 
 
@@ -85,8 +92,11 @@ def test_batch_metadata_is_on_every_item_and_refused_items_count_as_finished(
     failed = 'stt_jobs_finished_total{code="invalid_audio",status="failed"}'
     with TestClient(create_app(stack.settings)) as client:
         before = _metric(client.get("/metrics").text, failed)
-        r = client.post("/v1/batches", files=[("files", ("a.wav", CLIP)), ("files", ("notes.txt", b"not audio" * 50))],
-                        data={"metadata": '{"course": "fizik"}'})
+        r = client.post(
+            "/v1/batches",
+            files=[("files", ("a.wav", CLIP)), ("files", ("notes.txt", b"not audio" * 50))],
+            data={"metadata": '{"course": "fizik"}'},
+        )
         assert r.status_code == 202, r.text
         for item in r.json()["items"]:
             assert client.get(f"/v1/jobs/{item['job_id']}").json()["metadata"] == {"course": "fizik"}
@@ -108,8 +118,10 @@ def test_lists_carry_summaries_and_timings_are_rounded_to_the_millisecond(stack:
             session.commit()
         detail = client.get(f"/v1/jobs/{job_id}").json()
         listed = client.get("/v1/jobs").json()["data"][0]
-    assert set(detail["result"]) == {"text", "duration_s", "words", "segments"} and detail["result"]["words"]
-    assert listed["id"] == job_id and set(listed["result"]) == {"text", "duration_s"}
+    assert set(detail["result"]) == {"text", "duration_s", "words", "segments"}
+    assert detail["result"]["words"]
+    assert listed["id"] == job_id
+    assert set(listed["result"]) == {"text", "duration_s"}
     assert detail["timings"]["processing_s"] == 0.012
     assert len(str(detail["timings"]["queue_wait_s"]).split(".")[-1]) <= 3
 
@@ -126,5 +138,7 @@ def test_openapi_lets_docs_send_a_key_and_lists_only_the_statuses_a_route_can_an
             else:
                 assert "security" not in operation, path
     get_job = schema["paths"]["/v1/jobs/{job_id}"]["get"]["responses"]
-    assert "404" in get_job and "413" not in get_job and "409" not in get_job
+    assert "404" in get_job
+    assert "413" not in get_job
+    assert "409" not in get_job
     assert "504" in schema["paths"]["/v1/audio/transcriptions"]["post"]["responses"]

@@ -50,34 +50,42 @@ def test_keys_are_prefixed_random_stored_hashed_and_revocable(secured: Stack) ->
     with session_scope(secured.session_factory) as s:
         made = [api_keys.create(s, "acme", name=f"k{i}") for i in range(3)]
     plain = made[0].plaintext
-    assert api_keys.KEY_PATTERN.fullmatch(plain) and plain.startswith("stt_")
-    assert len({m.plaintext for m in made}) == 3 and len({m.key.id for m in made}) == 3
+    assert api_keys.KEY_PATTERN.fullmatch(plain)
+    assert plain.startswith("stt_")
+    assert len({m.plaintext for m in made}) == 3
+    assert len({m.key.id for m in made}) == 3
     with secured.session_factory() as s:
         rows = list(s.scalars(select(ApiKey)))
         secret = plain.split("_", 2)[2]
         assert all(secret not in str(vars(row)) for row in rows)  # only a digest is kept
         assert api_keys.verify(s, plain) is not None
         assert api_keys.verify(s, plain[:-1] + ("A" if plain[-1] != "A" else "B")) is None  # wrong secret
-        assert api_keys.verify(s, "stt_nope") is None and api_keys.verify(s, "") is None
+        assert api_keys.verify(s, "stt_nope") is None
+        assert api_keys.verify(s, "") is None
     with session_scope(secured.session_factory) as s:
-        assert api_keys.revoke(s, made[0].key.id) and not api_keys.revoke(s, made[0].key.id)
+        assert api_keys.revoke(s, made[0].key.id)
+        assert not api_keys.revoke(s, made[0].key.id)
     with secured.session_factory() as s:
-        assert api_keys.verify(s, plain) is None and api_keys.verify(s, made[1].plaintext) is not None
+        assert api_keys.verify(s, plain) is None
+        assert api_keys.verify(s, made[1].plaintext) is not None
 
 
 def test_every_v1_route_needs_a_valid_key(client: TestClient, secured: Stack) -> None:
     paths = client.get("/openapi.json").json()["paths"]
-    routes = [(method.upper(), path) for path, operations in paths.items() if path.startswith("/v1")
-              for method in operations]
+    routes = [
+        (method.upper(), path) for path, operations in paths.items() if path.startswith("/v1") for method in operations
+    ]
     assert len(routes) >= 15
     some_id = str(uuid.uuid4())
     for method, path in routes:
         url = path.replace("{job_id}", some_id).replace("{batch_id}", some_id)
         missing = client.request(method, url)
         assert missing.status_code == 401, (method, path, missing.text)
-        assert missing.json()["error"]["code"] == "missing_api_key" and missing.headers["www-authenticate"]
+        assert missing.json()["error"]["code"] == "missing_api_key"
+        assert missing.headers["www-authenticate"]
         wrong = client.request(method, url, headers={"X-API-Key": "stt_aaaaaaaa_" + "x" * 43})
-        assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "invalid_api_key"
+        assert wrong.status_code == 401
+        assert wrong.json()["error"]["code"] == "invalid_api_key"
     for open_path in ("/health", "/metrics"):
         assert client.get(open_path).status_code == 200
     good = new_key(secured, "acme")
@@ -91,11 +99,18 @@ def test_a_tenant_sees_only_its_own_jobs_batches_and_webhooks(client: TestClient
     r = client.post("/v1/batches", files=[("files", (CLIP.name, CLIP.read_bytes()))], headers=acme)
     assert r.status_code == 202, r.text
     batch = r.json()["id"]
-    foreign = [("GET", f"/v1/jobs/{job}"), ("GET", f"/v1/jobs/{job}/transcript"),
-               ("GET", f"/v1/jobs/{job}/webhooks"), ("POST", f"/v1/jobs/{job}/webhooks/redeliver"),
-               ("DELETE", f"/v1/jobs/{job}"), ("GET", f"/v1/batches/{batch}"),
-               ("GET", f"/v1/batches/{batch}/results"), ("GET", f"/v1/batches/{batch}/webhooks"),
-               ("POST", f"/v1/batches/{batch}/webhooks/redeliver"), ("DELETE", f"/v1/batches/{batch}")]
+    foreign = [
+        ("GET", f"/v1/jobs/{job}"),
+        ("GET", f"/v1/jobs/{job}/transcript"),
+        ("GET", f"/v1/jobs/{job}/webhooks"),
+        ("POST", f"/v1/jobs/{job}/webhooks/redeliver"),
+        ("DELETE", f"/v1/jobs/{job}"),
+        ("GET", f"/v1/batches/{batch}"),
+        ("GET", f"/v1/batches/{batch}/results"),
+        ("GET", f"/v1/batches/{batch}/webhooks"),
+        ("POST", f"/v1/batches/{batch}/webhooks/redeliver"),
+        ("DELETE", f"/v1/batches/{batch}"),
+    ]
     for method, url in foreign:
         r = client.request(method, url, headers=globex)
         assert r.status_code == 404, (method, url, r.text)  # as if it did not exist
@@ -108,7 +123,8 @@ def test_a_tenant_sees_only_its_own_jobs_batches_and_webhooks(client: TestClient
     assert submit(client, acme, **{"Idempotency-Key": "same-key"}) == job
     with secured.session_factory() as s:
         tenants = {str(j.id): j.tenant for j in s.scalars(select(Job))}
-    assert tenants[job] == "acme" and tenants[other] == "globex"
+    assert tenants[job] == "acme"
+    assert tenants[other] == "globex"
 
 
 def test_a_key_over_its_rate_limit_gets_429_with_retry_after(client: TestClient, secured: Stack) -> None:
@@ -127,7 +143,8 @@ def test_a_tenant_over_its_queued_job_quota_gets_429(client: TestClient, secured
     acme, globex = new_key(secured, "acme"), new_key(secured, "globex")
     ids = [submit(client, acme) for _ in range(3)]  # max_active_jobs=3, no worker: they stay queued
     over = client.post("/v1/jobs", files={"file": (CLIP.name, CLIP.read_bytes())}, headers=acme)
-    assert over.status_code == 429 and over.json()["error"]["code"] == "quota_exceeded"
+    assert over.status_code == 429
+    assert over.json()["error"]["code"] == "quota_exceeded"
     assert over.headers["retry-after"] == "30"
     batch = client.post("/v1/batches", files=[("files", (CLIP.name, CLIP.read_bytes()))], headers=acme)
     assert batch.status_code == 429
@@ -150,20 +167,25 @@ def test_admin_cli_creates_lists_and_revokes_keys(secured: Stack) -> None:
     env = env_for(secured.env)
 
     def admin(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "api.admin", "keys", *args], env=env, capture_output=True,
-                              text=True)
+        return subprocess.run(
+            [sys.executable, "-m", "api.admin", "keys", *args], env=env, capture_output=True, text=True
+        )
 
     created = admin("create", "--tenant", "acme", "--name", "ci", "--rate-limit", "100")
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip()
     assert api_keys.KEY_PATTERN.fullmatch(key)
     listed = admin("list").stdout
-    assert key.split("_")[1] in listed and "acme" in listed and "100/min" in listed and key not in listed
+    assert key.split("_")[1] in listed
+    assert "acme" in listed
+    assert "100/min" in listed
+    assert key not in listed
     with TestClient(create_app(secured.settings)) as c:
         assert c.get("/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code == 200
         assert admin("revoke", key.split("_")[1]).returncode == 0
         revoked = c.get("/v1/models", headers={"Authorization": f"Bearer {key}"})
-        assert revoked.status_code == 401 and revoked.json()["error"]["code"] == "invalid_api_key"
+        assert revoked.status_code == 401
+        assert revoked.json()["error"]["code"] == "invalid_api_key"
     assert admin("create", "--tenant", "no spaces").returncode != 0
 
 
@@ -191,20 +213,29 @@ def test_each_tenant_signs_its_webhooks_with_its_own_secret(client: TestClient, 
     from tests.services import WebhookReceiver
     from worker.webhook_sender import SenderContext, deliver
 
-    secrets = {t: client.get("/v1/webhooks/secret", headers=new_key(secured, t)).json()["secret"]
-               for t in ("acme", "globex")}
-    assert secrets["acme"] != secrets["globex"] and all(s.startswith("whsec_") for s in secrets.values())
+    secrets = {
+        t: client.get("/v1/webhooks/secret", headers=new_key(secured, t)).json()["secret"] for t in ("acme", "globex")
+    }
+    assert secrets["acme"] != secrets["globex"]
+    assert all(s.startswith("whsec_") for s in secrets.values())
     assert client.get("/v1/webhooks/secret", headers=new_key(secured, "acme")).json()["secret"] == secrets["acme"]
     receiver = WebhookReceiver()
     settings = secured.settings.model_copy(update={"webhook_allowed_hosts": ["127.0.0.1"]})
     try:
         with session_scope(secured.session_factory) as session:
-            job = Job(id=uuid.uuid4(), tenant="acme", model="tr-espeak-small", audio_sha256="0" * 64,
-                      audio_bytes=1, webhook_url=receiver.url())
+            job = Job(
+                id=uuid.uuid4(),
+                tenant="acme",
+                model="tr-espeak-small",
+                audio_sha256="0" * 64,
+                audio_bytes=1,
+                webhook_url=receiver.url(),
+            )
             session.add(job)
             session.flush()
             attempt = jobs.claim(session, job.id, 60, max_attempts=3)
-            assert attempt is not None and jobs.complete(session, job.id, attempt, Transcript(text="x"), 0.1)
+            assert attempt is not None
+            assert jobs.complete(session, job.id, attempt, Transcript(text="x"), 0.1)
             (delivery_id,) = events.take_new(session)
         assert deliver(SenderContext(settings, secured.session_factory), delivery_id) is None
     finally:
@@ -218,17 +249,25 @@ def test_each_tenant_signs_its_webhooks_with_its_own_secret(client: TestClient, 
 def test_the_tenant_that_owns_auth_off_data_cannot_be_given_a_key(secured: Stack) -> None:
     with session_scope(secured.session_factory) as s, pytest.raises(ValueError, match="reserved"):
         api_keys.create(s, "default")
-    out = subprocess.run([sys.executable, "-m", "api.admin", "keys", "create", "--tenant", "default"],
-                         env=env_for(secured.env), capture_output=True, text=True, timeout=60)
-    assert out.returncode != 0 and "reserved" in out.stderr and "stt_" not in out.stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "api.admin", "keys", "create", "--tenant", "default"],
+        env=env_for(secured.env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode != 0
+    assert "reserved" in out.stderr
+    assert "stt_" not in out.stdout
 
 
 @pytest.mark.parametrize("ttl", [0.0, 30.0])
 def test_metrics_can_need_a_token_and_serve_one_reading_for_a_while(
     database_url: str, redis_server: RedisServer, tmp_path: Path, ttl: float
 ) -> None:
-    stack = make_stack(database_url, redis_server.url, tmp_path, metrics_token="scrape-secret-1234",
-                       metrics_cache_seconds=ttl)
+    stack = make_stack(
+        database_url, redis_server.url, tmp_path, metrics_token="scrape-secret-1234", metrics_cache_seconds=ttl
+    )
     queued = 'stt_jobs{status="queued"}'
     with TestClient(create_app(stack.settings)) as client:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "scrape-secret-1234"}):
@@ -236,7 +275,8 @@ def test_metrics_can_need_a_token_and_serve_one_reading_for_a_while(
             assert (r.status_code, r.json()["error"]["code"]) == (401, "invalid_metrics_token")
         scraper = {"Authorization": "Bearer scrape-secret-1234"}
         first = client.get("/metrics", headers=scraper)
-        assert first.status_code == 200 and f"{queued} 0.0" in first.text
+        assert first.status_code == 200
+        assert f"{queued} 0.0" in first.text
         submit(client, new_key(stack, "acme"))
         again = client.get("/metrics", headers=scraper).text
     assert f"{queued} {0.0 if ttl else 1.0}" in again  # within the cache's time, the same reading

@@ -10,6 +10,7 @@ import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -62,11 +63,15 @@ def test_a_batch_of_100_with_5_bad_files(hook_stack: Stack, running: httpx.Clien
     api = running
     receiver = WebhookReceiver()
     try:
-        r = api.post("/v1/batches", files=batch_files(100),
-                     data={"webhook_url": receiver.url(), "metadata": json.dumps({"course": "fizik-101"})})
+        r = api.post(
+            "/v1/batches",
+            files=batch_files(100),
+            data={"webhook_url": receiver.url(), "metadata": json.dumps({"course": "fizik-101"})},
+        )
         assert r.status_code == 202, r.text
         batch = r.json()
-        assert batch["total"] == 100 and len(batch["items"]) == 100
+        assert batch["total"] == 100
+        assert len(batch["items"]) == 100
         assert [item["index"] for item in batch["items"]] == list(range(100))
         rejected = {item["index"]: item["error"]["code"] for item in batch["items"] if item["status"] == "failed"}
         assert rejected == {i: code for i, (_, _, code) in BAD.items()}
@@ -77,8 +82,9 @@ def test_a_batch_of_100_with_5_bad_files(hook_stack: Stack, running: httpx.Clien
             return body if body["status"] == "completed" else None
 
         done = wait_for(completed, 180, "the batch to complete", interval=0.2)
-        assert done["counts"] == {"queued": 0, "processing": 0, "succeeded": 95, "failed": 5, "canceled": 0}  # type: ignore[index]
-        assert done["completed_at"] is not None and done["metadata"] == {"course": "fizik-101"}  # type: ignore[index]
+        assert done["counts"] == {"queued": 0, "processing": 0, "succeeded": 95, "failed": 5, "canceled": 0}
+        assert done["completed_at"] is not None
+        assert done["metadata"] == {"course": "fizik-101"}
 
         # Webhooks: one event per job (95 succeeded, 5 failed) and exactly one batch.completed, all signed.
         wait_for(lambda: receiver.count() >= 101, 60, "101 webhook deliveries")
@@ -87,7 +93,8 @@ def test_a_batch_of_100_with_5_bad_files(hook_stack: Stack, running: httpx.Clien
         received = [hook.verify(r.body, r.headers) for r in receiver.received]
         assert Counter(e["type"] for e in received) == {"job.succeeded": 95, "job.failed": 5, "batch.completed": 1}
         (completion,) = [e for e in received if e["type"] == "batch.completed"]
-        assert completion["data"]["id"] == batch["id"] and completion["data"]["counts"]["succeeded"] == 95
+        assert completion["data"]["id"] == batch["id"]
+        assert completion["data"]["counts"]["succeeded"] == 95
         assert completion["data"]["metadata"] == {"course": "fizik-101"}
         job_ids = {e["data"]["id"] for e in received if e["type"].startswith("job.")}
         assert job_ids == {item["job_id"] for item in batch["items"]}
@@ -100,15 +107,20 @@ def test_a_batch_of_100_with_5_bad_files(hook_stack: Stack, running: httpx.Clien
         assert [line["index"] for line in lines] == list(range(100))
         for line in lines:
             if line["index"] in BAD:
-                assert line["status"] == "failed" and line["error"]["code"] == BAD[line["index"]][2]
+                assert line["status"] == "failed"
+                assert line["error"]["code"] == BAD[line["index"]][2]
             else:
-                assert line["status"] == "succeeded" and line["result"]["text"] and line["result"]["words"]
+                assert line["status"] == "succeeded"
+                assert line["result"]["text"]
+                assert line["result"]["words"]
         for fmt in ("srt", "vtt"):
             r = api.get(f"/v1/batches/{batch['id']}/results", params={"format": fmt})
-            assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+            assert r.status_code == 200
+            assert r.headers["content-type"] == "application/zip"
             with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
                 names = zf.namelist()
-                assert len(names) == 95 and names[0] == "0000-000-clip01.srt".replace("srt", fmt)
+                assert len(names) == 95
+                assert names[0] == "0000-000-clip01.srt".replace("srt", fmt)
                 for name in names:
                     text = zf.read(name).decode()
                     cues = list(srt.parse(text)) if fmt == "srt" else webvtt.from_buffer(io.StringIO(text)).captions
@@ -135,42 +147,61 @@ def zip_of(members: dict[str, bytes]) -> bytes:
 def test_archive_limits_idempotency_and_delete(small_client: tuple[TestClient, Stack]) -> None:
     client, stack = small_client
     clip = (SAMPLES / "clip01.wav").read_bytes()
-    archive = zip_of({"ders/a.wav": clip, "ders/b.flac": (SAMPLES / "clip02.flac").read_bytes(),
-                      "ders/bozuk.mp3": b"\xff\xfb" + b"\x00" * 100, "__MACOSX/ders/._a.wav": b"junk",
-                      ".DS_Store": b"junk"})
+    archive = zip_of(
+        {
+            "ders/a.wav": clip,
+            "ders/b.flac": (SAMPLES / "clip02.flac").read_bytes(),
+            "ders/bozuk.mp3": b"\xff\xfb" + b"\x00" * 100,
+            "__MACOSX/ders/._a.wav": b"junk",
+            ".DS_Store": b"junk",
+        }
+    )
     r = client.post("/v1/batches", files={"archive": ("ders.zip", archive)}, headers={"Idempotency-Key": "k1"})
     assert r.status_code == 202, r.text
     batch = r.json()
     assert [(i["filename"], i["status"]) for i in batch["items"]] == [
-        ("ders/a.wav", "queued"), ("ders/b.flac", "queued"), ("ders/bozuk.mp3", "failed")]
+        ("ders/a.wav", "queued"),
+        ("ders/b.flac", "queued"),
+        ("ders/bozuk.mp3", "failed"),
+    ]
     assert batch["items"][2]["error"]["code"] in ("invalid_audio", "corrupt_audio")
-    assert batch["counts"]["queued"] == 2 and batch["status"] == "processing"
+    assert batch["counts"]["queued"] == 2
+    assert batch["status"] == "processing"
 
     again = client.post("/v1/batches", files={"archive": ("ders.zip", archive)}, headers={"Idempotency-Key": "k1"})
-    assert again.status_code == 202 and again.json()["id"] == batch["id"]
+    assert again.status_code == 202
+    assert again.json()["id"] == batch["id"]
     assert again.headers["idempotent-replayed"] == "true"
     other = client.post("/v1/batches", files={"files": ("a.wav", clip)}, headers={"Idempotency-Key": "k1"})
-    assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_key_reused"
+    assert other.status_code == 409
+    assert other.json()["error"]["code"] == "idempotency_key_reused"
 
-    for files, status, code in [
+    cases: list[tuple[Any, int, str]] = [
         ([("files", (f"{i}.wav", clip)) for i in range(6)], 413, "too_many_files"),
         ({"archive": ("x.zip", zip_of({f"{i}.wav": clip for i in range(6)}))}, 413, "too_many_files"),
         ({"archive": ("x.zip", b"PK\x03\x04 not really a zip")}, 422, "invalid_archive"),
         ({"archive": ("x.zip", zip_of({}))}, 422, "empty_batch"),
         ({"model": (None, "no-such-model"), "files": ("a.wav", clip)}, 400, "unknown_model"),
-    ]:
+    ]
+    for files, status, code in cases:
         r = client.post("/v1/batches", files=files)
         assert (r.status_code, r.json()["error"]["code"]) == (status, code), r.text
 
     # Every file bad: the batch is complete at once, its three events waiting to be sent.
-    r = client.post("/v1/batches", files=[("files", ("x.txt", b"hello")), ("files", ("e.wav", b""))],
-                    data={"webhook_url": "https://receiver.example/hook"})
-    assert r.status_code == 202 and r.json()["status"] == "completed"
+    r = client.post(
+        "/v1/batches",
+        files=[("files", ("x.txt", b"hello")), ("files", ("e.wav", b""))],
+        data={"webhook_url": "https://receiver.example/hook"},
+    )
+    assert r.status_code == 202
+    assert r.json()["status"] == "completed"
     assert r.json()["counts"]["failed"] == 2
     assert client.delete(f"/v1/batches/{r.json()['id']}").status_code == 204
     with stack.session_factory() as session:  # deleting it cancels them and erases their bodies
-        events = [(d.event_type, d.status, d.body) for d in session.query(WebhookDelivery)
-                  .filter(WebhookDelivery.batch_id == uuid.UUID(r.json()["id"]))]
+        events = [
+            (d.event_type, d.status, d.body)
+            for d in session.query(WebhookDelivery).filter(WebhookDelivery.batch_id == uuid.UUID(r.json()["id"]))
+        ]
     assert sorted(events) == [("batch.completed", "canceled", ""), *[("job.failed", "canceled", "")] * 2]
 
     # Delete: the queued jobs are canceled, their audio removed, the batch gone.
@@ -202,11 +233,11 @@ def test_concurrent_last_jobs_complete_the_batch_exactly_once(postgres_server: s
         for _ in range(20):
             batch_id, ids = uuid.uuid4(), [uuid.uuid4(), uuid.uuid4()]
             with factory() as session:
-                session.add(Batch(id=batch_id, model="m", webhook_url="https://example.com/h", item_count=2,
-                                  remaining=2))
+                session.add(
+                    Batch(id=batch_id, model="m", webhook_url="https://example.com/h", item_count=2, remaining=2)
+                )
                 session.flush()
-                session.add_all([Job(id=i, model="m", batch_id=batch_id, audio_sha256="0", audio_bytes=1)
-                                 for i in ids])
+                session.add_all([Job(id=i, model="m", batch_id=batch_id, audio_sha256="0", audio_bytes=1) for i in ids])
                 session.commit()
                 attempts = {i: jobs.claim(session, i, 60, max_attempts=3) for i in ids}
                 session.commit()
@@ -218,9 +249,12 @@ def test_concurrent_last_jobs_complete_the_batch_exactly_once(postgres_server: s
                 t.join(30)
             with factory() as session:
                 batch = session.get(Batch, batch_id)
-                assert batch is not None and batch.remaining == 0 and batch.completed_at is not None
-                completions = session.query(WebhookDelivery).filter_by(
-                    batch_id=batch_id, event_type="batch.completed").count()
+                assert batch is not None
+                assert batch.remaining == 0
+                assert batch.completed_at is not None
+                completions = (
+                    session.query(WebhookDelivery).filter_by(batch_id=batch_id, event_type="batch.completed").count()
+                )
                 assert completions == 1
     finally:
         drop_postgres_database(postgres_server, url)

@@ -45,13 +45,19 @@ def test_every_accepted_channel_count_decodes_to_the_mean_of_its_channels(tmp_pa
     paths.append(tmp_path / "thirty-two.ogg")
     sf.write(paths[-1], np.tile(TONE, (32, 1)).T, RATE, format="OGG", subtype="VORBIS")
 
-    child = subprocess.run([sys.executable, "-c", DECODE_EACH, *map(str, paths)], capture_output=True, text=True,
-                           timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    child = subprocess.run(
+        [sys.executable, "-c", DECODE_EACH, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     crashed_on = child.stdout.strip().splitlines()[-1:] or ["(nothing)"]
     assert child.returncode == 0, f"the decoder died ({child.returncode}) on {crashed_on[0]}: {child.stderr[-2000:]}"
     results = {Path(r["path"]).name: r for r in map(json.loads, child.stdout.splitlines()[1::2])}
     assert len(results) == len(paths)
-    assert results["layout-7.1.wav"]["channels"] == 8 and results["32-channels.wav"]["channels"] == 32
+    assert results["layout-7.1.wav"]["channels"] == 8
+    assert results["32-channels.wav"]["channels"] == 32
     for name, result in results.items():
         assert abs(result["samples"] - len(TONE)) <= 0.05 * len(TONE), name
         assert abs(result["peak"] - 0.3) < 0.03, (name, result["peak"])  # averaged, neither summed nor dropped

@@ -3,6 +3,8 @@ pauses become cuts, and memory holds one window whatever the length."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -22,7 +24,7 @@ def kept(chunk: Chunk) -> range:
 
 
 def blocks(samples: np.ndarray, size: int) -> list[np.ndarray]:
-    return [samples[i:i + size] for i in range(0, len(samples), size)]
+    return [samples[i : i + size] for i in range(0, len(samples), size)]
 
 
 @pytest.mark.parametrize("seconds", [0.01, 3.0, 8.0, 8.02, 29.9, 61.3, 300.0])
@@ -33,13 +35,15 @@ def test_windows_tile_the_frames_exactly_and_keep_their_context(seconds: float, 
     pieces = list(chunks(blocks(noise, block), plan))
     ranges = [kept(c) for c in pieces]
     assert ranges[0].start == 0
-    for before, after in zip(ranges, ranges[1:], strict=False):
+    for before, after in itertools.pairwise(ranges):
         assert before.stop == after.start  # contiguous: no frame lost or repeated
     assert ranges[-1].stop == frames_of(len(noise))  # the last chunk keeps the very end
     for c in pieces[1:]:
-        assert not c.after_pause and c.keep_from * FRAME - c.first_frame * FRAME >= plan.context
+        assert not c.after_pause
+        assert c.keep_from * FRAME - c.first_frame * FRAME >= plan.context
     for c in pieces[:-1]:
-        assert c.keep_to is not None and (c.first_frame * FRAME + len(c.samples)) - c.keep_to * FRAME >= plan.context
+        assert c.keep_to is not None
+        assert (c.first_frame * FRAME + len(c.samples)) - c.keep_to * FRAME >= plan.context
         assert len(c.samples) == plan.size
     assert pieces[-1].end_sample == len(noise)
 
@@ -66,7 +70,8 @@ def test_pauses_become_cuts_and_long_speech_falls_back_to_windows() -> None:
         assert sum(pause < cut < pause + RATE for cut in cuts) == 1
     long_start, long_end = pause_starts[1], pause_starts[2]  # from the pause before it to the one after
     windows = [c for c in pieces if c.keep_to is not None]
-    assert windows and all(long_start <= c.first_frame * FRAME < long_end for c in windows)
+    assert windows
+    assert all(long_start <= c.first_frame * FRAME < long_end for c in windows)
     ranges = [kept(c) for c in pieces]
     for before, after, c in zip(ranges, ranges[1:], pieces[1:], strict=False):
         assert after.start == before.stop or (c.after_pause and after.start >= before.stop)

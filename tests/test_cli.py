@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 import sys
@@ -38,7 +39,8 @@ def test_transcribe_a_folder_to_subtitles_and_resume(stack: Stack, tmp_path: Pat
     try:
         # Submit only (several files: one batch), as an interrupted run would have done ...
         first = stt("transcribe", str(folder), "--url", server.url)
-        assert first.returncode == 1 and "notes.wav: refused (invalid_audio)" in first.stderr
+        assert first.returncode == 1
+        assert "notes.wav: refused (invalid_audio)" in first.stderr
         header, *lines = first.stdout.splitlines()
         assert header.startswith("batch ")
         submitted = dict(line.split("\t")[::-1] for line in lines)
@@ -47,8 +49,7 @@ def test_transcribe_a_folder_to_subtitles_and_resume(stack: Stack, tmp_path: Pat
         # ... then run again with a worker and --wait: the same jobs come back, none is made twice.
         worker = CeleryWorker(stack.env, tmp_path / "worker.log").start()
         try:
-            second = stt("transcribe", str(folder), "--url", server.url, "--wait", "--format", "srt",
-                         "--out", str(out))
+            second = stt("transcribe", str(folder), "--url", server.url, "--wait", "--format", "srt", "--out", str(out))
         finally:
             worker.stop()
         assert second.returncode == 1, second.stderr  # the bad file still fails, loudly
@@ -59,20 +60,25 @@ def test_transcribe_a_folder_to_subtitles_and_resume(stack: Stack, tmp_path: Pat
         assert [p.name for p in written] == ["clip01.srt", "clip02.srt", "clip04.srt"]
         for path in written:
             cues = list(srt.parse(path.read_text(encoding="utf-8")))
-            assert cues and all(a.end <= b.start for a, b in zip(cues, cues[1:], strict=False))
+            assert cues
+            assert all(a.end <= b.start for a, b in itertools.pairwise(cues))
         assert not list(out.glob("*.part"))
 
         job_id = next(v for k, v in submitted.items() if k.endswith("clip01.wav"))
         status = stt("status", job_id, "--url", server.url)
-        assert status.returncode == 0 and status.stdout.startswith("succeeded  progress 100%")
+        assert status.returncode == 0
+        assert status.stdout.startswith("succeeded  progress 100%")
         text = stt("result", job_id, "--url", server.url)
-        assert text.returncode == 0 and text.stdout.strip()
+        assert text.returncode == 0
+        assert text.stdout.strip()
         missing = stt("status", "00000000-0000-0000-0000-000000000000", "--url", server.url)
-        assert missing.returncode == 2 and "job_not_found" in missing.stderr
+        assert missing.returncode == 2
+        assert "job_not_found" in missing.stderr
 
         # Run again: the batch is found from --out's state file, nothing is uploaded or made again.
         third = stt("transcribe", str(folder), "--url", server.url, "--format", "srt", "--out", str(out))
-        assert third.returncode == 1 and "notes.wav: refused" in third.stderr
+        assert third.returncode == 1
+        assert "notes.wav: refused" in third.stderr
         assert third.stdout.splitlines()[0] == header
         with stack.session_factory() as s:
             assert s.scalar(select(func.count()).select_from(Job)) == 4
@@ -82,7 +88,8 @@ def test_transcribe_a_folder_to_subtitles_and_resume(stack: Stack, tmp_path: Pat
             single = stt("transcribe", str(SAMPLES / "clip05.wav"), "--url", server.url, "--wait")
         finally:
             worker.stop()
-        assert single.returncode == 0 and single.stdout.strip(), single.stderr
+        assert single.returncode == 0, single.stderr
+        assert single.stdout.strip(), single.stderr
     finally:
         server.stop()
 
@@ -93,13 +100,25 @@ def test_webhooks_verify(tmp_path: Path) -> None:
     now = int(time.time())
     signature = sign(secret, "msg_1", now, body)
     (tmp_path / "body.json").write_text(body)
-    args = ["webhooks", "verify", str(tmp_path / "body.json"), "--secret", secret, "--id", "msg_1",
-            "--timestamp", str(now)]
+    args = [
+        "webhooks",
+        "verify",
+        str(tmp_path / "body.json"),
+        "--secret",
+        secret,
+        "--id",
+        "msg_1",
+        "--timestamp",
+        str(now),
+    ]
     good = stt(*args, "--signature", signature)
-    assert good.returncode == 0 and good.stdout.strip() == "valid job.succeeded j-1", good.stderr
+    assert good.returncode == 0, good.stderr
+    assert good.stdout.strip() == "valid job.succeeded j-1", good.stderr
     (tmp_path / "body.json").write_text(body.replace("j-1", "j-2"))
     forged = stt(*args, "--signature", signature)
-    assert forged.returncode == 1 and "invalid" in forged.stderr
+    assert forged.returncode == 1
+    assert "invalid" in forged.stderr
     (tmp_path / "body.json").write_text(body)
     stale = stt(*args[:-1], str(now - 3600), "--signature", sign(secret, "msg_1", now - 3600, body))
-    assert stale.returncode == 1 and "invalid" in stale.stderr
+    assert stale.returncode == 1
+    assert "invalid" in stale.stderr

@@ -52,8 +52,10 @@ def default_command(name: str) -> list[str]:
 
 def test_the_stack_has_every_part() -> None:
     assert {"api", "worker", "redis", "postgres", "flower", "migrate"} <= set(SERVICES)
-    assert image_of(SERVICES["api"]) == "Dockerfile.api" and image_of(SERVICES["migrate"]) == "Dockerfile.api"
-    assert image_of(SERVICES["worker"]) == "Dockerfile.worker" and image_of(SERVICES["flower"]) == "Dockerfile.worker"
+    assert image_of(SERVICES["api"]) == "Dockerfile.api"
+    assert image_of(SERVICES["migrate"]) == "Dockerfile.api"
+    assert image_of(SERVICES["worker"]) == "Dockerfile.worker"
+    assert image_of(SERVICES["flower"]) == "Dockerfile.worker"
     for name in ("redis", "postgres"):
         assert "healthcheck" in SERVICES[name]
     for name in ("api", "worker"):
@@ -105,7 +107,7 @@ def test_every_container_command_names_a_real_module(name: str) -> None:
     image = image_of(service)
     assert image is not None
     check_command(service.get("command") or default_command(image), copied(image))
-    health = [a for op, a in dockerfile(image) if op == "HEALTHCHECK"][0]
+    health = next(a for op, a in dockerfile(image) if op == "HEALTHCHECK")
     cmd = json.loads(health.split("CMD", 1)[1].strip())
     if cmd[0] == "sh":
         check_command(shlex.split(cmd[2]), copied(image))
@@ -138,18 +140,35 @@ def test_compose_publishes_flower_on_loopback_with_no_default_login() -> None:
     assert flower["environment"]["FLOWER_BASIC_AUTH"] == "${FLOWER_BASIC_AUTH:-}"  # no password of ours
 
 
-@pytest.mark.parametrize("address, auth, refused", [
-    ("0.0.0.0", "", True), ("0.0.0.0", "admin:change-me", True), ("0.0.0.0", "ops:short", True),
-    ("0.0.0.0", "nocolon", True), ("0.0.0.0", "ops:a-long-real-password,dev:changeme", True),
-    ("0.0.0.0", "ops:a-long-real-password", False), ("::", "", True),
-    ("127.0.0.1", "", False), ("localhost", "", False), ("::1", "", False),
-])
+@pytest.mark.parametrize(
+    ("address", "auth", "refused"),
+    [
+        ("0.0.0.0", "", True),
+        ("0.0.0.0", "admin:change-me", True),
+        ("0.0.0.0", "ops:short", True),
+        ("0.0.0.0", "nocolon", True),
+        ("0.0.0.0", "ops:a-long-real-password,dev:changeme", True),
+        ("0.0.0.0", "ops:a-long-real-password", False),
+        ("::", "", True),
+        ("127.0.0.1", "", False),
+        ("localhost", "", False),
+        ("::1", "", False),
+    ],
+)
 def test_flower_refuses_to_listen_beyond_loopback_without_a_real_login(address: str, auth: str, refused: bool) -> None:
     assert (login_problem(address, {"FLOWER_BASIC_AUTH": auth}) is not None) == refused
 
 
 def test_flower_exits_saying_why_instead_of_serving_without_a_login() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWER_")}
-    out = subprocess.run([sys.executable, "-m", "worker.flower", "--address", "0.0.0.0", "--port", "1"],
-                         env=env, capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
-    assert out.returncode == 1 and "refusing to start" in out.stderr and "FLOWER_BASIC_AUTH" in out.stderr
+    out = subprocess.run(
+        [sys.executable, "-m", "worker.flower", "--address", "0.0.0.0", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+    )
+    assert out.returncode == 1
+    assert "refusing to start" in out.stderr
+    assert "FLOWER_BASIC_AUTH" in out.stderr

@@ -41,7 +41,8 @@ def test_words_split_at_the_delimiter_with_their_own_times(decoder: CtcDecoder) 
 def test_special_tokens_and_empty_output(decoder: CtcDecoder) -> None:
     assert decoder.decode(logits_for("____"), FRAME) == ("", [])
     text, words = decoder.decode(logits_for("a?l"), FRAME)
-    assert text == "al" and words[0].end == 0.06
+    assert text == "al"
+    assert words[0].end == 0.06
 
 
 def test_confidence_reflects_uncertain_frames(decoder: CtcDecoder) -> None:
@@ -74,7 +75,8 @@ def test_pieces_must_be_contiguous_unless_after_a_pause(decoder: CtcDecoder) -> 
         stream.feed(logits_for("la"), first_frame=3)
     stream.feed(logits_for("la"), first_frame=3, after_pause=True)  # a cut at a pause ends the word
     text, words = stream.finish()
-    assert text == "al la" and words[1].start == pytest.approx(3 * FRAME)
+    assert text == "al la"
+    assert words[1].start == pytest.approx(3 * FRAME)
 
 
 def test_a_long_silence_ends_a_word_without_a_delimiter(decoder: CtcDecoder) -> None:

@@ -30,5 +30,6 @@ def test_every_error_code_is_one_of_the_enum_and_documented() -> None:
 
 def test_readme_names_the_two_commands_and_ci_runs_the_test_one() -> None:
     readme = (REPO_ROOT / "README.md").read_text()
-    assert "make demo" in readme and "make test" in readme
+    assert "make demo" in readme
+    assert "make test" in readme
     assert "make test" in (REPO_ROOT / ".ci" / "run").read_text()

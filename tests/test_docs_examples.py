@@ -110,9 +110,18 @@ def test_every_curl_line_of_the_readme_tour_answers_without_an_error(servers: Se
     env = {**os.environ, "ID": job_id, "BATCH": batch_id}
     for line in lines:
         runnable = line.replace("localhost:8000", servers.open.removeprefix("http://"))
-        out = subprocess.run(["bash", "-c", f"{runnable} --silent --show-error --fail-with-body --output /dev/null"
-                              " --write-out '%{http_code}'"], cwd=servers.workdir, env=env, capture_output=True,
-                             text=True, timeout=60)
+        out = subprocess.run(
+            [
+                "bash",
+                "-c",
+                f"{runnable} --silent --show-error --fail-with-body --output /dev/null --write-out '%{{http_code}}'",
+            ],
+            cwd=servers.workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert out.returncode == 0, (line, out.stdout, out.stderr)
         assert out.stdout in {"200", "202", "204"}, (line, out.stdout)
 
@@ -121,9 +130,13 @@ def test_the_documented_archive_variant_and_the_local_webhook_walkthrough(server
     with httpx.Client(base_url=servers.open, timeout=60) as api:
         archive = (servers.workdir / "lectures.zip").read_bytes()
         r = api.post("/v1/batches", files={"archive": ("lectures.zip", archive)})
-        assert r.status_code == 202 and r.json()["items"][0]["filename"] == "week1/clip05.wav"
-        r = api.post("/v1/jobs", files={"file": ("a.wav", (SAMPLES / "clip01.wav").read_bytes())},
-                     data={"webhook_url": "http://127.0.0.1:9000/hook"})  # without STT_WEBHOOK_ALLOWED_HOSTS
+        assert r.status_code == 202
+        assert r.json()["items"][0]["filename"] == "week1/clip05.wav"
+        r = api.post(
+            "/v1/jobs",
+            files={"file": ("a.wav", (SAMPLES / "clip01.wav").read_bytes())},
+            data={"webhook_url": "http://127.0.0.1:9000/hook"},
+        )  # without STT_WEBHOOK_ALLOWED_HOSTS
         assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_webhook_url")
         assert "STT_WEBHOOK_ALLOWED_HOSTS" in r.json()["error"]["message"]
     (walkthrough,) = [b for b in blocks(README, "bash") if "STT_WEBHOOK_ALLOWED_HOSTS=127.0.0.1 make up" in b]
@@ -139,11 +152,17 @@ def test_every_python_example_runs_as_written_with_keys_on(servers: Servers, sou
         examples = blocks(API_DOC, "python")
     assert examples, source
     for code in examples:
-        code = code.replace("http://localhost:8000", servers.keyed).replace("api_key=None", "api_key=os.environ"
-                                                                             "['STT_API_KEY']")
-        out = subprocess.run([sys.executable, "-c", "import os\n" + code], cwd=servers.workdir, capture_output=True,
-                             text=True, timeout=180, env={**os.environ, "STT_API_KEY": servers.key,
-                                                          "PYTHONPATH": str(REPO_ROOT)})
+        code = code.replace("http://localhost:8000", servers.keyed).replace(
+            "api_key=None", "api_key=os.environ['STT_API_KEY']"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", "import os\n" + code],
+            cwd=servers.workdir,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env={**os.environ, "STT_API_KEY": servers.key, "PYTHONPATH": str(REPO_ROOT)},
+        )
         assert out.returncode == 0, (code, out.stderr[-3000:])
         assert out.stdout.strip(), code
 
@@ -154,10 +173,12 @@ def test_the_example_job_is_what_the_same_sample_returns(servers: Servers) -> No
     real = httpx.get(f"{servers.open}/v1/jobs/{job_id}").json()
     assert _shape(example) == _shape(real)
     assert {k: example["audio"][k] for k in ("filename", "format", "bytes", "duration_s")} == {
-        k: real["audio"][k] for k in ("filename", "format", "bytes", "duration_s")}
+        k: real["audio"][k] for k in ("filename", "format", "bytes", "duration_s")
+    }
     assert real["audio"]["sha256"].startswith(example["audio"]["sha256"].rstrip("…"))
     for name, value in example["timings"].items():
-        assert value == round(value, 4) and real["timings"][name] == round(real["timings"][name], 4)
+        assert value == round(value, 4)
+        assert real["timings"][name] == round(real["timings"][name], 4)
 
 
 def _shape(value: object) -> object:
@@ -177,8 +198,11 @@ def test_the_client_usage_names_only_what_the_module_defines() -> None:
 
 def test_every_stt_command_of_the_readme_runs_with_keys_on(servers: Servers) -> None:
     (block,) = [b for b in blocks(README, "bash") if "stt transcribe" in b]
-    lines = [re.sub(r"\s+#.*$", "", line).strip() for line in block.splitlines()
-             if line.startswith("stt ") and "…" not in line]
+    lines = [
+        re.sub(r"\s+#.*$", "", line).strip()
+        for line in block.splitlines()
+        if line.startswith("stt ") and "…" not in line
+    ]
     assert len(lines) >= 3
     lectures = servers.workdir / "lectures"
     lectures.mkdir(exist_ok=True)
@@ -188,10 +212,16 @@ def test_every_stt_command_of_the_readme_runs_with_keys_on(servers: Servers) -> 
         clip = (SAMPLES / "clip01.wav").read_bytes()
         job_id = str(api.post("/v1/jobs", files={"file": ("a.wav", clip)}).json()["id"])
         wait_for(lambda: api.get(f"/v1/jobs/{job_id}").json()["status"] == "succeeded", 60, "the job")
-    env = {**os.environ, "ID": job_id, "STT_URL": servers.keyed, "STT_API_KEY": servers.key,
-           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "ID": job_id,
+        "STT_URL": servers.keyed,
+        "STT_API_KEY": servers.key,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
     for line in lines:
-        out = subprocess.run(["bash", "-c", line], cwd=servers.workdir, env=env, capture_output=True, text=True,
-                             timeout=180)
+        out = subprocess.run(
+            ["bash", "-c", line], cwd=servers.workdir, env=env, capture_output=True, text=True, timeout=180
+        )
         assert out.returncode == 0, (line, out.stdout[-2000:], out.stderr[-2000:])
     assert sorted(p.name for p in (servers.workdir / "subtitles").glob("*.srt")) == ["clip01.srt", "clip02.srt"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import socket
 import uuid
@@ -64,7 +65,7 @@ def test_submit_poll_and_fetch_the_transcript(stack: Stack, api: httpx.Client, t
     try:
         wait_for(lambda: api.get("/ready").status_code == 200, 90, "the worker's models to be warm", interval=0.01)
         redis = Redis.from_url(stack.settings.redis_url)
-        assert readiness.ready_models(redis) == {name: 1 for name in list_models(stack.settings.models_dir)}
+        assert readiness.ready_models(redis) == dict.fromkeys(list_models(stack.settings.models_dir), 1)
         ids = {submit(api, clip): clip for clip in sorted(SAMPLES.glob("clip*"))}
         references = json.loads((SAMPLES / "references.json").read_text())
         texts, hypotheses = [], []
@@ -73,14 +74,19 @@ def test_submit_poll_and_fetch_the_transcript(stack: Stack, api: httpx.Client, t
             assert job["status"] == "succeeded", job
             texts.append(references[clip.name]["text"])
             hypotheses.append(job["result"]["text"])
-            assert job["attempts"] == 1 and job["progress"] == 1.0 and job["error"] is None
+            assert job["attempts"] == 1
+            assert job["progress"] == 1.0
+            assert job["error"] is None
             duration = sf.info(clip).duration
             words = job["result"]["words"]
-            assert job["result"]["text"] == " ".join(w["word"] for w in words) and words
+            assert job["result"]["text"] == " ".join(w["word"] for w in words)
+            assert words
             for w in words:
-                assert 0 <= w["start"] < w["end"] <= duration + 0.05 and 0 < w["confidence"] <= 1
+                assert 0 <= w["start"] < w["end"] <= duration + 0.05
+                assert 0 < w["confidence"] <= 1
             timings = job["timings"]
-            assert timings["queue_wait_s"] >= 0 and timings["processing_s"] > 0
+            assert timings["queue_wait_s"] >= 0
+            assert timings["processing_s"] > 0
             rtf = timings["processing_s"] / job["audio"]["duration_s"]
             assert timings["real_time_factor"] == pytest.approx(rtf, rel=0.05)
             assert api.get(f"/v1/jobs/{job_id}/transcript").text == job["result"]["text"] + "\n"
@@ -88,7 +94,8 @@ def test_submit_poll_and_fetch_the_transcript(stack: Stack, api: httpx.Client, t
         # /ready waited for the worker's main process to consume, not only for warm models: the first job
         # submitted after it was taken at once.
         assert wait_done(api, next(iter(ids)))["timings"]["queue_wait_s"] < 0.5
-        assert "job " in worker.log() and "RIFF" not in worker.log()
+        assert "job " in worker.log()
+        assert "RIFF" not in worker.log()
         assert not [h for h in hypotheses if len(h) > 8 and h in worker.log()]  # no transcripts in logs
         assert jiwer.cer(texts, hypotheses) < 0.5  # the bundled model really transcribes held-out sentences
     finally:
@@ -97,14 +104,18 @@ def test_submit_poll_and_fetch_the_transcript(stack: Stack, api: httpx.Client, t
     assert api.get("/ready").status_code == 503
 
 
-def test_undecodable_audio_fails_the_job_once_with_a_code(stack: Stack, api: httpx.Client, worker: CeleryWorker,
-                                                          tmp_path: Path) -> None:
+@pytest.mark.usefixtures("stack")
+def test_undecodable_audio_fails_the_job_once_with_a_code(
+    api: httpx.Client, worker: CeleryWorker, tmp_path: Path
+) -> None:
     # A float WAV whose header is fine (so the api accepts it) but whose samples are NaN.
     path = tmp_path / "nan.wav"
     sf.write(path, np.full(16000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
     worker.start()
     job = wait_done(api, submit(api, path))
-    assert job["status"] == "failed" and job["error"]["code"] == "invalid_audio" and job["attempts"] == 1
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "invalid_audio"
+    assert job["attempts"] == 1
     good = wait_done(api, submit(api, SAMPLES / "clip02.flac"))  # the worker lived on
     assert good["status"] == "succeeded"
 
@@ -118,7 +129,10 @@ def test_delete_of_a_queued_job_cancels_it_for_good(stack: Stack, api: httpx.Cli
     wait_for(lambda: "skipped" in worker.log(), 10, "the canceled job's message to be consumed")
     with stack.session_factory() as s:
         job = s.get(Job, uuid.UUID(canceled))
-        assert job is not None and job.status == "canceled" and job.attempts == 0 and job.text is None
+        assert job is not None
+        assert job.status == "canceled"
+        assert job.attempts == 0
+        assert job.text is None
     assert stack.storage.list_keys() == [f"audio/{later[:2]}/{later}"]
 
 
@@ -135,8 +149,14 @@ def test_a_killed_and_restarted_worker_loses_no_queued_job(
     # Short visibility timeout and lease, so the job running at the kill comes back within the test. The
     # lease must run out before Redis hands the message out again (no reaper runs here): with both at
     # 10 s the redelivery could come a few ms early, find the job still leased, and be dropped.
-    stack = make_stack(database_url, redis_server.url, tmp_path, broker_visibility_timeout=10,
-                       job_lease_seconds=4, broker_restore_interval=1)
+    stack = make_stack(
+        database_url,
+        redis_server.url,
+        tmp_path,
+        broker_visibility_timeout=10,
+        job_lease_seconds=4,
+        broker_restore_interval=1,
+    )
     server = ThreadedServer(create_app(stack.settings))
     worker = CeleryWorker(stack.env, tmp_path / "worker.log")
     try:
@@ -171,15 +191,19 @@ def test_a_killed_and_restarted_worker_loses_no_queued_job(
 def test_a_client_that_disconnects_mid_upload_leaves_nothing(stack: Stack) -> None:
     payload = (SAMPLES / "clip01.wav").read_bytes()
     boundary = "xyzzy"
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
-            f"Content-Type: audio/wav\r\n\r\n").encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
+        f"Content-Type: audio/wav\r\n\r\n"
+    ).encode()
     total = len(head) + len(payload) + len(f"\r\n--{boundary}--\r\n")
     server = ThreadedServer(create_app(stack.settings))
     try:
         with socket.create_connection(("127.0.0.1", server.port)) as sock:
             sock.sendall(
                 f"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
-                f"Content-Length: {total}\r\n\r\n".encode() + head + payload[: len(payload) // 2]
+                f"Content-Length: {total}\r\n\r\n".encode()
+                + head
+                + payload[: len(payload) // 2]
             )
             wait_for(lambda: server.server.server_state.tasks, 10, "the api to take the request")
         wait_for(server.idle, 10, "the api to finish with the abandoned request")
@@ -201,8 +225,7 @@ def test_long_audio_in_any_container_reports_progress_and_gives_subtitles(
     from tests.audio_files import FORMATS, encode, silence_opus_webm
 
     Redis.from_url(redis_server.url).flushall()
-    stack = make_stack(database_url, redis_server.url, tmp_path, max_audio_seconds=480,
-                       progress_interval_seconds=0.1)
+    stack = make_stack(database_url, redis_server.url, tmp_path, max_audio_seconds=480, progress_interval_seconds=0.1)
     clips = [audio.decode(p, 16000, 60) for p in sorted(SAMPLES.glob("clip*"))]
     pieces: list[np.ndarray] = []
     while sum(map(len, pieces)) < 6 * 60 * 16000:  # six minutes of sentences and pauses
@@ -228,14 +251,18 @@ def test_long_audio_in_any_container_reports_progress_and_gives_subtitles(
                 return body if body["status"] in TERMINAL else None
 
             job = wait_for(finished, 120, "the long job", interval=0.02)
-            assert job["status"] == "succeeded", job  # type: ignore[index]
-            assert job["audio"]["format"] == "mp3" and job["audio"]["duration_s"] > 359  # type: ignore[index]
+            assert job["status"] == "succeeded", job
+            assert job["audio"]["format"] == "mp3"
+            assert job["audio"]["duration_s"] > 359
             midway = [(p, eta) for p, eta in seen if 0 < p < 1]
-            assert midway and all(eta is not None and eta >= 0 for _, eta in midway)
-            assert [p for p, _ in seen] == sorted(p for p, _ in seen) and any(0 < p < 1 for p in listed)
+            assert midway
+            assert all(eta is not None and eta >= 0 for _, eta in midway)
+            assert [p for p, _ in seen] == sorted(p for p, _ in seen)
+            assert any(0 < p < 1 for p in listed)
 
             result = api.get(f"/v1/jobs/{job_id}/transcript", params={"format": "json"}).json()
-            assert result["segments"] and " ".join(s["text"] for s in result["segments"]) == result["text"]
+            assert result["segments"]
+            assert " ".join(s["text"] for s in result["segments"]) == result["text"]
             srt_response = api.get(f"/v1/jobs/{job_id}/transcript", params={"format": "srt"})
             assert srt_response.headers["content-type"].startswith("application/x-subrip")
             cues = list(srt.parse(srt_response.text))
@@ -243,7 +270,7 @@ def test_long_audio_in_any_container_reports_progress_and_gives_subtitles(
             assert vtt_response.headers["content-type"].startswith("text/vtt")
             vtt = webvtt.from_buffer(io.StringIO(vtt_response.text))
             assert len(cues) == len(vtt.captions) == len(result["segments"])
-            for a, b in zip(cues, cues[1:], strict=False):
+            for a, b in itertools.pairwise(cues):
                 assert a.start < a.end <= b.start < b.end
             for a, b in zip(vtt.captions, vtt.captions[1:], strict=False):
                 assert a.start_time.in_milliseconds() < a.end_time.in_milliseconds() <= b.start_time.in_milliseconds()
@@ -256,13 +283,15 @@ def test_long_audio_in_any_container_reports_progress_and_gives_subtitles(
             bomb = tmp_path / "bomb.webm"
             bomb.write_bytes(silence_opus_webm(500))
             failed = wait_done(api, submit(api, bomb))
-            assert failed["status"] == "failed" and failed["error"]["code"] == "audio_too_long"
+            assert failed["status"] == "failed"
+            assert failed["error"]["code"] == "audio_too_long"
             assert failed["attempts"] == 1
             # A cut-off Ogg file is refused at the door.
             cut = tmp_path / "cut.ogg"
             cut.write_bytes((SAMPLES / "clip03.ogg").read_bytes()[:20000])
             refused = api.post("/v1/jobs", files={"file": ("cut.ogg", cut.read_bytes())})
-            assert refused.status_code == 422 and refused.json()["error"]["code"] == "truncated_audio"
+            assert refused.status_code == 422
+            assert refused.json()["error"]["code"] == "truncated_audio"
             assert wait_done(api, submit(api, SAMPLES / "clip02.flac"))["status"] == "succeeded"  # worker alive
     finally:
         worker.stop()

@@ -28,7 +28,8 @@ def test_export_writes_a_folder_the_worker_serves_with_torch_parity(checkpoint: 
     manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
     assert set(manifest["files"]) == {"model.onnx", "model.int8.onnx", "vocab.json"}
     assert manifest["metrics"]["parity_fp32_max_abs_diff"] < 1e-3
-    assert manifest["frame_stride_samples"] == 320 and manifest["receptive_field_samples"] == 400
+    assert manifest["frame_stride_samples"] == 320
+    assert manifest["receptive_field_samples"] == 400
     assert not list(tmp_path.glob(".export-*"))  # staging folder gone
 
     from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
@@ -63,8 +64,11 @@ def test_int8_only_ships_just_the_quantised_model(checkpoint: Path, tmp_path: Pa
 def test_a_checkpoint_without_a_ctc_head_is_refused(tmp_path: Path) -> None:
     from transformers import Wav2Vec2Config, Wav2Vec2Model
 
-    Wav2Vec2Model(Wav2Vec2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                 intermediate_size=32, conv_dim=(32,) * 7)).save_pretrained(tmp_path / "base")
+    Wav2Vec2Model(
+        Wav2Vec2Config(
+            hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, conv_dim=(32,) * 7
+        )
+    ).save_pretrained(tmp_path / "base")
     with pytest.raises(ExportError, match="Wav2Vec2ForCTC"):
         export_checkpoint(str(tmp_path / "base"), tmp_path / "out", ExportOptions(name="x"))
     assert not (tmp_path / "out").exists()
@@ -94,8 +98,15 @@ def test_the_time_major_feature_encoder_computes_the_convolutional_one(norm: str
     from export.time_major import TimeMajorFeatureEncoder
 
     torch.manual_seed(0)
-    config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-                            conv_dim=(24, 32, 32, 32, 32, 48, 48), feat_extract_norm=norm, conv_bias=conv_bias)
+    config = Wav2Vec2Config(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        conv_dim=(24, 32, 32, 32, 32, 48, 48),
+        feat_extract_norm=norm,
+        conv_bias=conv_bias,
+    )
     encoder = Wav2Vec2Model(config).eval().feature_extractor
     for layer in encoder.modules():  # random norm affines too, so a swapped weight or bias would show
         if isinstance(layer, (torch.nn.LayerNorm, torch.nn.GroupNorm)):
@@ -140,7 +151,8 @@ def test_a_checkpoint_rebuilt_from_an_int8_folder_exports_the_same_model(checkpo
     from stt_common.settings import REPO_ROOT
 
     spec = importlib.util.spec_from_file_location("rebuild", REPO_ROOT / "scripts" / "checkpoint_from_onnx.py")
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     export_checkpoint(str(checkpoint), tmp_path / "int8", ExportOptions(name="x", keep_fp32=False))

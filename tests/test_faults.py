@@ -45,9 +45,14 @@ def fault_stack(database_url: str, redis_url: str, tmp_path: Path, **overrides: 
     """Fast recovery for tests: a 3 s lease, a reaper every second with a 1 s grace, quick webhook
     retries to a local receiver."""
     values: dict[str, object] = {
-        "job_lease_seconds": 3, "reaper_interval_seconds": 1.0, "reaper_grace_seconds": 1.0,
-        "task_retry_backoff_max": 2, "webhook_allowed_hosts": ["127.0.0.1"],
-        "webhook_retry_schedule": [0.3] * 8, "webhook_sweep_seconds": 0.5, "webhook_timeout_seconds": 2.0,
+        "job_lease_seconds": 3,
+        "reaper_interval_seconds": 1.0,
+        "reaper_grace_seconds": 1.0,
+        "task_retry_backoff_max": 2,
+        "webhook_allowed_hosts": ["127.0.0.1"],
+        "webhook_retry_schedule": [0.3] * 8,
+        "webhook_sweep_seconds": 0.5,
+        "webhook_timeout_seconds": 2.0,
         **overrides,
     }
     return make_stack(database_url, redis_url, tmp_path, **values)
@@ -75,19 +80,24 @@ def wait_status(stack: Stack, status: str, timeout: float = 30) -> str:
     return wait_for(one, timeout, f"a job to be {status}", interval=0.02)
 
 
-def wait_all_delivered(stack: Stack, ids: list[str], receiver: WebhookReceiver, timeout: float = 90) -> None:
+def wait_all_delivered(stack: Stack, ids: list[str], timeout: float = 90) -> None:
     def done() -> bool:
         with stack.session_factory() as s:
             statuses = [j.status for j in s.scalars(select(Job))]
             delivered = [d.status for d in s.scalars(select(WebhookDelivery))]
-        return (len(statuses) == len(ids) and all(st in TERMINAL for st in statuses)
-                and len(delivered) == len(ids) and all(st == "delivered" for st in delivered))
+        return (
+            len(statuses) == len(ids)
+            and all(st in TERMINAL for st in statuses)
+            and len(delivered) == len(ids)
+            and all(st == "delivered" for st in delivered)
+        )
 
     wait_for(done, timeout, "every job finished and its webhook delivered", interval=0.2)
 
 
-def assert_each_job_finished_once(stack: Stack, ids: list[str], receiver: WebhookReceiver,
-                                  logs: list[str]) -> list[Job]:
+def assert_each_job_finished_once(
+    stack: Stack, ids: list[str], receiver: WebhookReceiver, logs: list[str]
+) -> list[Job]:
     """The invariants of docs/RELIABILITY.md, checked in the database, the receiver, the worker logs
     and storage."""
     with stack.session_factory() as s:
@@ -96,11 +106,15 @@ def assert_each_job_finished_once(stack: Stack, ids: list[str], receiver: Webhoo
     assert sorted(str(j.id) for j in found) == sorted(ids), "a job was lost, or one appeared"
     for job in found:
         assert job.status == "succeeded", (job.id, job.status, job.error_code, job.error_message)
-        assert job.result is not None and job.text is not None and job.lease_expires_at is None
+        assert job.result is not None
+        assert job.text is not None
+        assert job.lease_expires_at is None
     # One run stored a result per job: no duplicate completion in any worker's log.
     completions = collections.Counter(
         line.split("job ", 1)[1].split(":", 1)[0]
-        for log in logs for line in log.splitlines() if ": succeeded in " in line
+        for log in logs
+        for line in log.splitlines()
+        if ": succeeded in " in line
     )
     assert {i: completions[i] for i in ids} == dict.fromkeys(ids, 1), completions
     # One event per job, delivered; every request for it carried the same webhook-id.
@@ -165,10 +179,11 @@ def test_a_worker_sigkilled_mid_job_loses_nothing_and_a_receiver_down_then_up_ge
             doomed.kill()  # SIGKILL, main process and pool child: no cleanup, no ack
             survivor.start()
             receiver = WebhookReceiver(port=hook_port)
-            wait_all_delivered(stack, ids, receiver)
+            wait_all_delivered(stack, ids)
             assert "reaper: re-enqueued" in housekeeping.log()
-        jobs = {str(j.id): j for j in assert_each_job_finished_once(
-            stack, ids, receiver, [doomed.log(), survivor.log()])}
+        jobs = {
+            str(j.id): j for j in assert_each_job_finished_once(stack, ids, receiver, [doomed.log(), survivor.log()])
+        }
         assert jobs[interrupted].attempts == 2  # reclaimed once its lease ran out
         assert all(j.attempts == 1 for i, j in jobs.items() if i != interrupted)
     finally:
@@ -187,7 +202,7 @@ def test_redis_restarted_empty_with_jobs_queued_and_running_loses_nothing(
         assert Redis.from_url(own_redis.url).llen("transcribe") >= 2  # the others wait in Redis
         own_redis.stop()
         own_redis.start()  # empty: the waiting messages are gone
-        wait_all_delivered(stack, ids, receiver)
+        wait_all_delivered(stack, ids)
         assert "reaper: re-enqueued" in housekeeping.log()
     found = assert_each_job_finished_once(stack, ids, receiver, [worker.log()])
     assert all(j.attempts == 1 for j in found)  # re-sent, not re-run
@@ -204,7 +219,7 @@ def test_a_job_outliving_the_visibility_timeout_runs_once(
         wait_status(stack, "processing")
         other.start()  # free to take the message Redis hands out again after 10 s
         wait_for(lambda: "not claimable" in other.log(), 30, "the restored message to reach the other worker")
-        wait_all_delivered(stack, ids, receiver)
+        wait_all_delivered(stack, ids)
     (job,) = assert_each_job_finished_once(stack, ids, receiver, [slow.log(), other.log()])
     assert job.attempts == 1
 
@@ -225,13 +240,15 @@ def test_postgres_stopped_mid_run_answers_503_then_finishes_every_job(
             running = wait_status(stack, "processing")
             postgres.stop()  # immediate: connections cut mid-transaction
             polled = api.get(f"/v1/jobs/{running}")
-            assert polled.status_code == 503 and polled.headers["retry-after"] == "5"
+            assert polled.status_code == 503
+            assert polled.headers["retry-after"] == "5"
             assert polled.json()["error"]["code"] == "database_unavailable"
             refused = api.post("/v1/jobs", files={"file": (CLIP.name, CLIP.read_bytes())})
-            assert refused.status_code == 503 and "retry-after" in refused.headers
+            assert refused.status_code == 503
+            assert "retry-after" in refused.headers
             time.sleep(3)  # the worker's result write fails meanwhile
             postgres.start()
-            wait_all_delivered(stack, ids, receiver)
+            wait_all_delivered(stack, ids)
         assert_each_job_finished_once(stack, ids, receiver, [worker.log()])
         assert "; retry 1 in " in worker.log()  # the worker rode the outage out with retries
     finally:
@@ -251,10 +268,11 @@ def test_an_api_that_dies_between_commit_and_publish_loses_no_job(
     worker = CeleryWorker(stack.env, tmp_path / "worker.log").start()
     with service(stack, tmp_path, worker) as (_, housekeeping):
         ids = list(job_statuses(stack))
-        wait_all_delivered(stack, ids, receiver)
+        wait_all_delivered(stack, ids)
         assert "reaper: re-enqueued 1 job(s)" in housekeeping.log()
     (job,) = assert_each_job_finished_once(stack, ids, receiver, [worker.log()])
-    assert job.attempts == 1 and uuid.UUID(ids[0]) == job.id
+    assert job.attempts == 1
+    assert uuid.UUID(ids[0]) == job.id
 
 
 def test_a_job_that_kills_its_worker_every_time_fails_with_worker_lost(
@@ -266,9 +284,10 @@ def test_a_job_that_kills_its_worker_every_time_fails_with_worker_lost(
     worker = CeleryWorker(with_faults(stack, "worker.before_complete=exit"), tmp_path / "worker.log").start()
     with service(stack, tmp_path, worker) as (api, _):
         job_id = submit(api, receiver.url())
-        wait_all_delivered(stack, [job_id], receiver, timeout=120)
+        wait_all_delivered(stack, [job_id], timeout=120)
         body = api.get(f"/v1/jobs/{job_id}").json()
-        assert worker.proc is not None and worker.proc.poll() is None  # the worker itself lives on
+        assert worker.proc is not None
+        assert worker.proc.poll() is None
         assert 'stt_jobs_finished_total{code="worker_lost",status="failed"} 1.0' in api.get("/metrics").text
     assert (body["status"], body["error"]["code"], body["attempts"]) == ("failed", "worker_lost", 3)
     (event,) = {json.loads(r.body)["type"] for r in receiver.received}

@@ -29,9 +29,9 @@ from tests.test_auth import new_key
 CLIP = (SAMPLES / "clip01.wav").read_bytes()
 
 HOSTILE_METADATA = {
-    "300 nested lists": "{\"k\": " + "[" * 300 + "]" * 300 + "}",
-    "2000 nested lists": "{\"k\": " + "[" * 2000 + "]" * 2000 + "}",
-    "17 nested objects": "{\"k\": " * 17 + "1" + "}" * 17,
+    "300 nested lists": '{"k": ' + "[" * 300 + "]" * 300 + "}",
+    "2000 nested lists": '{"k": ' + "[" * 2000 + "]" * 2000 + "}",
+    "17 nested objects": '{"k": ' * 17 + "1" + "}" * 17,
     "NaN": '{"score": NaN}',
     "Infinity": '{"score": Infinity}',
     "-Infinity": '{"score": -Infinity}',
@@ -56,7 +56,7 @@ def test_metadata_too_deep_or_not_json_is_refused_before_anything_is_made(stack:
 
 
 def test_metadata_at_the_depth_limit_and_with_brackets_in_strings_is_kept_as_given(stack: Stack) -> None:
-    metadata = {"note": "[[[[{{{{ \"quoted\" \\", "deep": json.loads("[" * 15 + "]" * 15)}
+    metadata = {"note": '[[[[{{{{ "quoted" \\', "deep": json.loads("[" * 15 + "]" * 15)}
     with TestClient(create_app(stack.settings)) as client:
         r = client.post("/v1/jobs", files={"file": ("a.wav", CLIP)}, data={"metadata": json.dumps(metadata)})
         assert r.status_code == 202, r.text
@@ -66,13 +66,21 @@ def test_metadata_at_the_depth_limit_and_with_brackets_in_strings_is_kept_as_giv
 
 # --- Bodies without a key, slow bodies and slow headers, against `python -m api.serve` in its own process.
 
+
 @pytest.fixture
 def guarded_api(redis_server: RedisServer, tmp_path: Path) -> Iterator[tuple[ApiProcess, Stack, Path]]:
     """The api as deployed (auth on), with short time limits, its temporary files in a folder of its own."""
     url = f"sqlite:///{tmp_path / 'stt.db'}"
     upgrade(url)
-    stack = make_stack(url, redis_server.url, tmp_path, auth_enabled=True, header_timeout_seconds=2.0,
-                       body_idle_timeout_seconds=2.0, body_min_bytes_per_second=1024)
+    stack = make_stack(
+        url,
+        redis_server.url,
+        tmp_path,
+        auth_enabled=True,
+        header_timeout_seconds=2.0,
+        body_idle_timeout_seconds=2.0,
+        body_min_bytes_per_second=1024,
+    )
     spool = tmp_path / "spool"
     spool.mkdir()
     api = ApiProcess({**stack.env, "TMPDIR": str(spool)}, tmp_path / "api.log")
@@ -91,8 +99,10 @@ def rss_mb(pid: int) -> float:
 
 def open_upload(api: ApiProcess, length: int, headers: str = "") -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", api.port), timeout=10)
-    sock.sendall(f"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-                 f"Content-Length: {length}\r\n{headers}\r\n".encode())
+    sock.sendall(
+        f"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        f"Content-Length: {length}\r\n{headers}\r\n".encode()
+    )
     return sock
 
 
@@ -126,34 +136,33 @@ def closed_within(sock: socket.socket, seconds: float) -> bool:
         return True
 
 
-def test_without_a_key_no_body_is_read_kept_in_memory_or_spooled(
-    guarded_api: tuple[ApiProcess, Stack, Path]
-) -> None:
+def test_without_a_key_no_body_is_read_kept_in_memory_or_spooled(guarded_api: tuple[ApiProcess, Stack, Path]) -> None:
     api, stack, spool = guarded_api
     before = rss_mb(api.proc.pid)
-    part = b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\n" + b"\0" * (1 << 20)
+    part = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n' + b"\0" * (1 << 20)
     for i in range(30):  # each announces 300 parts of 1 MB; the api answers before reading them
         sock = open_upload(api, 300 * len(part), headers="Authorization: Bearer stt_not_a_key\r\n" if i % 2 else "")
         sock.sendall(part[:32768])
         status, body, waited = answer(sock)
         assert (status, body["error"]["code"]) == (401, "invalid_api_key" if i % 2 else "missing_api_key")  # type: ignore[index]
         assert waited < 5
-        with pytest.raises(OSError):  # and closes the connection rather than take the rest
+        with pytest.raises((BrokenPipeError, ConnectionResetError)):  # noqa: PT012 (and closes the connection rather than take the rest)
             for _ in range(300):
                 sock.sendall(part)
         sock.close()
     assert rss_mb(api.proc.pid) - before < 100
-    assert list(spool.iterdir()) == [] and stack.storage.list_keys() == []
+    assert list(spool.iterdir()) == []
+    assert stack.storage.list_keys() == []
 
 
 def test_a_body_that_stalls_or_trickles_gets_408_and_nothing_is_kept(
-    guarded_api: tuple[ApiProcess, Stack, Path]
+    guarded_api: tuple[ApiProcess, Stack, Path],
 ) -> None:
     api, stack, spool = guarded_api
     key = new_key(stack, "acme")
     for trickle in (False, True):
         sock = open_upload(api, 10_000_000, headers=f"Authorization: {key['Authorization']}\r\n")
-        sock.sendall(b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\n" + CLIP[:4096])
+        sock.sendall(b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n' + CLIP[:4096])
         if trickle:  # a byte every half second: never idle for 2 s, far below 1 KB/s
             for _ in range(12):
                 sock.sendall(b"\0")
@@ -162,7 +171,8 @@ def test_a_body_that_stalls_or_trickles_gets_408_and_nothing_is_kept(
         assert (status, body["error"]["code"]) == (408, "request_timeout"), body  # type: ignore[index]
         assert closed_within(sock, 5)
         sock.close()
-    assert stack.storage.list_keys() == [] and list(spool.iterdir()) == []
+    assert stack.storage.list_keys() == []
+    assert list(spool.iterdir()) == []
 
 
 def test_connections_whose_headers_never_finish_are_closed(guarded_api: tuple[ApiProcess, Stack, Path]) -> None:
@@ -175,7 +185,8 @@ def test_connections_whose_headers_never_finish_are_closed(guarded_api: tuple[Ap
         time.sleep(0.7)
         with contextlib.suppress(OSError):
             dripping.sendall(b"X-Slow: 1\r\n")
-    assert closed_within(silent, 3) and closed_within(dripping, 3)
+    assert closed_within(silent, 3)
+    assert closed_within(dripping, 3)
     assert time.monotonic() - started < 6
     with httpx.Client(base_url=api.url, timeout=10) as client:  # a keep-alive client is served throughout
         assert client.get("/health").status_code == 200
@@ -183,6 +194,7 @@ def test_connections_whose_headers_never_finish_are_closed(guarded_api: tuple[Ap
 
 
 # --- Zip bombs, against the api in its own process: refused from their declarations, memory bounded.
+
 
 def zip_bytes(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
     buf = io.BytesIO()
@@ -205,7 +217,7 @@ def lying_about_its_size() -> bytes:
     """A real clip whose central directory declares 1000 bytes: extraction stops there and the CRC fails."""
     data = bytearray(zip_bytes({"clip.wav": CLIP}))
     central = data.rfind(b"PK\x01\x02")
-    data[central + 24:central + 28] = (1000).to_bytes(4, "little")
+    data[central + 24 : central + 28] = (1000).to_bytes(4, "little")
     return bytes(data)
 
 
@@ -221,13 +233,14 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def test_zip_bombs_are_refused_from_their_declarations_with_the_api_memory_bounded(
-    guarded_api: tuple[ApiProcess, Stack, Path]
+    guarded_api: tuple[ApiProcess, Stack, Path],
 ) -> None:
     api, stack, spool = guarded_api
     key = new_key(stack, "acme")
     thousand_megabytes = zip_bytes({f"{i:04d}.wav": bytes(1 << 20) for i in range(1000)})
     one_gigabyte = zeros_member(1 << 30)
-    assert len(thousand_megabytes) < 2 << 20 and len(one_gigabyte) < 2 << 20
+    assert len(thousand_megabytes) < 2 << 20
+    assert len(one_gigabyte) < 2 << 20
     with httpx.Client(base_url=api.url, timeout=120) as client:
         r = client.post("/v1/batches", files={"archive": ("bomb.zip", one_gigabyte)})
         assert r.status_code == 401  # before authentication: refused without reading it
@@ -254,13 +267,17 @@ def test_zip_bombs_are_refused_from_their_declarations_with_the_api_memory_bound
         assert r.json()["items"][0]["error"]["code"] == "corrupt_archive_member"
         r = post(zip_bytes({"../../escape.wav": CLIP, "/etc/abs.wav": CLIP, "ok/clip.wav": CLIP, ".hidden.wav": CLIP}))
         items = [(i["filename"], i["status"], (i["error"] or {}).get("code")) for i in r.json()["items"]]
-        assert items == [("escape.wav", "failed", "unsafe_archive_path"), ("abs.wav", "failed", "unsafe_archive_path"),
-                         ("ok/clip.wav", "queued", None)]
+        assert items == [
+            ("escape.wav", "failed", "unsafe_archive_path"),
+            ("abs.wav", "failed", "unsafe_archive_path"),
+            ("ok/clip.wav", "queued", None),
+        ]
     assert list(spool.iterdir()) == []  # every extracted member's temporary file is gone
     assert len(stack.storage.list_keys()) == 1
 
 
 # --- Requests that wait for their transcription (POST /v1/audio/transcriptions) against a stalled queue.
+
 
 def test_waiting_transcriptions_hold_no_thread_and_each_tenant_may_have_only_so_many(
     redis_server: RedisServer, tmp_path: Path
@@ -268,16 +285,21 @@ def test_waiting_transcriptions_hold_no_thread_and_each_tenant_may_have_only_so_
     url = f"sqlite:///{tmp_path / 'stt.db'}"
     upgrade(url)
     waiting = 45  # more than AnyIO's 40 worker threads, which sync waits used to hold
-    stack = make_stack(url, redis_server.url, tmp_path, auth_enabled=True, openai_wait_seconds=8.0,
-                       openai_max_waiting=waiting)
+    stack = make_stack(
+        url, redis_server.url, tmp_path, auth_enabled=True, openai_wait_seconds=8.0, openai_max_waiting=waiting
+    )
     patient, other = new_key(stack, "patient"), new_key(stack, "other")
     server = ThreadedServer(create_app(stack.settings))  # no worker: every job stays queued
     try:
         with httpx.Client(base_url=server.url, timeout=60, limits=httpx.Limits(max_connections=100)) as client:
 
             def transcribe() -> httpx.Response:
-                return client.post("/v1/audio/transcriptions", files={"file": ("a.wav", CLIP)},
-                                   data={"model": "whisper-1"}, headers=patient)
+                return client.post(
+                    "/v1/audio/transcriptions",
+                    files={"file": ("a.wav", CLIP)},
+                    data={"model": "whisper-1"},
+                    headers=patient,
+                )
 
             with ThreadPoolExecutor(waiting) as pool:
                 answers = [pool.submit(transcribe) for _ in range(waiting)]

@@ -70,21 +70,25 @@ def test_the_bundled_model_decodes_with_its_language_model_unless_told_not_to() 
     from training.evaluate import error_rates
 
     manifest = read_manifest(BUNDLED)
-    assert manifest.language_model is not None and manifest.language_model.file in manifest.files
+    assert manifest.language_model is not None
+    assert manifest.language_model.file in manifest.files
     with_lm = Recognizer.load(BUNDLED, threads=2)
     greedy = Recognizer.load(BUNDLED, threads=2, language_model=False)
-    assert with_lm.decoder.beam is not None and greedy.decoder.beam is None
+    assert with_lm.decoder.beam is not None
+    assert greedy.decoder.beam is None
     clips = sample_clips()
     by_lm = [with_lm.transcribe(samples) for _, samples in clips]
     by_greedy = [greedy.transcribe(samples) for _, samples in clips]
     references = [text for text, _ in clips]
     lm_rates = error_rates(references, [t.text for t in by_lm])
     greedy_rates = error_rates(references, [t.text for t in by_greedy])
-    assert lm_rates["wer"] <= greedy_rates["wer"] and lm_rates["cer"] <= greedy_rates["cer"]
+    assert lm_rates["wer"] <= greedy_rates["wer"]
+    assert lm_rates["cer"] <= greedy_rates["cer"]
     for transcript in by_lm:  # words, times and confidences come from the beam's path as from greedy's
         assert transcript.text == " ".join(w.word for w in transcript.words)
         starts = [w.start for w in transcript.words]
-        assert starts == sorted(starts) and all(0 < w.confidence <= 1 and w.end > w.start for w in transcript.words)
+        assert starts == sorted(starts)
+        assert all(0 < w.confidence <= 1 and w.end > w.start for w in transcript.words)
 
 
 def test_a_tampered_or_unlisted_language_model_is_refused(tmp_path: Path) -> None:

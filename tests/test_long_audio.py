@@ -118,11 +118,13 @@ def words_within(words: list[Word], start: float, end: float) -> list[Word]:
 def test_long_transcript_matches_the_utterances_and_their_times(
     recording: Recording, window_s: float, overlap_s: float, pause_s: float, max_wer_gap: float
 ) -> None:
-    recognizer = Recognizer.load(MODELS / "tr-espeak-small", threads=2, window_seconds=window_s,
-                                 overlap_seconds=overlap_s, pause_seconds=pause_s)
+    recognizer = Recognizer.load(
+        MODELS / "tr-espeak-small", threads=2, window_seconds=window_s, overlap_seconds=overlap_s, pause_seconds=pause_s
+    )
     progress: list[float] = []
-    long = recognizer.transcribe_file(recording.path, max_seconds=3600, expected_seconds=MINUTES * 60 + 60,
-                                      on_progress=progress.append).transcript
+    long = recognizer.transcribe_file(
+        recording.path, max_seconds=3600, expected_seconds=MINUTES * 60 + 60, on_progress=progress.append
+    ).transcript
     assert long.duration_s >= MINUTES * 60
 
     # As good as the utterances transcribed one by one (WER at most `max_wer_gap` higher).
@@ -140,8 +142,7 @@ def test_long_transcript_matches_the_utterances_and_their_times(
     assert not empty, empty
     placed = [w for u in recording.utterances for w in words_within(long.words, u.start, u.end)]
     assert len(placed) == len(long.words)
-    per_span = [" ".join(w.word for w in words_within(long.words, u.start, u.end)) or "-"
-                for u in recording.utterances]
+    per_span = [" ".join(w.word for w in words_within(long.words, u.start, u.end)) or "-" for u in recording.utterances]
     assert jiwer.wer(recording.references, per_span) - long_wer <= 0.01
 
     # Where an utterance came out word for word the same, each word's times match the one-by-one times
@@ -153,7 +154,8 @@ def test_long_transcript_matches_the_utterances_and_their_times(
                 assert within.end == pytest.approx(alone.end + u.start, abs=0.04)
 
     # Progress rose window by window to the end.
-    assert len(progress) >= (MINUTES * 60) // window_s and progress == sorted(progress)
+    assert len(progress) >= (MINUTES * 60) // window_s
+    assert progress == sorted(progress)
 
 
 def test_windows_alone_lose_and_double_no_words_at_their_seams(back_to_back: Recording) -> None:
@@ -161,17 +163,20 @@ def test_windows_alone_lose_and_double_no_words_at_their_seams(back_to_back: Rec
     model, trained on tightly cut clips, loses about 18 points when windows also hold long silences;
     the default cuts those out) the 8 s windows give the one-by-one transcript within 5 points
     (measured 1.4 on 120 sentences), with words in order and inside the recording."""
-    recognizer = Recognizer.load(MODELS / "tr-espeak-small", threads=2, window_seconds=8.0, overlap_seconds=2.0,
-                                 pause_seconds=0.0)
+    recognizer = Recognizer.load(
+        MODELS / "tr-espeak-small", threads=2, window_seconds=8.0, overlap_seconds=2.0, pause_seconds=0.0
+    )
     progress: list[float] = []
-    long = recognizer.transcribe_file(back_to_back.path, max_seconds=3600, expected_seconds=MINUTES * 60,
-                                      on_progress=progress.append).transcript
+    long = recognizer.transcribe_file(
+        back_to_back.path, max_seconds=3600, expected_seconds=MINUTES * 60, on_progress=progress.append
+    ).transcript
     reference = " ".join(back_to_back.references)
     one_by_one = " ".join(u.transcript.text for u in back_to_back.utterances)
     assert jiwer.wer(reference, long.text) - jiwer.wer(reference, one_by_one) <= 0.05
     assert all(a.end <= b.start + 1e-6 for a, b in zip(long.words, long.words[1:], strict=False))
     assert long.words[-1].end <= back_to_back.utterances[-1].end + SLACK_S
-    assert len(progress) >= long.duration_s // 6.0 and progress == sorted(progress)
+    assert len(progress) >= long.duration_s // 6.0
+    assert progress == sorted(progress)
 
 
 def test_segments_split_at_pauses_and_stay_short(recording: Recording, recognizer: Recognizer) -> None:

@@ -23,8 +23,14 @@ FORBIDDEN = {
 @pytest.mark.parametrize("module", sorted(FORBIDDEN))
 def test_entry_modules_do_not_import_forbidden_packages(module: str) -> None:
     code = f"import sys, json, {module}; print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True,
-                         env={"PATH": "/usr/bin:/bin", "STT_DATABASE_URL": "sqlite:///:memory:"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "STT_DATABASE_URL": "sqlite:///:memory:"},
+    )
     loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
     assert loaded & FORBIDDEN[module] == set()
     assert ("onnxruntime" in loaded) == (module == "worker.celery_app")
@@ -54,8 +60,10 @@ def closure(requirements: list[str], extras_of_project: dict[str, list[str]]) ->
             continue
         for raw in requires:
             dep = Requirement(raw)
-            if dep.marker is None or dep.marker.evaluate({"extra": ""}) or any(
-                dep.marker.evaluate({"extra": e}) for e in req.extras
+            if (
+                dep.marker is None
+                or dep.marker.evaluate({"extra": ""})
+                or any(dep.marker.evaluate({"extra": e}) for e in req.extras)
             ):
                 todo.append(dep)
     return seen
@@ -67,16 +75,18 @@ def project() -> dict:  # type: ignore[type-arg]
 
 
 def test_worker_install_pulls_neither_torch_transformers_nor_fastapi(project: dict) -> None:  # type: ignore[type-arg]
-    deps = closure(project["dependencies"] + project["optional-dependencies"]["worker"],
-                   project["optional-dependencies"])
-    assert "onnxruntime" in deps and "celery" in deps
+    deps = closure(
+        project["dependencies"] + project["optional-dependencies"]["worker"], project["optional-dependencies"]
+    )
+    assert "onnxruntime" in deps
+    assert "celery" in deps
     assert deps & {"torch", "transformers", "fastapi", "starlette"} == set()
 
 
 def test_api_install_pulls_neither_onnxruntime_nor_torch(project: dict) -> None:  # type: ignore[type-arg]
-    deps = closure(project["dependencies"] + project["optional-dependencies"]["api"],
-                   project["optional-dependencies"])
-    assert "fastapi" in deps and "uvicorn" in deps
+    deps = closure(project["dependencies"] + project["optional-dependencies"]["api"], project["optional-dependencies"])
+    assert "fastapi" in deps
+    assert "uvicorn" in deps
     assert deps & {"onnxruntime", "torch", "transformers"} == set()
 
 

@@ -35,26 +35,48 @@ def redis(stack: Stack) -> Redis:
     return Redis.from_url(stack.settings.redis_url)
 
 
-def add(stack: Stack, *, age_s: float = 120, status: str = "queued", lease_s: float | None = None,
-        attempts: int = 0, webhook: bool = False) -> uuid.UUID:
+def add(
+    stack: Stack,
+    *,
+    age_s: float = 120,
+    status: str = "queued",
+    lease_s: float | None = None,
+    attempts: int = 0,
+    webhook: bool = False,
+) -> uuid.UUID:
     job_id = uuid.uuid4()
     with session_scope(stack.session_factory) as s:
-        s.add(Job(id=job_id, model="tr-espeak-small", audio_sha256="0" * 64, audio_bytes=1, status=status,
-                  created_at=utcnow() - dt.timedelta(seconds=age_s), attempts=attempts,
-                  webhook_url="https://example.com/hook" if webhook else None,
-                  lease_expires_at=utcnow() + dt.timedelta(seconds=lease_s) if lease_s is not None else None))
+        s.add(
+            Job(
+                id=job_id,
+                model="tr-espeak-small",
+                audio_sha256="0" * 64,
+                audio_bytes=1,
+                status=status,
+                created_at=utcnow() - dt.timedelta(seconds=age_s),
+                attempts=attempts,
+                webhook_url="https://example.com/hook" if webhook else None,
+                lease_expires_at=utcnow() + dt.timedelta(seconds=lease_s) if lease_s is not None else None,
+            )
+        )
     return job_id
 
 
 def run_reaper(stack: Stack, redis: Redis, celery: Celery) -> reaper.Reaped:
-    return reaper.reap(stack.session_factory, redis, lambda i: publish_transcription(celery, i),
-                       grace_seconds=30, max_attempts=MAX_ATTEMPTS, max_hold_seconds=MAX_HOLD_S)
+    return reaper.reap(
+        stack.session_factory,
+        redis,
+        lambda i: publish_transcription(celery, i),
+        grace_seconds=30,
+        max_attempts=MAX_ATTEMPTS,
+        max_hold_seconds=MAX_HOLD_S,
+    )
 
 
 def take(redis: Redis, tag: str, seconds_ago: float = 0.0) -> uuid.UUID:
     """What kombu does when a worker takes a message: off the list, into the unacked hash and index."""
     raw = redis.rpop(TRANSCRIBE_QUEUE)
-    assert raw is not None
+    assert isinstance(raw, bytes)
     redis.hset(reaper.UNACKED_KEY, tag, json.dumps([json.loads(raw), "", TRANSCRIBE_QUEUE]))
     redis.zadd(reaper.UNACKED_INDEX_KEY, {tag: time.time() - seconds_ago})
     job_id = reaper._job_id(raw)
@@ -62,14 +84,16 @@ def take(redis: Redis, tag: str, seconds_ago: float = 0.0) -> uuid.UUID:
     return job_id
 
 
-def test_broker_view_reads_real_messages_waiting_and_held(stack: Stack, redis: Redis, celery: Celery) -> None:
+@pytest.mark.usefixtures("stack")
+def test_broker_view_reads_real_messages_waiting_and_held(redis: Redis, celery: Celery) -> None:
     waiting, held = uuid.uuid4(), uuid.uuid4()
     publish_transcription(celery, held)
     publish_transcription(celery, waiting)
     assert take(redis, "tag-1", seconds_ago=5) == held  # the list pops from its far end: the first published
     redis.rpush(TRANSCRIBE_QUEUE, b"not json", json.dumps({"headers": {"task": "other"}, "body": ""}))
     view = reaper.broker_view(redis)
-    assert view.waiting == {waiting} and set(view.held) == {held}
+    assert view.waiting == {waiting}
+    assert set(view.held) == {held}
     assert 4 < view.held[held] < 60
 
 
@@ -83,9 +107,11 @@ def test_the_reaper_resends_only_jobs_without_a_live_message(stack: Stack, redis
     done = add(stack, status="succeeded")
 
     first = run_reaper(stack, redis, celery)
-    assert sorted(first.requeued) == sorted([lost, dead]) and first.failed == []
+    assert sorted(first.requeued) == sorted([lost, dead])
+    assert first.failed == []
     view = reaper.broker_view(redis)
-    assert {lost, dead, waiting} <= view.waiting and not {young, running, done} & view.waiting
+    assert {lost, dead, waiting} <= view.waiting
+    assert not {young, running, done} & view.waiting
     assert run_reaper(stack, redis, celery).requeued == []  # now they have messages
     with session_scope(stack.session_factory) as s:  # the re-sent message claims the dead worker's job
         assert jobs.claim(s, dead, 60, MAX_ATTEMPTS) == 2
@@ -111,12 +137,15 @@ def test_a_job_whose_workers_keep_dying_fails_with_worker_lost(stack: Stack, red
     published: list[uuid.UUID] = []
     events.publish_after_commit(stack.session_factory, published.extend)  # as the webhooks worker does
     found = run_reaper(stack, redis, celery)
-    assert found.failed == [poison] and found.requeued == []
+    assert found.failed == [poison]
+    assert found.requeued == []
     with stack.session_factory() as s:
         job = s.get(Job, poison)
-        assert job is not None and (job.status, job.error_code) == ("failed", "worker_lost")
+        assert job is not None
+        assert (job.status, job.error_code) == ("failed", "worker_lost")
         (delivery,) = events.deliveries(s, job_id=poison)
-        assert delivery.event_type == "job.failed" and published == [delivery.id]
+        assert delivery.event_type == "job.failed"
+        assert published == [delivery.id]
     assert run_reaper(stack, redis, celery) == reaper.Reaped([], [])
 
 
@@ -132,6 +161,7 @@ def test_the_lease_is_renewed_only_by_the_attempt_that_owns_the_job(stack: Stack
         assert not jobs.renew_lease(s, job_id, attempt + 1, 60)
     with stack.session_factory() as s:
         job = s.get(Job, job_id)
-        assert job is not None and job.lease_expires_at is not None
+        assert job is not None
+        assert job.lease_expires_at is not None
         assert job.lease_expires_at > utcnow() + dt.timedelta(seconds=50)
         assert s.query(WebhookDelivery).count() == 0

@@ -36,8 +36,7 @@ def add_job(stack: Stack, path: Path, model: str = "tr-tiny-random") -> uuid.UUI
     with path.open("rb") as fh:
         stored = stack.storage.put(audio_key(job_id), fh)
     with session_scope(stack.session_factory) as s:
-        s.add(Job(id=job_id, model=model, audio_key=stored.key, audio_sha256=stored.sha256,
-                  audio_bytes=stored.bytes))
+        s.add(Job(id=job_id, model=model, audio_key=stored.key, audio_sha256=stored.sha256, audio_bytes=stored.bytes))
     return job_id
 
 
@@ -52,9 +51,16 @@ def test_run_job_stores_the_result_and_a_second_delivery_is_a_no_op(ctx: WorkerC
     job_id = add_job(stack, SAMPLES / "clip02.flac")
     assert run_job(ctx, job_id) is Outcome.succeeded
     first = load(stack, job_id)
-    assert first.status == "succeeded" and first.attempts == 1 and first.text is not None
-    assert first.result is not None and first.result["words"] and first.processing_s and first.real_time_factor
-    assert first.finished_at and first.started_at and first.created_at <= first.started_at <= first.finished_at
+    assert first.status == "succeeded"
+    assert first.attempts == 1
+    assert first.text is not None
+    assert first.result is not None
+    assert first.result["words"]
+    assert first.processing_s
+    assert first.real_time_factor
+    assert first.finished_at
+    assert first.started_at
+    assert first.created_at <= first.started_at <= first.finished_at
     assert run_job(ctx, job_id) is Outcome.skipped
     again = load(stack, job_id)
     assert (again.attempts, again.finished_at, again.text) == (first.attempts, first.finished_at, first.text)
@@ -66,7 +72,9 @@ def test_bad_audio_fails_with_a_code_and_is_not_retried(ctx: WorkerContext, stac
     job_id = add_job(stack, path)
     assert run_job(ctx, job_id) is Outcome.failed
     job = load(stack, job_id)
-    assert job.status == "failed" and job.error_code == "invalid_audio" and job.attempts == 1
+    assert job.status == "failed"
+    assert job.error_code == "invalid_audio"
+    assert job.attempts == 1
 
 
 def test_missing_audio_and_unloaded_model_fail_with_codes(ctx: WorkerContext, stack: Stack) -> None:
@@ -94,8 +102,11 @@ def test_claim_is_compare_and_set_and_a_lapsed_lease_can_be_reclaimed(stack: Sta
     with session_scope(stack.session_factory) as s:
         assert jobs.claim(s, job_id, lease_seconds=60, max_attempts=3) is None  # a duplicate delivery loses
     with session_scope(stack.session_factory) as s:  # the first worker died; its lease runs out
-        s.execute(update(Job).where(Job.id == job_id).values(
-            lease_expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(lease_expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+        )
     with session_scope(stack.session_factory) as s:
         assert jobs.claim(s, job_id, lease_seconds=60, max_attempts=3) == 2
     from stt_common.transcript import Transcript
@@ -136,8 +147,7 @@ def test_the_last_failed_retry_ends_the_job_with_a_code(ctx: WorkerContext, stac
     assert run_job(ctx, job_id) is Outcome.skipped  # a late message changes nothing
 
 
-def test_stereo_44k_audio_transcribes_like_the_mono_original(ctx: WorkerContext, stack: Stack,
-                                                             tmp_path: Path) -> None:
+def test_stereo_44k_audio_transcribes_like_the_mono_original(ctx: WorkerContext, stack: Stack, tmp_path: Path) -> None:
     data, rate = sf.read(SAMPLES / "clip01.wav", dtype="float32")
     path = tmp_path / "stereo.wav"
     sf.write(path, np.stack([data, data], 1), rate)
@@ -176,7 +186,7 @@ def test_progress_rises_as_chunks_finish_and_renews_the_lease(
     seen: list[tuple[float, dt.datetime]] = []
     real = jobs.report_progress
 
-    def spy(session, job_id, attempt, progress, lease_seconds):  # type: ignore[no-untyped-def]
+    def spy(session, job_id, attempt, progress, lease_seconds):
         owned = real(session, job_id, attempt, progress, lease_seconds)
         session.flush()
         job = session.get(Job, job_id)
@@ -187,11 +197,16 @@ def test_progress_rises_as_chunks_finish_and_renews_the_lease(
     monkeypatch.setattr(jobs, "report_progress", spy)
     assert run_job(ctx, job_id) is Outcome.succeeded
     progress = [p for p, _ in seen]
-    assert len(progress) >= 20 and progress == sorted(progress) and 0 < progress[0] < 0.1 and progress[-1] > 0.9
+    assert len(progress) >= 20
+    assert progress == sorted(progress)
+    assert 0 < progress[0] < 0.1
+    assert progress[-1] > 0.9
     leases = [lease for _, lease in seen]
-    assert leases == sorted(leases) and leases[-1] > leases[0]  # each update pushed the lease out
+    assert leases == sorted(leases)
+    assert leases[-1] > leases[0]
     done = load(stack, job_id)
-    assert done.progress == 1.0 and done.duration_s == pytest.approx(3 * 60, abs=10)
+    assert done.progress == 1.0
+    assert done.duration_s == pytest.approx(3 * 60, abs=10)
 
 
 def test_deleting_a_running_job_stops_the_worker_at_its_next_progress_update(
@@ -202,7 +217,7 @@ def test_deleting_a_running_job_stops_the_worker_at_its_next_progress_update(
     calls: list[float] = []
     real = jobs.report_progress
 
-    def delete_then_report(session, job_id, attempt, progress, lease_seconds):  # type: ignore[no-untyped-def]
+    def delete_then_report(session, job_id, attempt, progress, lease_seconds):
         calls.append(progress)
         if len(calls) == 3:  # a client's DELETE arrives mid-job
             with session_scope(stack.session_factory) as other:
@@ -213,4 +228,6 @@ def test_deleting_a_running_job_stops_the_worker_at_its_next_progress_update(
     assert run_job(ctx, job_id) is Outcome.discarded
     assert len(calls) == 3  # stopped right there, not at the end of the audio
     job = load(stack, job_id)
-    assert job.status == "canceled" and job.text is None and job.result is None
+    assert job.status == "canceled"
+    assert job.text is None
+    assert job.result is None

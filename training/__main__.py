@@ -25,11 +25,14 @@ logger = logging.getLogger("training")
 @dataclass
 class ModelArguments:
     model_name_or_path: str | None = field(
-        default=None, metadata={"help": "Pretrained checkpoint to fine-tune: a hub id or a local folder."})
+        default=None, metadata={"help": "Pretrained checkpoint to fine-tune: a hub id or a local folder."}
+    )
     preset: str | None = field(
-        default=None, metadata={"help": "Train from scratch with this config instead: tiny | small | xlsr-large."})
+        default=None, metadata={"help": "Train from scratch with this config instead: tiny | small | xlsr-large."}
+    )
     freeze_feature_encoder: bool = field(
-        default=False, metadata={"help": "Freeze the convolutional feature encoder (usual when fine-tuning)."})
+        default=False, metadata={"help": "Freeze the convolutional feature encoder (usual when fine-tuning)."}
+    )
     mask_time_prob: float = field(default=0.05, metadata={"help": "SpecAugment time-mask probability."})
 
 
@@ -47,9 +50,13 @@ class DataArguments:
     max_duration_seconds: float = field(default=20.0, metadata={"help": "Drop longer clips (needs a duration column)."})
     spell_numbers: bool = field(default=False, metadata={"help": "Write digits as Turkish words (num2words)."})
     max_train_minutes: float = field(default=0.0, metadata={"help": "Stop training after this long; 0 = no cap."})
-    pad_silence_seconds: float = field(default=0.0, metadata={
-        "help": "Augmentation: add a random pause of up to this many seconds (at the clip's own noise floor) "
-                "before and after each training clip; 0 = off."})
+    pad_silence_seconds: float = field(
+        default=0.0,
+        metadata={
+            "help": "Augmentation: add a random pause of up to this many seconds (at the clip's own noise floor) "
+            "before and after each training clip; 0 = off."
+        },
+    )
 
 
 def parse(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, Any]:
@@ -83,8 +90,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rows = load_split(data_args.dataset, split, config=data_args.dataset_config)
         check_columns(rows, data_args.audio_column_name, data_args.text_column_name)
         rows = undecoded(rows, data_args.audio_column_name)
-        rows = rows.map(lambda r: {data_args.text_column_name: normalize(
-            r[data_args.text_column_name], spell_numbers=data_args.spell_numbers)})
+        rows = rows.map(
+            lambda r: {
+                data_args.text_column_name: normalize(
+                    r[data_args.text_column_name], spell_numbers=data_args.spell_numbers
+                )
+            }
+        )
         rows = rows.filter(lambda r: bool(r[data_args.text_column_name]))
         if "duration" in rows.column_names:
             rows = rows.filter(lambda r: r["duration"] <= data_args.max_duration_seconds)
@@ -108,12 +120,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.remove_unused_columns = False
     args.length_column_name = "length"
     trainer = Trainer(
-        model=model, args=args, train_dataset=train, data_collator=CtcCollator(
-            processor, data_args.audio_column_name, data_args.text_column_name, data_args.pad_silence_seconds),
+        model=model,
+        args=args,
+        train_dataset=train,
+        data_collator=CtcCollator(
+            processor, data_args.audio_column_name, data_args.text_column_name, data_args.pad_silence_seconds
+        ),
         processing_class=processor,  # checkpoints then carry the vocabulary too
-        callbacks=[EpochEvaluation(processor, evaluation, data_args.audio_column_name,
-                                   data_args.text_column_name),
-                   TimeBudget(data_args.max_train_minutes)],
+        callbacks=[
+            EpochEvaluation(processor, evaluation, data_args.audio_column_name, data_args.text_column_name),
+            TimeBudget(data_args.max_train_minutes),
+        ],
     )
     result = trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     trainer.save_model(args.output_dir)
@@ -121,16 +138,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     # 4. Final evaluation, written as JSON beside the model.
     report: dict[str, Any] = {
-        "train": {"loss": result.training_loss, "steps": result.global_step,
-                  "minutes": round((time.monotonic() - started) / 60, 1), "clips": len(train)},
+        "train": {
+            "loss": result.training_loss,
+            "steps": result.global_step,
+            "minutes": round((time.monotonic() - started) / 60, 1),
+            "clips": len(train),
+        },
         "history": trainer.state.log_history,
-        "eval": {data_args.eval_split: evaluate(model, processor, evaluation, data_args.audio_column_name,
-                                                data_args.text_column_name)},
+        "eval": {
+            data_args.eval_split: evaluate(
+                model, processor, evaluation, data_args.audio_column_name, data_args.text_column_name
+            )
+        },
     }
     for split in filter(None, data_args.test_splits.split(",")):
         rows = prepare(split)
-        report["eval"][split] = evaluate(model, processor, rows, data_args.audio_column_name,
-                                         data_args.text_column_name)
+        report["eval"][split] = evaluate(
+            model, processor, rows, data_args.audio_column_name, data_args.text_column_name
+        )
     Path(args.output_dir, "evaluation.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     logger.info("evaluation: %s", report["eval"])
     return report

@@ -45,29 +45,42 @@ def calibrate(model: Path, corpus: Path, variant: str = "int8", max_clips: int =
     for split in HELD_OUT:
         clips = load_split(corpus, split, max_clips)
         held_out[split] = {"without": score(recognizer, clips, 0.0), "with": score(recognizer, clips, chosen)}
-        print(f"{split:18s}  WER {held_out[split]['without']['wer']:.4f} -> {held_out[split]['with']['wer']:.4f}  "
-              f"CER {held_out[split]['without']['cer']:.4f} -> {held_out[split]['with']['cer']:.4f}", flush=True)
-    return {"variant": variant, "bonus": chosen, "validation_sweep": {str(b): r for b, r in sweep.items()},
-            "held_out": held_out, "date": time.strftime("%Y-%m-%d")}
+        print(
+            f"{split:18s}  WER {held_out[split]['without']['wer']:.4f} -> {held_out[split]['with']['wer']:.4f}  "
+            f"CER {held_out[split]['without']['cer']:.4f} -> {held_out[split]['with']['cer']:.4f}",
+            flush=True,
+        )
+    return {
+        "variant": variant,
+        "bonus": chosen,
+        "validation_sweep": {str(b): r for b, r in sweep.items()},
+        "held_out": held_out,
+        "date": time.strftime("%Y-%m-%d"),
+    }
 
 
 def card_section(result: dict[str, Any]) -> str:
-    rows = [f"| {split} | {r['without']['wer']:.3f} | {r['without']['cer']:.3f} | {r['with']['wer']:.3f} "
-            f"| {r['with']['cer']:.3f} |" for split, r in result["held_out"].items()]
+    rows = [
+        f"| {split} | {r['without']['wer']:.3f} | {r['without']['cer']:.3f} | {r['with']['wer']:.3f} "
+        f"| {r['with']['cer']:.3f} |"
+        for split, r in result["held_out"].items()
+    ]
     sweep = ", ".join(f"{b}: {r['wer']:.3f}" for b, r in result["validation_sweep"].items())
-    return "\n".join([
-        CARD_START,
-        "## Decoding calibration",
-        f"`python -m training.calibrate` ({result['date']}): greedy CTC dropped many spaces between words, so "
-        "a bonus on the word delimiter's logit was chosen on the validation split (WER by bonus: "
-        f"{sweep}) and stored in manifest.json: **{result['bonus']}**. Held-out sentences, "
-        f"{result['variant'].upper()}, through the service's engine:",
-        "",
-        "| split | WER without | CER without | WER with | CER with |",
-        "|---|---|---|---|---|",
-        *rows,
-        CARD_END,
-    ])
+    return "\n".join(
+        [
+            CARD_START,
+            "## Decoding calibration",
+            f"`python -m training.calibrate` ({result['date']}): greedy CTC dropped many spaces between words, so "
+            "a bonus on the word delimiter's logit was chosen on the validation split (WER by bonus: "
+            f"{sweep}) and stored in manifest.json: **{result['bonus']}**. Held-out sentences, "
+            f"{result['variant'].upper()}, through the service's engine:",
+            "",
+            "| split | WER without | CER without | WER with | CER with |",
+            "|---|---|---|---|---|",
+            *rows,
+            CARD_END,
+        ]
+    )
 
 
 def main() -> None:

@@ -11,22 +11,36 @@ from training.vocab import BLANK, TURKISH_LETTERS, UNK, WORD_DELIMITER
 
 PRESETS: dict[str, dict[str, Any]] = {
     # A few hundred kB: exercises every code path quickly (tests, CI smoke training).
-    "tiny": dict(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        conv_dim=(32, 32, 32, 32, 32, 32, 32), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
-    ),
+    "tiny": {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "conv_dim": (32, 32, 32, 32, 32, 32, 32),
+        "num_conv_pos_embeddings": 16,
+        "num_conv_pos_embedding_groups": 4,
+    },
     # About 4 M parameters with a cheaper convolutional encoder: trainable on 2 CPU cores in an hour.
-    "small": dict(
-        hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
-        conv_dim=(64, 128, 128, 128, 128, 256, 256), num_conv_pos_embeddings=64,
-        num_conv_pos_embedding_groups=16,
-    ),
+    "small": {
+        "hidden_size": 256,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 4,
+        "intermediate_size": 1024,
+        "conv_dim": (64, 128, 128, 128, 128, 256, 256),
+        "num_conv_pos_embeddings": 64,
+        "num_conv_pos_embedding_groups": 16,
+    },
     # facebook/wav2vec2-large-xlsr-53's architecture (about 315 M parameters).
-    "xlsr-large": dict(
-        hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
-        conv_dim=(512, 512, 512, 512, 512, 512, 512), num_conv_pos_embeddings=128,
-        num_conv_pos_embedding_groups=16, conv_bias=True,
-    ),
+    "xlsr-large": {
+        "hidden_size": 1024,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 16,
+        "intermediate_size": 4096,
+        "conv_dim": (512, 512, 512, 512, 512, 512, 512),
+        "num_conv_pos_embeddings": 128,
+        "num_conv_pos_embedding_groups": 16,
+        "conv_bias": True,
+    },
 }
 
 
@@ -44,10 +58,17 @@ def build_processor(folder: Path, texts: Iterable[str]) -> Any:
     folder.mkdir(parents=True, exist_ok=True)
     vocab = build_vocab(texts)
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False, indent=1), encoding="utf-8")
-    tokenizer = Wav2Vec2CTCTokenizer(str(folder / "vocab.json"), unk_token=UNK, pad_token=BLANK,
-                                     word_delimiter_token=WORD_DELIMITER, bos_token=None, eos_token=None)
-    extractor = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0,
-                                         do_normalize=True, return_attention_mask=True)
+    tokenizer = Wav2Vec2CTCTokenizer(
+        str(folder / "vocab.json"),
+        unk_token=UNK,
+        pad_token=BLANK,
+        word_delimiter_token=WORD_DELIMITER,
+        bos_token=None,
+        eos_token=None,
+    )
+    extractor = Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=True
+    )
     return Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer)
 
 
@@ -57,8 +78,15 @@ def config_for(preset: str, vocab_size: int, pad_token_id: int, **overrides: Any
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     return Wav2Vec2Config(
-        vocab_size=vocab_size, pad_token_id=pad_token_id, ctc_loss_reduction="mean", ctc_zero_infinity=True,
-        feat_extract_norm="layer", do_stable_layer_norm=True, layerdrop=0.0, **PRESETS[preset], **overrides,
+        vocab_size=vocab_size,
+        pad_token_id=pad_token_id,
+        ctc_loss_reduction="mean",
+        ctc_zero_infinity=True,
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+        layerdrop=0.0,
+        **PRESETS[preset],
+        **overrides,
     )
 
 
@@ -67,15 +95,21 @@ def build_model(model_args: Any, processor: Any) -> Any:
 
     tokenizer = processor.tokenizer
     if model_args.preset:
-        config = config_for(model_args.preset, len(tokenizer), tokenizer.pad_token_id,
-                            mask_time_prob=model_args.mask_time_prob)
+        config = config_for(
+            model_args.preset, len(tokenizer), tokenizer.pad_token_id, mask_time_prob=model_args.mask_time_prob
+        )
         model = Wav2Vec2ForCTC(config)
     else:
         # A pretrained encoder (e.g. facebook/wav2vec2-large-xlsr-53) gets a fresh CTC head sized to our vocabulary.
         model = Wav2Vec2ForCTC.from_pretrained(
-            model_args.model_name_or_path, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
-            ctc_loss_reduction="mean", ctc_zero_infinity=True, mask_time_prob=model_args.mask_time_prob,
-            layerdrop=0.0, ignore_mismatched_sizes=True,
+            model_args.model_name_or_path,
+            vocab_size=len(tokenizer),
+            pad_token_id=tokenizer.pad_token_id,
+            ctc_loss_reduction="mean",
+            ctc_zero_infinity=True,
+            mask_time_prob=model_args.mask_time_prob,
+            layerdrop=0.0,
+            ignore_mismatched_sizes=True,
         )
     if model_args.freeze_feature_encoder:
         model.freeze_feature_encoder()

@@ -54,4 +54,4 @@ def frames_for(model: Any, lengths: list[int]) -> np.ndarray:
     """CTC frames each clip really has, so padded frames are never decoded."""
     import torch
 
-    return model._get_feat_extract_output_lengths(torch.tensor(lengths)).numpy()  # type: ignore[no-any-return]
+    return model._get_feat_extract_output_lengths(torch.tensor(lengths)).numpy()

@@ -24,6 +24,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -33,8 +34,26 @@ from training.speak import EspeakMissing, espeak_binary, speak
 from training.text import normalize
 
 SAMPLE_RATE = 16000
-SEEN_VOICES = ["tr", "tr+m1", "tr+m2", "tr+m3", "tr+m4", "tr+m5", "tr+m6", "tr+m7", "tr+f1", "tr+f2",
-               "tr+f3", "tr+f5", "tr+klatt", "tr+klatt2", "tr+klatt4", "tr+croak", "tr+grandpa", "tr+linda"]
+SEEN_VOICES = [
+    "tr",
+    "tr+m1",
+    "tr+m2",
+    "tr+m3",
+    "tr+m4",
+    "tr+m5",
+    "tr+m6",
+    "tr+m7",
+    "tr+f1",
+    "tr+f2",
+    "tr+f3",
+    "tr+f5",
+    "tr+klatt",
+    "tr+klatt2",
+    "tr+klatt4",
+    "tr+croak",
+    "tr+grandpa",
+    "tr+linda",
+]
 HELD_OUT_VOICE = "tr+f4"
 _ACRONYM = re.compile(r"\b[A-ZÇĞİÖŞÜ]{2,}\b")
 _UNSPEAKABLE = re.compile(r"[0-9%&/@#\\_=+<>\[\]{}|*~^$€£]|\.\w|https?:")
@@ -66,7 +85,7 @@ def treebank_sentences() -> list[str]:
     for file in sorted(files, key=str):
         for line in Path(str(file.locate())).read_text(encoding="utf-8").splitlines():
             if line.startswith("# text = "):
-                sentences.append(line[len("# text = "):].strip())
+                sentences.append(line[len("# text = ") :].strip())
     return sentences
 
 
@@ -82,7 +101,7 @@ def speakable(sentence: str, min_words: int, max_words: int) -> str | None:
 def select_sentences(config: CorpusConfig) -> list[tuple[str, str]]:
     """(spoken form, target text) pairs, de-duplicated on the target, shuffled deterministically."""
     seen: set[str] = set()
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     for sentence in treebank_sentences():
         text = speakable(sentence, config.min_words, config.max_words)
         if text and text not in seen:
@@ -105,7 +124,7 @@ class Rendering:
     path: str
 
 
-def render(job: tuple[Rendering, Path, int]) -> dict[str, object]:
+def render(job: tuple[Rendering, Path, int]) -> dict[str, Any]:
     item, root, seed = job
     rng = np.random.default_rng(seed)
     samples, rate = speak(item.spoken, voice=item.voice, rate=item.rate, pitch=item.pitch)
@@ -132,7 +151,7 @@ def word_sequences(config: CorpusConfig, exclude: set[str]) -> list[tuple[str, s
 
     words = [w for w in top_n_list("tr", 30000) if normalize(w) == w and "'" not in w]
     rng = random.Random(config.seed + 2)
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     while len(pairs) < config.word_sequences:
         text = " ".join(rng.choice(words) for _ in range(rng.randint(3, 9)))
         if text not in exclude:
@@ -144,11 +163,11 @@ def plan(config: CorpusConfig, pairs: list[tuple[str, str]]) -> list[Rendering]:
     rng = random.Random(config.seed + 1)
     n_val, n_test = config.validation_sentences, config.test_sentences
     held_out = {text for _, text in pairs[: n_val + n_test]}
-    train = pairs[n_val + n_test:] + word_sequences(config, held_out)
+    train = pairs[n_val + n_test :] + word_sequences(config, held_out)
     splits = {
         "validation": (pairs[:n_val], config.voices, 1),
-        "test": (pairs[n_val:n_val + n_test], config.voices, 1),
-        "test_heldout_voice": (pairs[n_val:n_val + n_test], [config.held_out_voice], 1),
+        "test": (pairs[n_val : n_val + n_test], config.voices, 1),
+        "test_heldout_voice": (pairs[n_val : n_val + n_test], [config.held_out_voice], 1),
         "train": (train, config.voices, config.renders_per_train_sentence),
     }
     items = []
@@ -158,12 +177,19 @@ def plan(config: CorpusConfig, pairs: list[tuple[str, str]]) -> list[Rendering]:
             sentence_id = index + (n_val + n_test if split == "train" else offset)
             for take in range(renders):
                 noisy = rng.random() < config.noise_probability
-                items.append(Rendering(
-                    split=split, sentence_id=sentence_id, spoken=spoken, text=text, voice=rng.choice(voices),
-                    rate=rng.randint(125, 195), pitch=rng.randint(25, 75),
-                    noise_snr_db=round(rng.uniform(15, 35), 1) if noisy else None,
-                    path=f"audio/{split}/{sentence_id:06d}_{take}.flac",
-                ))
+                items.append(
+                    Rendering(
+                        split=split,
+                        sentence_id=sentence_id,
+                        spoken=spoken,
+                        text=text,
+                        voice=rng.choice(voices),
+                        rate=rng.randint(125, 195),
+                        pitch=rng.randint(25, 75),
+                        noise_snr_db=round(rng.uniform(15, 35), 1) if noisy else None,
+                        path=f"audio/{split}/{sentence_id:06d}_{take}.flac",
+                    )
+                )
     return items
 
 
@@ -180,9 +206,12 @@ def build(config: CorpusConfig, processes: int | None = None) -> dict[str, int]:
         with (config.out / f"{split}.jsonl").open("w", encoding="utf-8") as fh:
             for row in rows:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    hours = sum(float(r["duration"]) for r in records if r["split"] == "train") / 3600  # type: ignore[arg-type]
-    summary = {"config": {**asdict(config), "out": str(config.out)}, "renderings": counts,
-               "train_hours": round(hours, 2)}
+    hours = sum(float(r["duration"]) for r in records if r["split"] == "train") / 3600
+    summary = {
+        "config": {**asdict(config), "out": str(config.out)},
+        "renderings": counts,
+        "train_hours": round(hours, 2),
+    }
     (config.out / "corpus.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
     return counts
 
@@ -201,10 +230,15 @@ def main() -> None:
         espeak_binary()  # before the worker pool, so a missing binary is one line, not a pool traceback
     except EspeakMissing as exc:
         parser.exit(2, f"error: {exc}\n")
-    config = CorpusConfig(out=args.out, max_sentences=args.max_sentences,
-                          validation_sentences=args.validation_sentences, test_sentences=args.test_sentences,
-                          renders_per_train_sentence=args.renders_per_train_sentence,
-                          word_sequences=args.word_sequences, seed=args.seed)
+    config = CorpusConfig(
+        out=args.out,
+        max_sentences=args.max_sentences,
+        validation_sentences=args.validation_sentences,
+        test_sentences=args.test_sentences,
+        renders_per_train_sentence=args.renders_per_train_sentence,
+        word_sequences=args.word_sequences,
+        seed=args.seed,
+    )
     print(build(config))
     print((args.out / "corpus.json").read_text())
 

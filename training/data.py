@@ -69,8 +69,9 @@ def load_audio(value: Any, base_dir: str | None = None) -> np.ndarray:
         if samples.size == 0:
             raise DatasetError("an audio row has no samples")
         rate = int(value["sampling_rate"])
-        return np.ascontiguousarray(soxr.resample(samples, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else samples,
-                                    dtype=np.float32)
+        return np.ascontiguousarray(
+            soxr.resample(samples, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else samples, dtype=np.float32
+        )
     if isinstance(value, dict) and value.get("bytes"):
         source: Any = io.BytesIO(value["bytes"])
     else:

@@ -28,11 +28,16 @@ def transcribe_batches(model: Any, processor: Any, rows: Any, audio_column: str,
     for start in range(0, len(rows), batch_size):
         chunk = rows.select(range(start, min(start + batch_size, len(rows))))
         audio = [load_audio(r[audio_column], r.get("_base_dir")) for r in chunk]
-        inputs = processor.feature_extractor(audio, sampling_rate=16000, padding=True,
-                                             return_attention_mask=True, return_tensors="pt")
+        inputs = processor.feature_extractor(
+            audio, sampling_rate=16000, padding=True, return_attention_mask=True, return_tensors="pt"
+        )
         with torch.no_grad():
-            logits = model(inputs.input_values.to(model.device),
-                           attention_mask=inputs.attention_mask.to(model.device)).logits.float().cpu().numpy()
+            logits = (
+                model(inputs.input_values.to(model.device), attention_mask=inputs.attention_mask.to(model.device))
+                .logits.float()
+                .cpu()
+                .numpy()
+            )
         for row_logits, frames in zip(logits, frames_for(model, [len(a) for a in audio]), strict=True):
             ids = np.argmax(row_logits[: int(frames)], axis=-1)
             out.append(processor.tokenizer.decode(ids))
@@ -45,8 +50,9 @@ def error_rates(references: list[str], hypotheses: list[str]) -> dict[str, float
     return {"wer": float(jiwer.wer(refs, hyps)), "cer": float(jiwer.cer(refs, hyps)), "n": len(refs)}
 
 
-def evaluate(model: Any, processor: Any, rows: Any, audio_column: str, text_column: str,
-             batch_size: int = 16) -> dict[str, float]:
+def evaluate(
+    model: Any, processor: Any, rows: Any, audio_column: str, text_column: str, batch_size: int = 16
+) -> dict[str, float]:
     hypotheses = transcribe_batches(model, processor, rows, audio_column, batch_size)
     return error_rates(list(rows[text_column]), hypotheses)
 
@@ -55,8 +61,10 @@ def load_split(corpus: Path, split: str, max_clips: int = 0) -> list[tuple[str, 
     """(text, samples) of a corpus split's clips, the first `max_clips` of them (0: all)."""
     manifest = corpus / f"{split}.jsonl"
     if not manifest.is_file():
-        raise DatasetError(f"{manifest} is missing: --corpus must be a corpus folder with validation.jsonl, "
-                           "test.jsonl and test_heldout_voice.jsonl (python -m training.corpus makes one)")
+        raise DatasetError(
+            f"{manifest} is missing: --corpus must be a corpus folder with validation.jsonl, "
+            "test.jsonl and test_heldout_voice.jsonl (python -m training.corpus makes one)"
+        )
     rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
     rows = rows[:max_clips] if max_clips else rows
     return [(row["text"], load_audio(row["audio"], str(corpus))) for row in rows]
@@ -69,5 +77,9 @@ def score(recognizer: Recognizer, clips: list[tuple[str, Any]]) -> dict[str, flo
     seconds = time.perf_counter() - started
     rates = error_rates([text for text, _ in clips], hypotheses)
     audio = sum(len(samples) for _, samples in clips) / recognizer.manifest.sample_rate
-    return {"wer": round(rates["wer"], 4), "cer": round(rates["cer"], 4), "clips": int(rates["n"]),
-            "rtf_one_thread": round(seconds / audio, 5)}
+    return {
+        "wer": round(rates["wer"], 4),
+        "cer": round(rates["cer"], 4),
+        "clips": int(rates["n"]),
+        "rtf_one_thread": round(seconds / audio, 5),
+    }

@@ -66,17 +66,19 @@ def build_char_lm(texts: list[str], out: Path, order: int = ORDER, delimiter: st
                     current = int(header.group(1))
                 elif current and line.strip() and not line.startswith("\\"):
                     fields = line.split()
-                    line = "\t".join([fields[0], " ".join(fields[1:current + 1]), *fields[current + 1:]]) + "\n"
+                    line = "\t".join([fields[0], " ".join(fields[1 : current + 1]), *fields[current + 1 :]]) + "\n"
                 target.write(line)
     return out
 
 
-def tune(model: Path, corpus: Path, lm_file: Path, variant: str = "int8", max_clips: int = 0,
-         beam_size: int = 32) -> dict[str, Any]:
+def tune(
+    model: Path, corpus: Path, lm_file: Path, variant: str = "int8", max_clips: int = 0, beam_size: int = 32
+) -> dict[str, Any]:
     recognizer = Recognizer.load(model, variant=variant, threads=1, language_model=False)
     manifest, vocab = recognizer.manifest, read_vocab(model)
-    settings = LanguageModel(file=LM_FILE, order=ORDER, weight=WEIGHTS[0], word_score=WORD_SCORES[0],
-                             beam_size=beam_size)
+    settings = LanguageModel(
+        file=LM_FILE, order=ORDER, weight=WEIGHTS[0], word_score=WORD_SCORES[0], beam_size=beam_size
+    )
     beam = BeamSearch(lm_file, settings, vocab, manifest.blank_token, manifest.word_delimiter_token)
     validation = load_split(corpus, "validation", max_clips)
     sweep = []
@@ -85,8 +87,11 @@ def tune(model: Path, corpus: Path, lm_file: Path, variant: str = "int8", max_cl
             beam.settings = settings.model_copy(update={"weight": weight, "word_score": word_score})
             recognizer.decoder.beam = beam
             sweep.append({"weight": weight, "word_score": word_score, **score(recognizer, validation)})
-            print(f"validation  weight {weight:3.1f}  word score {word_score:3.1f}  WER {sweep[-1]['wer']:.4f}  "
-                  f"CER {sweep[-1]['cer']:.4f}", flush=True)
+            print(
+                f"validation  weight {weight:3.1f}  word score {word_score:3.1f}  WER {sweep[-1]['wer']:.4f}  "
+                f"CER {sweep[-1]['cer']:.4f}",
+                flush=True,
+            )
     best = min(sweep, key=lambda r: (r["wer"], r["cer"]))
     chosen = settings.model_copy(update={"weight": best["weight"], "word_score": best["word_score"]})
     beam.settings = chosen
@@ -97,33 +102,48 @@ def tune(model: Path, corpus: Path, lm_file: Path, variant: str = "int8", max_cl
         greedy = score(recognizer, clips)
         recognizer.decoder.beam = beam
         held_out[split] = {"greedy": greedy, "language_model": score(recognizer, clips)}
-        print(f"{split:18s}  WER {greedy['wer']:.4f} -> {held_out[split]['language_model']['wer']:.4f}  "
-              f"CER {greedy['cer']:.4f} -> {held_out[split]['language_model']['cer']:.4f}", flush=True)
-    return {"variant": variant, "settings": chosen.model_dump(), "validation_sweep": sweep, "held_out": held_out,
-            "lm_bytes": lm_file.stat().st_size, "date": time.strftime("%Y-%m-%d"), "machine": this_machine()}
+        print(
+            f"{split:18s}  WER {greedy['wer']:.4f} -> {held_out[split]['language_model']['wer']:.4f}  "
+            f"CER {greedy['cer']:.4f} -> {held_out[split]['language_model']['cer']:.4f}",
+            flush=True,
+        )
+    return {
+        "variant": variant,
+        "settings": chosen.model_dump(),
+        "validation_sweep": sweep,
+        "held_out": held_out,
+        "lm_bytes": lm_file.stat().st_size,
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": this_machine(),
+    }
 
 
 def card_section(result: dict[str, Any]) -> str:
     s = result["settings"]
-    rows = [f"| {split} | {r['greedy']['wer']:.3f} | {r['greedy']['cer']:.3f} | {r['language_model']['wer']:.3f} "
-            f"| {r['language_model']['cer']:.3f} | {r['greedy']['rtf_one_thread']:.4f} "
-            f"| {r['language_model']['rtf_one_thread']:.4f} |" for split, r in result["held_out"].items()]
-    return "\n".join([
-        CARD_START,
-        "## Language model",
-        f"`python -m training.lm` ({result['date']}): a character {s['order']}-gram model (Kneser-Ney) of the "
-        f"corpus's training texts only, `{s['file']}` ({result['lm_bytes'] / 1e6:.1f} MB), decoded with a CTC "
-        f"beam search of {s['beam_size']} ({s['token_beam_size']} tokens per frame); weight {s['weight']} and "
-        f"word score {s['word_score']} chosen on the validation split ({len(result['validation_sweep'])} pairs "
-        f"tried). Held-out sentences, {result['variant'].upper()}, one thread on "
-        f"{result.get('machine', 'this machine')}, through the service's engine (greedy: the calibrated "
-        "decoder above; `STT_LANGUAGE_MODEL=false` serves that):",
-        "",
-        "| split | WER greedy | CER greedy | WER with LM | CER with LM | RTF greedy | RTF with LM |",
-        "|---|---|---|---|---|---|---|",
-        *rows,
-        CARD_END,
-    ])
+    rows = [
+        f"| {split} | {r['greedy']['wer']:.3f} | {r['greedy']['cer']:.3f} | {r['language_model']['wer']:.3f} "
+        f"| {r['language_model']['cer']:.3f} | {r['greedy']['rtf_one_thread']:.4f} "
+        f"| {r['language_model']['rtf_one_thread']:.4f} |"
+        for split, r in result["held_out"].items()
+    ]
+    return "\n".join(
+        [
+            CARD_START,
+            "## Language model",
+            f"`python -m training.lm` ({result['date']}): a character {s['order']}-gram model (Kneser-Ney) of the "
+            f"corpus's training texts only, `{s['file']}` ({result['lm_bytes'] / 1e6:.1f} MB), decoded with a CTC "
+            f"beam search of {s['beam_size']} ({s['token_beam_size']} tokens per frame); weight {s['weight']} and "
+            f"word score {s['word_score']} chosen on the validation split ({len(result['validation_sweep'])} pairs "
+            f"tried). Held-out sentences, {result['variant'].upper()}, one thread on "
+            f"{result.get('machine', 'this machine')}, through the service's engine (greedy: the calibrated "
+            "decoder above; `STT_LANGUAGE_MODEL=false` serves that):",
+            "",
+            "| split | WER greedy | CER greedy | WER with LM | CER with LM | RTF greedy | RTF with LM |",
+            "|---|---|---|---|---|---|---|",
+            *rows,
+            CARD_END,
+        ]
+    )
 
 
 def write(model: Path, lm_file: Path, result: dict[str, Any]) -> None:

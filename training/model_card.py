@@ -36,12 +36,16 @@ def recipe(training: dict[str, Any], frame_seconds: float) -> str:
     training_args.bin, so the card states what ran rather than what was meant to."""
     m, a = training["model_config"], training["args"]
     conv = m.get("conv_dim", [])
-    parts = [f"hidden {m['hidden_size']}, {m['num_hidden_layers']} layers, {m['num_attention_heads']} heads, "
-             f"feed-forward {m['intermediate_size']}, convolutional encoder {min(conv)}–{max(conv)} channels, "
-             f"{frame_seconds * 1000:g} ms frames"]
+    parts = [
+        f"hidden {m['hidden_size']}, {m['num_hidden_layers']} layers, {m['num_attention_heads']} heads, "
+        f"feed-forward {m['intermediate_size']}, convolutional encoder {min(conv)}–{max(conv)} channels, "
+        f"{frame_seconds * 1000:g} ms frames"
+    ]
     if a:
-        parts.append(f"AdamW, learning rate {a['learning_rate']:g} with {a['warmup_steps']:g} warm-up steps and "
-                     f"{a['lr_scheduler_type']} decay, batch {a['batch']}, weight decay {a['weight_decay']:g}")
+        parts.append(
+            f"AdamW, learning rate {a['learning_rate']:g} with {a['warmup_steps']:g} warm-up steps and "
+            f"{a['lr_scheduler_type']} decay, batch {a['batch']}, weight decay {a['weight_decay']:g}"
+        )
     parts.append(f"SpecAugment time masks (p = {m.get('mask_time_prob', 0):g})")
     return "; ".join(parts)
 
@@ -54,52 +58,63 @@ def training_settings(folder: Path) -> dict[str, Any]:
     import torch
 
     args = torch.load(path, weights_only=False)  # a TrainingArguments pickle the Trainer wrote
-    return {"learning_rate": args.learning_rate, "warmup_steps": args.warmup_steps,
-            "lr_scheduler_type": str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
-            "batch": args.per_device_train_batch_size * max(1, args.gradient_accumulation_steps),
-            "weight_decay": args.weight_decay}
+    return {
+        "learning_rate": args.learning_rate,
+        "warmup_steps": args.warmup_steps,
+        "lr_scheduler_type": str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
+        "batch": args.per_device_train_batch_size * max(1, args.gradient_accumulation_steps),
+        "weight_decay": args.weight_decay,
+    }
 
 
-def card(name: str, manifest: Any, corpus: dict[str, Any], training: dict[str, Any], held_out: dict[str, Any],
-         config: dict[str, Any]) -> str:
+def card(
+    name: str,
+    manifest: Any,
+    corpus: dict[str, Any],
+    training: dict[str, Any],
+    held_out: dict[str, Any],
+    config: dict[str, Any],
+) -> str:
     def row(variant: str) -> str:
         m = held_out[variant]
-        return (f"| {variant} | {m['test']['wer']:.3f} | {m['test']['cer']:.3f} | {m['test_heldout_voice']['wer']:.3f} "
-                f"| {m['test_heldout_voice']['cer']:.3f} | {m['test']['rtf_one_thread']:.4f} |")
+        return (
+            f"| {variant} | {m['test']['wer']:.3f} | {m['test']['cer']:.3f} | {m['test_heldout_voice']['wer']:.3f} "
+            f"| {m['test_heldout_voice']['cer']:.3f} | {m['test']['rtf_one_thread']:.4f} |"
+        )
 
     size = manifest.files[ONNX_FILES["int8"]].bytes / 1e6
     cfg = corpus["config"]
     return f"""# {name}
 
-A small Turkish speech recogniser (Wav2Vec2ForCTC, {training['parameters'] / 1e6:.1f} M parameters, INT8 ONNX
+A small Turkish speech recogniser (Wav2Vec2ForCTC, {training["parameters"] / 1e6:.1f} M parameters, INT8 ONNX
 {size:.1f} MB) trained **from scratch on synthetic speech only**: Turkish sentences spoken by espeak-ng.
 It knows espeak-ng's voices, not people. Expect it to fail on real recordings; it exists so the service
 runs end to end on real Turkish text with a model that actually transcribes. For real speech, fine-tune
 a pretrained encoder (see the repository README: *Training*) and export it with `python -m export`.
 
 ## Data
-`python -m training.corpus`: {corpus['renderings']['train']} training renderings ({corpus['train_hours']} h) of
-{corpus['distinct_train_texts']} distinct texts: the Turkish Web Treebank's speakable sentences (digits, acronyms and
-symbols excluded) plus {cfg['word_sequences']} word sequences sampled from wordfreq's Turkish list, each rendered
-{cfg['renders_per_train_sentence']} times with {len(cfg['voices'])} espeak-ng voices, rates 125–195 wpm, pitches 25–75,
-half of the renderings with white noise at 15–35 dB SNR. {cfg['validation_sentences']} validation and
-{cfg['test_sentences']} test sentences are held out whole; `test_heldout_voice` renders the test sentences with a voice
-(`{cfg['held_out_voice']}`) never heard in training.
+`python -m training.corpus`: {corpus["renderings"]["train"]} training renderings ({corpus["train_hours"]} h) of
+{corpus["distinct_train_texts"]} distinct texts: the Turkish Web Treebank's speakable sentences (digits, acronyms and
+symbols excluded) plus {cfg["word_sequences"]} word sequences sampled from wordfreq's Turkish list, each rendered
+{cfg["renders_per_train_sentence"]} times with {len(cfg["voices"])} espeak-ng voices, rates 125–195 wpm, pitches 25–75,
+half of the renderings with white noise at 15–35 dB SNR. {cfg["validation_sentences"]} validation and
+{cfg["test_sentences"]} test sentences are held out whole; `test_heldout_voice` renders the test sentences with a voice
+(`{cfg["held_out_voice"]}`) never heard in training.
 
 ## Training
-`{config['command']}` — {training['steps']} steps in {training['minutes']} min on {config['trained_on']}
-(final training loss {training['loss']:.3f}). Configuration: {recipe(training, manifest.frame_seconds)}.
+`{config["command"]}` — {training["steps"]} steps in {training["minutes"]} min on {config["trained_on"]}
+(final training loss {training["loss"]:.3f}). Configuration: {recipe(training, manifest.frame_seconds)}.
 
 ## Held-out results
-Measured through the service's own engine (ONNX Runtime, greedy CTC), one thread, on {config['machine']}:
+Measured through the service's own engine (ONNX Runtime, greedy CTC), one thread, on {config["machine"]}:
 
 | model | WER (seen voices) | CER | WER (held-out voice) | CER | real-time factor, 1 thread |
 |---|---|---|---|---|---|
-{row('fp32')}
-{row('int8')}
+{row("fp32")}
+{row("int8")}
 
 INT8 quantises MatMul weights only; the export's parity gate requires INT8 within
-{config['max_int8_wer_increase'] * 100:.0f} WER point(s) of fp32 on the validation set.
+{config["max_int8_wer_increase"] * 100:.0f} WER point(s) of fp32 on the validation set.
 """
 
 
@@ -109,8 +124,11 @@ def put_section(card: Path, start: str, end: str, section: str) -> None:
     if not card.is_file():
         return
     text = card.read_text()
-    text = (text.split(start)[0] + section + text.split(end)[1]) if start in text \
+    text = (
+        (text.split(start)[0] + section + text.split(end)[1])
+        if start in text
         else text.rstrip("\n") + "\n\n" + section + "\n"
+    )
     card.write_text(text)
 
 
@@ -122,10 +140,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--command", default="make model")
     parser.add_argument("--max-clips", type=int, default=0, help="Score only this many clips a split (0 = all).")
-    parser.add_argument("--trained-on", default="",
-                        help="The machine the training ran on, when not this one (e.g. 'one NVIDIA H100 GPU').")
-    parser.add_argument("--training-minutes", type=float, default=0,
-                        help="Total training time, when the run was resumed (default: from evaluation.json).")
+    parser.add_argument(
+        "--trained-on",
+        default="",
+        help="The machine the training ran on, when not this one (e.g. 'one NVIDIA H100 GPU').",
+    )
+    parser.add_argument(
+        "--training-minutes",
+        type=float,
+        default=0,
+        help="Total training time, when the run was resumed (default: from evaluation.json).",
+    )
     args = parser.parse_args()
 
     manifest = read_manifest(args.model)
@@ -133,9 +158,12 @@ def main() -> None:
     evaluation = json.loads((args.training / "evaluation.json").read_text())
     corpus = json.loads((args.corpus / "corpus.json").read_text())
     corpus["distinct_train_texts"] = distinct_texts(args.corpus, "train")
-    training = {**evaluation["train"], "parameters": manifest.source.get("parameters", 0),
-                "model_config": json.loads((args.training / "config.json").read_text()),
-                "args": training_settings(args.training)}
+    training = {
+        **evaluation["train"],
+        "parameters": manifest.source.get("parameters", 0),
+        "model_config": json.loads((args.training / "config.json").read_text()),
+        "args": training_settings(args.training),
+    }
     if args.training_minutes:
         training["minutes"] = args.training_minutes
     machine = this_machine()
@@ -144,21 +172,37 @@ def main() -> None:
     for name in (ONNX_FILES["int8"], VOCAB):
         shutil.copy2(args.model / name, args.out / name)
     del manifest.files[ONNX_FILES["fp32"]]
-    manifest.metrics.update({"held_out": held_out, "training_minutes": training["minutes"],
-                             "training_steps": training["steps"], "train_hours": corpus["train_hours"]})
+    manifest.metrics.update(
+        {
+            "held_out": held_out,
+            "training_minutes": training["minutes"],
+            "training_steps": training["steps"],
+            "train_hours": corpus["train_hours"],
+        }
+    )
     write_manifest(args.out, manifest)
-    config = {"command": args.command, "machine": machine, "trained_on": args.trained_on or machine,
-              "max_int8_wer_increase": 0.01}
+    config = {
+        "command": args.command,
+        "machine": machine,
+        "trained_on": args.trained_on or machine,
+        "max_int8_wer_increase": 0.01,
+    }
     (args.out / "README.md").write_text(card(manifest.name, manifest, corpus, training, held_out, config))
     print(json.dumps(held_out, indent=2))
 
 
 def this_machine() -> str:
-    """"<CPU model>, <n> cores", as the cards record where a measurement ran."""
+    """ "<CPU model>, <n> cores", as the cards record where a measurement ran."""
     if platform.system() != "Linux":
         return platform.processor() or "unknown CPU"
-    name = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name")), "unknown CPU")
+    name = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown CPU",
+    )
     return f"{name}, {os.cpu_count()} cores"
 
 

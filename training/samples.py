@@ -16,8 +16,13 @@ import soxr
 from training.data import load_audio
 
 # (format, libsndfile subtype, sample rate) for each clip in turn.
-FORMATS = [("wav", "PCM_16", 22050), ("flac", "PCM_16", 44100), ("ogg", "VORBIS", 48000),
-           ("mp3", "MPEG_LAYER_III", 16000), ("wav", "PCM_16", 16000)]
+FORMATS = [
+    ("wav", "PCM_16", 22050),
+    ("flac", "PCM_16", 44100),
+    ("ogg", "VORBIS", 48000),
+    ("mp3", "MPEG_LAYER_III", 16000),
+    ("wav", "PCM_16", 16000),
+]
 
 
 def pick(corpus: Path, count: int) -> list[dict[str, object]]:
@@ -48,11 +53,16 @@ def main() -> None:
         samples = soxr.resample(load_audio(row["audio"], str(args.corpus)), 16000, rate)
         name = f"clip{index + 1:02d}.{fmt}"
         sf.write(args.out / name, samples, rate, subtype=subtype)
-        references[name] = {"text": row["text"], "spoken": row["spoken"], "voice": row["voice"],
-                            "held_out_voice": row["split"] == "test_heldout_voice"}
+        references[name] = {
+            "text": row["text"],
+            "spoken": row["spoken"],
+            "voice": row["voice"],
+            "held_out_voice": row["split"] == "test_heldout_voice",
+        }
         print(f"{name}: {row['duration']} s, {row['voice']}: {row['text']}")
-    (args.out / "references.json").write_text(json.dumps(references, ensure_ascii=False, indent=2) + "\n",
-                                              encoding="utf-8")
+    (args.out / "references.json").write_text(
+        json.dumps(references, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Render Turkish text to speech with espeak-ng (the synthetic-data source; nothing is downloaded).
 
-    python -m training.speak --out samples --formats wav,flac,ogg,mp3 "Merhaba dünya." ...
+python -m training.speak --out samples --formats wav,flac,ogg,mp3 "Merhaba dünya." ...
 """
 
 from __future__ import annotations
@@ -33,7 +33,10 @@ def speak(text: str, *, voice: str = "tr", rate: int = 150, pitch: int = 50) -> 
     # The text goes through stdin: as an argument, a sentence starting with "-" would read as a flag.
     wav = subprocess.run(
         [binary, "-v", voice, "-s", str(rate), "-p", str(pitch), "--stdout"],
-        input=text.encode("utf-8"), check=True, capture_output=True, timeout=60,
+        input=text.encode("utf-8"),
+        check=True,
+        capture_output=True,
+        timeout=60,
     ).stdout
     if not wav:
         raise RuntimeError(f"espeak-ng produced no audio for voice {voice!r}")

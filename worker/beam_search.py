@@ -18,14 +18,16 @@ from stt_common.model_folder import LanguageModel
 
 
 class BeamSearch:
-    def __init__(self, lm_file: Path, settings: LanguageModel, vocab: dict[str, int], blank: str,
-                 word_delimiter: str) -> None:
+    def __init__(
+        self, lm_file: Path, settings: LanguageModel, vocab: dict[str, int], blank: str, word_delimiter: str
+    ) -> None:
         try:
             from flashlight.lib.text.decoder.kenlm import KenLM
             from flashlight.lib.text.dictionary import Dictionary
         except ImportError as exc:
-            raise ModelError("this model decodes with a language model, which needs flashlight-text "
-                             "(pip install -e '.[worker]')") from exc
+            raise ModelError(
+                "this model decodes with a language model, which needs flashlight-text (pip install -e '.[worker]')"
+            ) from exc
         if word_delimiter not in vocab:
             raise ModelError(f"a language model needs the word delimiter {word_delimiter!r} in the vocabulary")
         tokens = [token for token, _ in sorted(vocab.items(), key=lambda item: item[1])]
@@ -47,12 +49,18 @@ class BeamSearch:
 
         s = self.settings
         options = LexiconFreeDecoderOptions(
-            beam_size=s.beam_size, beam_size_token=min(s.token_beam_size, self.vocab_size), beam_threshold=25.0,
-            lm_weight=s.weight, sil_score=s.word_score, log_add=False, criterion_type=CriterionType.CTC)
+            beam_size=s.beam_size,
+            beam_size_token=min(s.token_beam_size, self.vocab_size),
+            beam_threshold=25.0,
+            lm_weight=s.weight,
+            sil_score=s.word_score,
+            log_add=False,
+            criterion_type=CriterionType.CTC,
+        )
         decoder = LexiconFreeDecoder(options, self.lm, self.delimiter_id, self.blank_id, [])
         emissions = np.ascontiguousarray(log_probs, dtype=np.float32)
         frames = emissions.shape[0]
         if frames == 0:
             return np.zeros(0, dtype=np.int64)
         best = decoder.decode(emissions.ctypes.data, frames, self.vocab_size)[0]
-        return np.asarray(best.tokens[1:frames + 1], dtype=np.int64)  # the search pads each end with one token
+        return np.asarray(best.tokens[1 : frames + 1], dtype=np.int64)  # the search pads each end with one token

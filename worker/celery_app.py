@@ -99,6 +99,7 @@ def transcribe(self: Any, job_id: str) -> str:
             fail_exhausted(context(), ident, f"gave up after {self.request.retries + 1} attempts: {exc}")
             return "failed"
         countdown = retry_delay(self.request.retries, settings.task_retry_backoff_max)
-        log.warning("job %s: %s; retry %d in %.1f s", job_id, exc.__class__.__name__, self.request.retries + 1,
-                    countdown)
+        log.warning(
+            "job %s: %s; retry %d in %.1f s", job_id, exc.__class__.__name__, self.request.retries + 1, countdown
+        )
         raise self.retry(exc=exc, countdown=countdown) from exc

@@ -56,15 +56,24 @@ class ChunkPlan:
     trail: int = 0  # LEAD_SECONDS) and after its last (TRAIL_SECONDS)
 
     @classmethod
-    def from_seconds(cls, window_s: float, overlap_s: float, rate: int, frame: int, *,
-                     pause_s: float = 0.0, vad_mode: int = 2) -> ChunkPlan:
+    def from_seconds(
+        cls, window_s: float, overlap_s: float, rate: int, frame: int, *, pause_s: float = 0.0, vad_mode: int = 2
+    ) -> ChunkPlan:
         """Round to whole frames so every chunk's frames line up with the global frame grid."""
         context = max(1, round(overlap_s / 2 * rate / frame)) * frame
         size = max(round(window_s * rate / frame) * frame, 4 * context)
         if pause_s and rate not in VAD_RATES:
             raise ValueError(f"pause detection needs a sample rate of {VAD_RATES} Hz, not {rate}")
-        return cls(size=size, context=context, frame=frame, rate=rate, min_pause=round(pause_s * rate),
-                   vad_mode=vad_mode, lead=round(LEAD_SECONDS * rate), trail=round(TRAIL_SECONDS * rate))
+        return cls(
+            size=size,
+            context=context,
+            frame=frame,
+            rate=rate,
+            min_pause=round(pause_s * rate),
+            vad_mode=vad_mode,
+            lead=round(LEAD_SECONDS * rate),
+            trail=round(TRAIL_SECONDS * rate),
+        )
 
     @property
     def step(self) -> int:
@@ -86,10 +95,10 @@ class _Pauses:
         """Judge every complete 30 ms frame of the buffer not judged yet."""
         first = self.base + len(self.speech)
         last = (start + len(buffer)) // self.width
-        unjudged = buffer[first * self.width - start:last * self.width - start]
+        unjudged = buffer[first * self.width - start : last * self.width - start]
         pcm = (np.clip(unjudged, -1.0, 1.0) * 32767).astype(np.int16)
         for k in range(last - first):
-            piece = pcm[k * self.width:(k + 1) * self.width]
+            piece = pcm[k * self.width : (k + 1) * self.width]
             self.speech.append(self.vad.is_speech(piece.tobytes(), self.rate))
 
     def cut(self, start: int) -> int | None:
@@ -139,11 +148,11 @@ def chunks(blocks: Iterable[np.ndarray], plan: ChunkPlan) -> Iterator[Chunk]:
             if after_pause:
                 lo = max(start, start + (span[0] - plan.lead - start) // plan.frame * plan.frame)
         first = lo // plan.frame
-        return Chunk(buffer[lo - start:hi - start], first, max(keep_from, first), None, after_pause, end)
+        return Chunk(buffer[lo - start : hi - start], first, max(keep_from, first), None, after_pause, end)
 
     def advance(to: int) -> None:
         nonlocal buffer, start
-        buffer = buffer[to - start:]
+        buffer = buffer[to - start :]
         start = to
         if pauses is not None:
             pauses.forget_before(start)
@@ -163,8 +172,14 @@ def chunks(blocks: Iterable[np.ndarray], plan: ChunkPlan) -> Iterator[Chunk]:
                 keep_from, after_pause = cut // plan.frame, True
             elif len(buffer) > plan.size:  # strictly more: only then is this surely not the last chunk
                 kept_to = (start + plan.size - plan.context) // plan.frame
-                yield Chunk(buffer[:plan.size], start // plan.frame, keep_from, kept_to, after_pause,
-                            start + plan.size - plan.context)
+                yield Chunk(
+                    buffer[: plan.size],
+                    start // plan.frame,
+                    keep_from,
+                    kept_to,
+                    after_pause,
+                    start + plan.size - plan.context,
+                )
                 advance(start + plan.step)
                 keep_from, after_pause = kept_to, False
             else:

@@ -29,15 +29,24 @@ def load_recognizers(settings: Settings) -> dict[str, Recognizer]:
     for name in wanted:
         started = time.perf_counter()
         recognizer = Recognizer.load(
-            available[name][0], variant=settings.model_variant, threads=settings.onnx_threads,
-            window_seconds=settings.window_seconds, overlap_seconds=settings.window_overlap_seconds,
-            pause_seconds=settings.pause_seconds, vad_aggressiveness=settings.vad_aggressiveness,
-            segment_rules=settings.segment_rules, language_model=settings.language_model,
+            available[name][0],
+            variant=settings.model_variant,
+            threads=settings.onnx_threads,
+            window_seconds=settings.window_seconds,
+            overlap_seconds=settings.window_overlap_seconds,
+            pause_seconds=settings.pause_seconds,
+            vad_aggressiveness=settings.vad_aggressiveness,
+            segment_rules=settings.segment_rules,
+            language_model=settings.language_model,
         )
         recognizer.warm_up(settings.warmup_seconds)
         recognizers[name] = recognizer
-        log.info("model %s loaded and warmed in %.2f s (%d threads)", name,
-                 time.perf_counter() - started, settings.onnx_threads)
+        log.info(
+            "model %s loaded and warmed in %.2f s (%d threads)",
+            name,
+            time.perf_counter() - started,
+            settings.onnx_threads,
+        )
     return recognizers
 
 

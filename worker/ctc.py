@@ -23,8 +23,14 @@ class CtcDecoder:
     """`delimiter_bonus` is added to the word delimiter's logit when choosing each frame's token (not to
     the probabilities reported as confidence): a calibration for models that under-predict spaces."""
 
-    def __init__(self, vocab: dict[str, int], blank: str, word_delimiter: str, delimiter_bonus: float = 0.0,
-                 beam: BeamSearch | None = None) -> None:
+    def __init__(
+        self,
+        vocab: dict[str, int],
+        blank: str,
+        word_delimiter: str,
+        delimiter_bonus: float = 0.0,
+        beam: BeamSearch | None = None,
+    ) -> None:
         if blank not in vocab:
             raise ValueError(f"the vocabulary has no blank token {blank!r}")
         self.id_to_token = {i: t for t, i in vocab.items()}
@@ -116,11 +122,13 @@ class CtcStream:
 
     def _flush(self) -> None:
         if self._chars:
-            self.words.append(Word(
-                word="".join(self._chars),
-                start=round(self._first * self.frame_seconds, 3),
-                end=round((self._last + 1) * self.frame_seconds, 3),
-                confidence=round(sum(self._char_probs) / len(self._char_probs), 4),
-            ))
+            self.words.append(
+                Word(
+                    word="".join(self._chars),
+                    start=round(self._first * self.frame_seconds, 3),
+                    end=round((self._last + 1) * self.frame_seconds, 3),
+                    confidence=round(sum(self._char_probs) / len(self._char_probs), 4),
+                )
+            )
         self._chars.clear()
         self._char_probs.clear()

@@ -23,15 +23,19 @@ def login_problem(address: str, environ: dict[str, str]) -> str | None:
         return None
     pairs = [p for p in environ.get("FLOWER_BASIC_AUTH", "").split(",") if p.strip()]
     if not pairs:
-        return (f"Flower would listen on {address} without a login; set FLOWER_BASIC_AUTH=user:password "
-                "(its API can shut workers down and revoke tasks)")
+        return (
+            f"Flower would listen on {address} without a login; set FLOWER_BASIC_AUTH=user:password "
+            "(its API can shut workers down and revoke tasks)"
+        )
     for pair in pairs:
         user, sep, password = pair.partition(":")
         if not sep or not user:
             return "FLOWER_BASIC_AUTH must be user:password (comma-separated for several users)"
         if password.lower() in PLACEHOLDER_PASSWORDS or len(password) < MIN_PASSWORD_LENGTH:
-            return (f"FLOWER_BASIC_AUTH: the password of {user!r} is a placeholder or shorter than "
-                    f"{MIN_PASSWORD_LENGTH} characters")
+            return (
+                f"FLOWER_BASIC_AUTH: the password of {user!r} is a placeholder or shorter than "
+                f"{MIN_PASSWORD_LENGTH} characters"
+            )
     return None
 
 
@@ -52,8 +56,16 @@ def main(argv: list[str] | None = None) -> None:
     problem = login_problem(args.address, dict(os.environ))
     if problem:
         sys.exit(f"flower: refusing to start: {problem}")
-    celery = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "flower", f"--address={args.address}",
-              f"--port={args.port}"]
+    celery = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.celery_app",
+        "flower",
+        f"--address={args.address}",
+        f"--port={args.port}",
+    ]
     os.execv(celery[0], celery)
 
 

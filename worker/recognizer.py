@@ -30,8 +30,14 @@ class Timed:
 
 
 class Recognizer:
-    def __init__(self, manifest: Manifest, session: ort.InferenceSession, decoder: CtcDecoder,
-                 plan: ChunkPlan, segment_rules: SegmentRules) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        session: ort.InferenceSession,
+        decoder: CtcDecoder,
+        plan: ChunkPlan,
+        segment_rules: SegmentRules,
+    ) -> None:
         self.manifest = manifest
         self.session = session
         self.decoder = decoder
@@ -40,9 +46,19 @@ class Recognizer:
         self.input_name = session.get_inputs()[0].name
 
     @classmethod
-    def load(cls, model_dir: Path, *, variant: str = "int8", threads: int = 1, window_seconds: float = 30.0,
-             overlap_seconds: float = 4.0, pause_seconds: float = 0.3, vad_aggressiveness: int = 2,
-             segment_rules: SegmentRules | None = None, language_model: bool = True) -> Recognizer:
+    def load(
+        cls,
+        model_dir: Path,
+        *,
+        variant: str = "int8",
+        threads: int = 1,
+        window_seconds: float = 30.0,
+        overlap_seconds: float = 4.0,
+        pause_seconds: float = 0.3,
+        vad_aggressiveness: int = 2,
+        segment_rules: SegmentRules | None = None,
+        language_model: bool = True,
+    ) -> Recognizer:
         """Load and verify a model folder. Falls back to the other ONNX variant if one is absent.
         `language_model`: decode with the folder's language model when it has one (else greedily).
         Audio is cut at pauses of `pause_seconds` (0: never), and speech running longer than
@@ -72,13 +88,24 @@ class Recognizer:
         beam = None
         if language_model and manifest.language_model is not None:
             verify_files(model_dir, manifest, [manifest.language_model.file])
-            beam = BeamSearch(Path(model_dir) / manifest.language_model.file, manifest.language_model, vocab,
-                              manifest.blank_token, manifest.word_delimiter_token)
-        decoder = CtcDecoder(vocab, manifest.blank_token, manifest.word_delimiter_token,
-                             manifest.word_delimiter_bonus, beam)
-        plan = ChunkPlan.from_seconds(window_seconds, overlap_seconds, manifest.sample_rate,
-                                      manifest.frame_stride_samples, pause_s=pause_seconds,
-                                      vad_mode=vad_aggressiveness)
+            beam = BeamSearch(
+                Path(model_dir) / manifest.language_model.file,
+                manifest.language_model,
+                vocab,
+                manifest.blank_token,
+                manifest.word_delimiter_token,
+            )
+        decoder = CtcDecoder(
+            vocab, manifest.blank_token, manifest.word_delimiter_token, manifest.word_delimiter_bonus, beam
+        )
+        plan = ChunkPlan.from_seconds(
+            window_seconds,
+            overlap_seconds,
+            manifest.sample_rate,
+            manifest.frame_stride_samples,
+            pause_s=pause_seconds,
+            vad_mode=vad_aggressiveness,
+        )
         return cls(manifest, session, decoder, plan, segment_rules or SegmentRules())
 
     @property
@@ -109,8 +136,13 @@ class Recognizer:
         """Transcribe mono float32 samples at the model's sample rate."""
         return self.transcribe_stream([samples])
 
-    def transcribe_stream(self, blocks: Iterable[np.ndarray], *, total_samples: int | None = None,
-                          on_progress: ProgressCallback | None = None) -> Transcript:
+    def transcribe_stream(
+        self,
+        blocks: Iterable[np.ndarray],
+        *,
+        total_samples: int | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Transcript:
         """Transcribe a stream of sample blocks chunk by chunk, in memory bounded by one window.
         `total_samples` (when known) turns the samples consumed into progress."""
         ctc = self.decoder.stream(self.manifest.frame_seconds)
@@ -118,19 +150,31 @@ class Recognizer:
         for chunk in chunks(blocks, self.plan):
             logits = self.logits(chunk.samples)
             end = None if chunk.keep_to is None else chunk.keep_to - chunk.first_frame
-            ctc.feed(logits[chunk.keep_from - chunk.first_frame:end], first_frame=chunk.keep_from,
-                     after_pause=chunk.after_pause)
+            ctc.feed(
+                logits[chunk.keep_from - chunk.first_frame : end],
+                first_frame=chunk.keep_from,
+                after_pause=chunk.after_pause,
+            )
             consumed = chunk.end_sample
             if on_progress is not None and total_samples:
                 on_progress(min(1.0, consumed / total_samples))
         text, words = ctc.finish()
         return Transcript(
-            text=text, words=words, segments=segment(words, self.segment_rules),
-            duration_s=round(consumed / self.manifest.sample_rate, 3), model=self.name,
+            text=text,
+            words=words,
+            segments=segment(words, self.segment_rules),
+            duration_s=round(consumed / self.manifest.sample_rate, 3),
+            model=self.name,
         )
 
-    def transcribe_file(self, source: audio.Source, max_seconds: float, *, expected_seconds: float | None = None,
-                        on_progress: ProgressCallback | None = None) -> Timed:
+    def transcribe_file(
+        self,
+        source: audio.Source,
+        max_seconds: float,
+        *,
+        expected_seconds: float | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Timed:
         """Decode and transcribe as a stream. Timings split the interleaved decode and inference."""
         rate = self.manifest.sample_rate
         decode_s = 0.0

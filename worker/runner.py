@@ -91,8 +91,13 @@ def _run(ctx: WorkerContext, job_id: uuid.UUID) -> Outcome:
         log.info("job %s: canceled or taken over while running; result discarded", job_id)
         return Outcome.discarded
     duration = timed.transcript.duration_s
-    metrics.job_finished(ctx.settings.redis_url, "succeeded", processing_s=processing_s, queue_wait_s=waited,
-                         rtf=processing_s / duration if duration else None)
+    metrics.job_finished(
+        ctx.settings.redis_url,
+        "succeeded",
+        processing_s=processing_s,
+        queue_wait_s=waited,
+        rtf=processing_s / duration if duration else None,
+    )
     log.info("job %s: succeeded in %.3f s (audio %.2f s)", job_id, processing_s, timed.transcript.duration_s)
     return Outcome.succeeded
 
@@ -150,8 +155,9 @@ class ProgressReporter:
         self.last = now
         try:
             with session_scope(self.ctx.session_factory) as session:
-                owned = jobs.report_progress(session, self.job_id, self.attempt, fraction,
-                                             self.ctx.settings.job_lease_seconds)
+                owned = jobs.report_progress(
+                    session, self.job_id, self.attempt, fraction, self.ctx.settings.job_lease_seconds
+                )
         except Exception as exc:
             if not is_transient(exc):
                 raise
@@ -161,15 +167,17 @@ class ProgressReporter:
             raise JobLost(str(self.job_id))
 
 
-def _transcribe(ctx: WorkerContext, model: str, key: str | None, seconds: float | None,
-                progress: ProgressReporter) -> Timed:
+def _transcribe(
+    ctx: WorkerContext, model: str, key: str | None, seconds: float | None, progress: ProgressReporter
+) -> Timed:
     recognizer = ctx.recognizers.get(model)
     if recognizer is None:
         raise InputError(f"model {model!r} is not loaded by this worker", code=ErrorCode.model_unavailable)
     if not key or not ctx.storage.exists(key):
         raise InputError("the job's audio is no longer in storage", code=ErrorCode.audio_missing)
-    return recognizer.transcribe_file(ctx.storage.path(key), ctx.settings.max_audio_seconds,
-                                      expected_seconds=seconds, on_progress=progress)
+    return recognizer.transcribe_file(
+        ctx.storage.path(key), ctx.settings.max_audio_seconds, expected_seconds=seconds, on_progress=progress
+    )
 
 
 def _fail(ctx: WorkerContext, job_id: uuid.UUID, attempt: int | None, code: str, message: str) -> Outcome:

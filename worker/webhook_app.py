@@ -41,10 +41,16 @@ app.conf.update(
     worker_concurrency=settings.webhook_concurrency,
     # `expires`: a tick that waited out a broker outage is dropped, not run in a burst with the next ones.
     beat_schedule={
-        "sweep-webhooks": {"task": SWEEP_TASK, "schedule": settings.webhook_sweep_seconds,
-                           "options": {"expires": settings.webhook_sweep_seconds}},
-        "reap-jobs": {"task": REAP_TASK, "schedule": settings.reaper_interval_seconds,
-                      "options": {"expires": settings.reaper_interval_seconds}},
+        "sweep-webhooks": {
+            "task": SWEEP_TASK,
+            "schedule": settings.webhook_sweep_seconds,
+            "options": {"expires": settings.webhook_sweep_seconds},
+        },
+        "reap-jobs": {
+            "task": REAP_TASK,
+            "schedule": settings.reaper_interval_seconds,
+            "options": {"expires": settings.reaper_interval_seconds},
+        },
     },
     beat_schedule_filename=str(settings.storage_dir.parent / "celerybeat-schedule"),
 )
@@ -103,10 +109,14 @@ def reap_jobs() -> int:
         if not lock.acquire():
             return 0
         try:
-            found = reaper.reap(context().session_factory, _broker(),
-                                lambda job_id: publish_transcription(app, job_id),
-                                settings.reaper_grace_seconds, settings.job_max_attempts,
-                                max_hold_seconds=settings.task_retry_backoff_max + settings.reaper_grace_seconds)
+            found = reaper.reap(
+                context().session_factory,
+                _broker(),
+                lambda job_id: publish_transcription(app, job_id),
+                settings.reaper_grace_seconds,
+                settings.job_max_attempts,
+                max_hold_seconds=settings.task_retry_backoff_max + settings.reaper_grace_seconds,
+            )
         finally:
             with contextlib.suppress(LockError, RedisError):
                 lock.release()

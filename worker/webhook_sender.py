@@ -81,8 +81,7 @@ def make_client() -> httpx.AsyncClient:
     """One per attempt: no proxies from the environment (they would bypass the address check), no
     redirects, and no kept-alive connections (a connection made for one host name must not serve
     another on the same address)."""
-    return httpx.AsyncClient(trust_env=False, follow_redirects=False,
-                             limits=httpx.Limits(max_keepalive_connections=0))
+    return httpx.AsyncClient(trust_env=False, follow_redirects=False, limits=httpx.Limits(max_keepalive_connections=0))
 
 
 def lease_seconds(settings: Settings) -> float:
@@ -96,9 +95,13 @@ def _claim(session: Session, delivery_id: uuid.UUID, lease_s: float) -> WebhookD
         and_(WebhookDelivery.status == DeliveryStatus.sending, WebhookDelivery.lease_expires_at < now),
     )
     result = session.execute(
-        update(WebhookDelivery).where(WebhookDelivery.id == delivery_id, due)
-        .values(status=DeliveryStatus.sending, attempts=WebhookDelivery.attempts + 1,
-                lease_expires_at=now + dt.timedelta(seconds=lease_s))
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id, due)
+        .values(
+            status=DeliveryStatus.sending,
+            attempts=WebhookDelivery.attempts + 1,
+            lease_expires_at=now + dt.timedelta(seconds=lease_s),
+        )
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -121,13 +124,27 @@ def deliver(ctx: SenderContext, delivery_id: uuid.UUID) -> float | None:
     attempt = send(url, msg_id, body, secret, settings.webhook_timeout_seconds, settings.webhook_allowed_hosts)
     delay = _next_delay(attempt, retries_used, settings.webhook_retry_schedule)
     with session_scope(ctx.session_factory) as session:
-        session.add(WebhookAttempt(delivery_id=delivery_id, number=number, started_at=started,
-                                   latency_ms=attempt.latency_ms, status_code=attempt.status_code,
-                                   error=attempt.error, response=attempt.response))
+        session.add(
+            WebhookAttempt(
+                delivery_id=delivery_id,
+                number=number,
+                started_at=started,
+                latency_ms=attempt.latency_ms,
+                status_code=attempt.status_code,
+                error=attempt.error,
+                response=attempt.response,
+            )
+        )
         _finish(session, delivery_id, number, attempt.verdict, delay)
     metrics.webhook_attempt(settings.redis_url, _outcome(attempt))
-    log.info("delivery %s attempt %d: %s (%s)%s", msg_id, number, attempt.verdict,
-             attempt.status_code or attempt.error, f"; retry in {delay:.0f} s" if delay is not None else "")
+    log.info(
+        "delivery %s attempt %d: %s (%s)%s",
+        msg_id,
+        number,
+        attempt.verdict,
+        attempt.status_code or attempt.error,
+        f"; retry in {delay:.0f} s" if delay is not None else "",
+    )
     return delay
 
 
@@ -153,17 +170,25 @@ def _finish(session: Session, delivery_id: uuid.UUID, number: int, verdict: Verd
     now = utcnow()
     values: dict[str, object] = {"lease_expires_at": None}
     if delay is not None:
-        values |= {"status": DeliveryStatus.pending, "next_attempt_at": now + dt.timedelta(seconds=delay),
-                   "enqueued_at": now if delay <= SHORT_DELAY_S else None}
+        values |= {
+            "status": DeliveryStatus.pending,
+            "next_attempt_at": now + dt.timedelta(seconds=delay),
+            "enqueued_at": now if delay <= SHORT_DELAY_S else None,
+        }
     else:
         status = {Verdict.delivered: DeliveryStatus.delivered, Verdict.gone: DeliveryStatus.disabled}.get(
-            verdict, DeliveryStatus.failed)
+            verdict, DeliveryStatus.failed
+        )
         values |= {"status": status, "finished_at": now, "next_attempt_at": None}
     session.execute(
         update(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.attempts == number,
-               WebhookDelivery.status == DeliveryStatus.sending)
-        .values(**values).execution_options(synchronize_session=False)
+        .where(
+            WebhookDelivery.id == delivery_id,
+            WebhookDelivery.attempts == number,
+            WebhookDelivery.status == DeliveryStatus.sending,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -197,16 +222,27 @@ async def _send(url: str, msg_id: str, body: str, secret: str, deadline_s: float
                 "webhook-signature": sign(secret, msg_id, timestamp, body),
             }
             extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-            async with make_client() as client, client.stream(
-                "POST", _pinned(parts, address, port), content=body.encode(), headers=headers,
-                timeout=deadline_s, extensions=extensions,
-            ) as response:
+            async with (
+                make_client() as client,
+                client.stream(
+                    "POST",
+                    _pinned(parts, address, port),
+                    content=body.encode(),
+                    headers=headers,
+                    timeout=deadline_s,
+                    extensions=extensions,
+                ) as response,
+            ):
                 answer = await _read_start(response)
     except (TimeoutError, httpx.TimeoutException):
         return Attempt(Verdict.retry, latency_ms=_ms(started), error="timeout")
     except httpx.TransportError as exc:
-        return Attempt(Verdict.retry, latency_ms=_ms(started), error="connection_error",
-                       response=f"{exc.__class__.__name__}: {exc}"[:RESPONSE_BYTES])
+        return Attempt(
+            Verdict.retry,
+            latency_ms=_ms(started),
+            error="connection_error",
+            response=f"{exc.__class__.__name__}: {exc}"[:RESPONSE_BYTES],
+        )
     code = response.status_code
     outcome = Attempt(Verdict.final, latency_ms=_ms(started), status_code=code, response=answer)
     if 200 <= code < 300:
@@ -249,13 +285,27 @@ def due_deliveries(session: Session, limit: int = 500) -> list[uuid.UUID]:
     waited for the sweep, a sender that died mid-attempt). Marks them enqueued."""
     now = utcnow()
     stale = now - dt.timedelta(seconds=REPUBLISH_AFTER_S)
-    query = select(WebhookDelivery.id).where(or_(
-        and_(WebhookDelivery.status == DeliveryStatus.pending, WebhookDelivery.next_attempt_at <= now,
-             or_(WebhookDelivery.enqueued_at.is_(None), WebhookDelivery.enqueued_at < stale)),
-        and_(WebhookDelivery.status == DeliveryStatus.sending, WebhookDelivery.lease_expires_at < now),
-    )).order_by(WebhookDelivery.next_attempt_at).limit(limit)
+    query = (
+        select(WebhookDelivery.id)
+        .where(
+            or_(
+                and_(
+                    WebhookDelivery.status == DeliveryStatus.pending,
+                    WebhookDelivery.next_attempt_at <= now,
+                    or_(WebhookDelivery.enqueued_at.is_(None), WebhookDelivery.enqueued_at < stale),
+                ),
+                and_(WebhookDelivery.status == DeliveryStatus.sending, WebhookDelivery.lease_expires_at < now),
+            )
+        )
+        .order_by(WebhookDelivery.next_attempt_at)
+        .limit(limit)
+    )
     ids = list(session.scalars(query))
     if ids:
-        session.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(ids))
-                        .values(enqueued_at=now).execution_options(synchronize_session=False))
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(ids))
+            .values(enqueued_at=now)
+            .execution_options(synchronize_session=False)
+        )
     return ids

@@ -79,8 +79,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_webhook_deliveries_batch_id", "webhook_deliveries", ["batch_id"])
     op.create_index("ix_webhook_deliveries_job_id", "webhook_deliveries", ["job_id"])
-    op.create_index("ix_webhook_deliveries_status_next_attempt_at", "webhook_deliveries",
-                    ["status", "next_attempt_at"])
+    op.create_index("ix_webhook_deliveries_status_next_attempt_at", "webhook_deliveries", ["status", "next_attempt_at"])
     op.create_table(
         "webhook_attempts",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -91,8 +90,9 @@ def upgrade() -> None:
         sa.Column("status_code", sa.Integer(), nullable=True),
         sa.Column("error", sa.String(length=64), nullable=True),
         sa.Column("response", sa.Text(), nullable=True),
-        sa.ForeignKeyConstraint(["delivery_id"], ["webhook_deliveries.id"],
-                                name=op.f("fk_webhook_attempts_delivery_id_webhook_deliveries")),
+        sa.ForeignKeyConstraint(
+            ["delivery_id"], ["webhook_deliveries.id"], name=op.f("fk_webhook_attempts_delivery_id_webhook_deliveries")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_attempts")),
     )
     op.create_index("ix_webhook_attempts_delivery_id", "webhook_attempts", ["delivery_id"])

@@ -18,8 +18,8 @@ items = [corpus.Rendering(**d) for d in json.loads(gzip.decompress(Path(".gpu/pl
 if os.environ.get("LIMIT"):
     held = [i for i in items if i.split != "train"]
     items = held + [i for i in items if i.split == "train"][: int(os.environ["LIMIT"])]
-corpus.select_sentences = lambda config: []  # type: ignore[assignment]
-corpus.plan = lambda config, pairs: items  # type: ignore[assignment]
+corpus.select_sentences = lambda _config: []  # type: ignore[assignment]
+corpus.plan = lambda _config, _pairs: items  # type: ignore[assignment]
 started = time.time()
 print(corpus.build(corpus.CorpusConfig(out=Path(sys.argv[1]), word_sequences=20000), processes=16), flush=True)
 print(f"rendered {len(items)} clips in {time.time() - started:.0f} s", flush=True)

@@ -59,21 +59,27 @@ CORPUS: dict[str, tuple[bytes, dict[str, object]]] = {
     "empty.wav": (b"", {"status": 400, "code": "empty_file"}),
     "text-named.wav": ("Merhaba, bu bir ses dosyası değil.\n".encode() * 20, {"status": 415, "code": "invalid_audio"}),
     "image.png": (b"\x89PNG\r\n\x1a\n" + bytes(200), {"status": 415, "code": "invalid_audio"}),
-    "playlist.m3u": (b"#EXTM3U\n#EXTINF:10,\nhttp://169.254.169.254/latest/meta-data\n",
-                     {"status": 415, "code": "invalid_audio"}),
+    "playlist.m3u": (
+        b"#EXTM3U\n#EXTINF:10,\nhttp://169.254.169.254/latest/meta-data\n",
+        {"status": 415, "code": "invalid_audio"},
+    ),
     "zero-samples.wav": (wav(np.zeros(0, np.float32)), {"status": 422, "code": "empty_audio"}),
     "ten-ms.wav": (wav(tone(0.01)), {"status": 422, "code": "audio_too_short"}),
     "truncated.wav": ((SAMPLES / "clip01.wav").read_bytes()[:1000], {"status": 422, "code": "truncated_audio"}),
     "truncated.ogg": ((SAMPLES / "clip03.ogg").read_bytes()[:20000], {"status": 422, "code": "truncated_audio"}),
-    "header-255-channels.wav": (wav_header(255, 255 * 2 * 10, 36 + 255 * 2 * 10) + bytes(255 * 2 * 10),
-                                {"status": 415, "code": "unsupported_audio"}),
+    "header-255-channels.wav": (
+        wav_header(255, 255 * 2 * 10, 36 + 255 * 2 * 10) + bytes(255 * 2 * 10),
+        {"status": 415, "code": "unsupported_audio"},
+    ),
     "video-without-sound.mp4": (video_without_sound(), {"status": 422, "code": "no_audio_stream"}),
     "declares-two-hours.flac": (flac_declaring_hours(), {"status": 422, "code": "audio_too_long"}),
     "nan-samples.wav": (with_samples(np.nan), {"job": "failed", "code": "invalid_audio"}),
     "inf-samples.wav": (with_samples(np.inf), {"job": "failed", "code": "invalid_audio"}),
     # A header that claims 4 GB: the size placeholder of a streamed WAV. The real length is used.
-    "claims-4gb.wav": (wav_header(1, 0xFFFFFFE0, 0xFFFFFFF0) + (tone(1.0) * 32767).astype("<i2").tobytes(),
-                       {"job": "succeeded"}),
+    "claims-4gb.wav": (
+        wav_header(1, 0xFFFFFFE0, 0xFFFFFFF0) + (tone(1.0) * 32767).astype("<i2").tobytes(),
+        {"job": "succeeded"},
+    ),
     # ffmpeg's 7.1 layout: eight planar channels once crashed the worker's decoder (a segfault in PyAV).
     "layout-7.1.wav": (wav_with_layout("7.1", tone(0.5)[::2], RATE // 2), {"job": "succeeded"}),
     "thirty-two-channels.wav": (wav(np.tile(tone(0.25)[::2], (32, 1)).T, rate=RATE // 2), {"job": "succeeded"}),
