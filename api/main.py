@@ -6,6 +6,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TypedDict
 
 import httpx
 from fastapi import FastAPI
@@ -34,6 +35,18 @@ log = logging.getLogger(__name__)
 # 1000 small parts holds at most 64 MB in memory.
 MAX_FORM_FIELDS, MAX_FIELD_BYTES = 32, 64 * 1024
 MultiPartParser.spool_max_size = 64 * 1024
+
+
+class FormLimits(TypedDict, total=False):
+    """What a route's multipart form may hold (FastAPI's `include_router(form_limits=...)`)."""
+
+    max_fields: int
+    max_part_size: int
+    max_files: int
+
+
+def form_limits(max_files: int) -> FormLimits:
+    return {"max_fields": MAX_FORM_FIELDS, "max_part_size": MAX_FIELD_BYTES, "max_files": max_files}
 
 
 def warm_up(app: FastAPI) -> None:
@@ -104,22 +117,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pace=BodyPace(settings.body_idle_timeout_seconds, settings.body_min_bytes_per_second),
     )
     install_error_handlers(app)
-    app.include_router(
-        jobs_router, form_limits={"max_fields": MAX_FORM_FIELDS, "max_part_size": MAX_FIELD_BYTES, "max_files": 1}
-    )
-    # Starlette parses at most 1000 file parts by default; a batch may hold up to STT_MAX_BATCH_ITEMS.
+    app.include_router(jobs_router, form_limits=form_limits(max_files=1))
+    # Starlette parses at most 1000 file parts by default; a batch may hold up to STT_MAX_BATCH_ITEMS
+    # (+1: the archive part).
     app.include_router(
         batches_router,
-        form_limits={
-            "max_fields": MAX_FORM_FIELDS,
-            "max_part_size": MAX_FIELD_BYTES,
-            "max_files": settings.max_batch_items + 1,
-        },
+        form_limits=form_limits(max_files=settings.max_batch_items + 1),
     )
     app.include_router(webhooks_router)
-    app.include_router(
-        openai_router, form_limits={"max_fields": MAX_FORM_FIELDS, "max_part_size": MAX_FIELD_BYTES, "max_files": 1}
-    )
+    app.include_router(openai_router, form_limits=form_limits(max_files=1))
     app.include_router(system_router)
     return app
 

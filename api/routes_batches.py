@@ -4,7 +4,6 @@ subtitles."""
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -18,11 +17,12 @@ from api import batches
 from api.auth import PrincipalDep, authenticate
 from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
 from api.idempotency import REPLAY_HEADER, Idempotency, made_once
-from api.schemas import BatchOut, ResultOut, error_responses
+from api.schemas import error_responses
 from api.submission import job_options
 from stt_common import events
 from stt_common.errors import TooManyFiles
 from stt_common.models import Batch, Job, JobStatus
+from stt_common.resources import BatchOut, JobOut
 from stt_common.subtitles import to_srt, to_vtt
 from stt_common.transcript import Transcript
 
@@ -115,8 +115,8 @@ def get_batch(principal: PrincipalDep, session: SessionDep, batch_id: str, items
 def get_results(
     principal: PrincipalDep, session: SessionDep, batch_id: str, format: Literal["jsonl", "srt", "vtt"] = "jsonl"
 ) -> Response:
-    """Results so far, in file order: JSONL with one line per item (status, error, or the transcript with
-    words and segments), or a zip holding an SRT or WebVTT file per succeeded item."""
+    """Results so far, in file order: JSONL with one job per line (as GET /v1/jobs/{id} answers: its
+    status, error or result with words and segments), or a zip holding an SRT or WebVTT file per succeeded item."""
     batch = batches.get(session, batch_id, principal.tenant)
     jobs = batches.items(session, batch.id)
     if format == "jsonl":
@@ -125,20 +125,8 @@ def get_results(
 
 
 def _jsonl(jobs: list[Job]) -> Iterator[str]:
-    for job in jobs:
-        error = {"code": job.error_code, "message": job.error_message} if job.error_code else None
-        result = None
-        if job.status == JobStatus.succeeded and job.result is not None:
-            result = ResultOut.of(job.result).model_dump(mode="json")
-        line = {
-            "index": job.batch_index,
-            "job_id": str(job.id),
-            "filename": job.filename,
-            "status": job.status,
-            "error": error,
-            "result": result,
-        }
-        yield json.dumps(line, ensure_ascii=False) + "\n"
+    for job in jobs:  # each line is the job as GET /v1/jobs/{id} answers
+        yield JobOut.of(job).model_dump_json() + "\n"
 
 
 def _subtitles_zip(batch: Batch, jobs: list[Job], format: Literal["srt", "vtt"]) -> Response:

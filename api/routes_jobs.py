@@ -8,14 +8,16 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, File, Form, Header, Query, UploadFile
 from fastapi.responses import Response
 
+from api import submission
 from api.auth import PrincipalDep, authenticate
 from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
 from api.idempotency import REPLAY_HEADER, Idempotency, made_once
-from api.schemas import JobList, JobOut, JobSummaryOut, ResultOut, error_responses
+from api.schemas import JobList, error_responses
 from api.submission import job_options, submit
 from stt_common import jobs
 from stt_common.errors import Conflict, ErrorCode
 from stt_common.models import Job, JobStatus
+from stt_common.resources import JobOut, JobSummaryOut, ResultOut
 from stt_common.subtitles import to_srt, to_vtt
 from stt_common.transcript import Transcript
 
@@ -131,8 +133,5 @@ def render_transcript(transcript: Transcript, format: Literal["txt", "srt", "vtt
 @router.delete("/{job_id}", status_code=204, responses=error_responses(404))
 def delete_job(principal: PrincipalDep, session: SessionDep, storage: StorageDep, job_id: str) -> Response:
     """Cancel the job if it has not finished, and delete its audio and transcript."""
-    key = jobs.delete(session, job_id, principal.tenant)
-    session.commit()
-    if key:
-        storage.delete(key)
+    submission.remove(session, storage, job_id, principal.tenant)
     return Response(status_code=204)

@@ -30,8 +30,7 @@ from api.auth import PrincipalDep, authenticate
 from api.routes_jobs import render_transcript
 from api.schemas import error_responses
 from api.submission import JobOptions, job_options, submit
-from stt_common import jobs
-from stt_common.errors import ErrorCode, InputError, TooManyRequests, TranscriptionTimeout
+from stt_common.errors import ErrorCode, InputError, JobNotFound, TooManyRequests, TranscriptionTimeout
 from stt_common.model_folder import list_models
 from stt_common.models import Job, JobStatus
 from stt_common.settings import Settings
@@ -120,8 +119,11 @@ def _submit(state: AppState, upload: BinaryIO, filename: str | None, options: Jo
 
 
 def _read(state: AppState, job_id: uuid.UUID) -> Job:
+    """The row this request created, deleted or not: a job deleted while we wait is `canceled`, not gone."""
     with state.session_factory() as session:  # made with expire_on_commit=False: the row stays readable
-        job = jobs.get_job(session, job_id)
+        job: Job | None = session.get(Job, job_id)
+        if job is None:
+            raise JobNotFound(f"job {job_id} not found")
         session.expunge(job)
         return job
 

@@ -210,15 +210,21 @@ def submit(
             remember(session, idempotency, job_id=job.id)
 
     def take_back() -> None:
-        key = jobs.delete(session, job.id)
         if idempotency:
             forget(session, idempotency)
-        session.commit()
-        if key:
-            storage.delete(key)
+        remove(session, storage, job.id)
 
     enqueue_or_take_back(celery, [job], take_back)
     return job
+
+
+def remove(session: Session, storage: LocalStorage, job_id: uuid.UUID | str, tenant: str | None = None) -> None:
+    """Cancel the job if it has not ended, commit, then delete its audio (DELETE /v1/jobs/{id}, and the
+    undoing of a submission the queue refused): `batches.remove` is the same for a batch."""
+    key = jobs.delete(session, job_id, tenant)
+    session.commit()
+    if key:
+        storage.delete(key)
 
 
 @contextmanager

@@ -9,7 +9,7 @@ with SttClient("http://localhost:8000", api_key=None) as stt:  # your stt_... ke
     batch = stt.submit_batch(["a.wav", "b.mp3"], key=batch_key(["a.wav", "b.mp3"], None))
     batch = stt.wait_batch(batch["id"])
     for line in stt.batch_results(batch["id"]):
-        print(line["index"], line["status"], (line["result"] or {}).get("text"))
+        print(line["batch_index"], line["status"], (line["result"] or {}).get("text"))
 """
 
 from __future__ import annotations
@@ -115,6 +115,10 @@ class SttClient:
             time.sleep(delay)
             delay = min(delay * 1.5, 2.0)
 
+    def delete(self, job_id: str) -> None:
+        """Cancel the job if it has not ended, and erase its audio and transcript."""
+        self._check(self.http.delete(f"/v1/jobs/{job_id}"))
+
     def transcript(self, job_id: str, fmt: str = "txt") -> str:
         response = self.http.get(f"/v1/jobs/{job_id}/transcript", params={"format": fmt})
         return self._check(response).text
@@ -156,7 +160,7 @@ class SttClient:
             delay = min(delay * 1.5, 5.0)
 
     def batch_results(self, batch_id: str) -> Iterator[dict[str, Any]]:
-        """One dict per item, in file order: index, job_id, filename, status, error, result."""
+        """One job per item, in file order, as `job()` returns it (`batch_index` is its place in the batch)."""
         with self.http.stream("GET", f"/v1/batches/{batch_id}/results") as response:
             if not response.is_success:
                 response.read()

@@ -183,10 +183,10 @@ def _write_batch(
     """Write each succeeded item's transcript; report failures not already reported as refused."""
     failures = 0
     for line in stt.batch_results(batch_id):
-        path = files[line["index"]]
+        path = files[line["batch_index"]]
         if line["status"] != "succeeded":
             failures += 1
-            if line["index"] not in refused:
+            if line["batch_index"] not in refused:
                 _report(progress, path, line["status"], line.get("error"))
             continue
         if fmt == Format.txt:

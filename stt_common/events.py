@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from stt_common.db import utcnow
 from stt_common.models import Batch, DeliveryStatus, Job, JobStatus, WebhookDelivery
+from stt_common.resources import BatchOut, JobSummaryOut
 
 JOB_EVENTS = {JobStatus.succeeded: "job.succeeded", JobStatus.failed: "job.failed"}
 BATCH_COMPLETED = "batch.completed"
@@ -34,21 +35,8 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 
 def job_data(job: Job) -> dict[str, Any]:
-    """The job as events carry it: status, error or text, no words (GET the job for those)."""
-    return {
-        "id": str(job.id),
-        "object": "job",
-        "status": job.status,
-        "model": job.model,
-        "batch_id": str(job.batch_id) if job.batch_id else None,
-        "filename": job.filename,
-        "duration_s": job.duration_s,
-        "created_at": _iso(job.created_at),
-        "finished_at": _iso(job.finished_at),
-        "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
-        "text": job.text,
-        "metadata": job.meta,
-    }
+    """The job as GET /v1/jobs lists it (the result's text, not its words: GET the job for those)."""
+    return JobSummaryOut.of(job).model_dump(mode="json")
 
 
 def batch_counts(session: Session, batch_id: uuid.UUID) -> dict[str, int]:
@@ -60,17 +48,8 @@ def batch_counts(session: Session, batch_id: uuid.UUID) -> dict[str, int]:
 
 
 def batch_data(session: Session, batch: Batch) -> dict[str, Any]:
-    return {
-        "id": str(batch.id),
-        "object": "batch",
-        "status": "completed" if batch.completed_at else "processing",
-        "model": batch.model,
-        "total": batch.item_count,
-        "counts": batch_counts(session, batch.id),
-        "created_at": _iso(batch.created_at),
-        "completed_at": _iso(batch.completed_at),
-        "metadata": batch.meta,
-    }
+    """The batch as GET /v1/batches/{id}?items=false answers."""
+    return BatchOut.of(batch, batch_counts(session, batch.id), None).model_dump(mode="json", exclude={"items"})
 
 
 def _add(

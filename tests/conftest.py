@@ -1,25 +1,20 @@
-"""Fixtures build real objects: a private Redis, SQLite files and fresh PostgreSQL databases migrated
-with Alembic, the bundled model, real audio clips."""
+"""Fixtures only (helpers live in tests/stack.py and tests/services.py): they build real objects, a
+private Redis, SQLite files and fresh PostgreSQL databases migrated with Alembic, the bundled model,
+real audio clips."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from redis import Redis
 from sqlalchemy import create_engine, text
-from sqlalchemy.orm import Session, sessionmaker
 
 from api.main import create_app
-from stt_common.db import make_engine, make_session_factory
 from stt_common.migrate import upgrade
-from stt_common.settings import REPO_ROOT, Settings
-from stt_common.storage import LocalStorage
 from tests.services import (
     CeleryWorker,
     RedisServer,
@@ -28,13 +23,7 @@ from tests.services import (
     drop_postgres_database,
     webhooks_worker,
 )
-
-SAMPLES = REPO_ROOT / "samples"
-MODELS = REPO_ROOT / "models"
-# A tiny randomly initialised model (python -m training.random_checkpoint --preset tiny, then export):
-# fast enough for unit tests of the engine; its transcripts are meaningless.
-TINY_MODEL = REPO_ROOT / "tests" / "fixtures" / "models" / "tr-tiny-random"
-POSTGRES_SERVER = os.environ.get("STT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+from tests.stack import POSTGRES_SERVER, Stack, make_stack
 
 
 @pytest.fixture(scope="session")
@@ -80,32 +69,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
     finally:
         drop_postgres_database(server, url)
-
-
-@dataclass
-class Stack:
-    """Settings for one test, plus the same as STT_* variables for subprocesses."""
-
-    settings: Settings
-    env: dict[str, str]
-    session_factory: sessionmaker[Session]
-    storage: LocalStorage
-
-
-def make_stack(database_url: str, redis_url: str, tmp_path: Path, **overrides: object) -> Stack:
-    values: dict[str, object] = {
-        "database_url": database_url,
-        "redis_url": redis_url,
-        "storage_dir": tmp_path / "storage",
-        "models_dir": MODELS,
-        "warmup_seconds": 1.0,
-        "worker_threads": 1,
-        "auth_enabled": False,  # tests/test_auth.py turns it on
-        **overrides,
-    }
-    env = {f"STT_{k.upper()}": json.dumps(v) if isinstance(v, list) else str(v) for k, v in values.items()}
-    settings = Settings(_env_file=None, **values)  # type: ignore[arg-type]
-    return Stack(settings, env, make_session_factory(make_engine(database_url)), LocalStorage(settings.storage_dir))
 
 
 @pytest.fixture

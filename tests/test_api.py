@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import soundfile as sf
@@ -18,7 +20,8 @@ from api.idempotency import scoped_key
 from api.main import create_app
 from stt_common.models import DEFAULT_TENANT, Batch, IdempotencyKey, Job, WebhookDelivery
 from tests.audio_files import FORMATS, Format, encode, video_without_sound, wav_with_channels
-from tests.conftest import SAMPLES, Stack, make_stack
+from tests.services import ThreadedServer, wait_for
+from tests.stack import SAMPLES, Stack, make_stack
 
 
 def wav_bytes(seconds: float, rate: int = 16000, channels: int = 1) -> bytes:
@@ -328,6 +331,31 @@ def test_openai_endpoint_times_out_with_the_job_id_and_the_job_goes_on(stack: St
         assert job_id in r.json()["error"]["message"]
         assert c.get(r.headers["location"]).json()["status"] == "queued"
     assert queued_messages(impatient) == 1
+
+
+def test_deleting_the_job_an_openai_request_waits_for_answers_it_job_canceled(stack: Stack) -> None:
+    server = ThreadedServer(create_app(stack.settings))  # no worker runs: the job stays queued until deleted
+    answers: list[httpx.Response] = []
+    try:
+        waiting = threading.Thread(
+            target=lambda: answers.append(
+                httpx.post(
+                    f"{server.url}/v1/audio/transcriptions",
+                    data={"model": "whisper-1"},
+                    files={"file": ("a.flac", (SAMPLES / "clip02.flac").read_bytes())},
+                    timeout=60,
+                )
+            )
+        )
+        waiting.start()
+        listed = wait_for(lambda: httpx.get(f"{server.url}/v1/jobs").json()["data"], 20, "the job to be listed")
+        assert httpx.delete(f"{server.url}/v1/jobs/{listed[0]['id']}").status_code == 204
+        waiting.join(30)
+    finally:
+        server.stop()
+    (answer,) = answers
+    assert answer.status_code == 422
+    assert answer.json()["error"]["code"] == "job_canceled"
 
 
 def test_an_idempotency_key_replays_the_same_job_and_refuses_a_different_request(

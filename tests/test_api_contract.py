@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from stt_common import jobs
 from stt_common.transcript import Transcript, Word
-from tests.conftest import SAMPLES, Stack, make_stack
 from tests.services import RedisServer
+from tests.stack import SAMPLES, Stack, make_stack
 
 CLIP = (SAMPLES / "clip01.wav").read_bytes()
 

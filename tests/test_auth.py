@@ -17,8 +17,8 @@ from api.main import create_app
 from stt_common import api_keys
 from stt_common.db import session_scope
 from stt_common.models import ApiKey, Job
-from tests.conftest import SAMPLES, Stack, make_stack
 from tests.services import RedisServer, ThreadedServer, env_for
+from tests.stack import SAMPLES, Stack, make_stack
 
 CLIP = SAMPLES / "clip01.wav"
 

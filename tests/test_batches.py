@@ -26,7 +26,6 @@ from stt_common.migrate import upgrade
 from stt_common.models import Batch, Job, WebhookDelivery
 from stt_common.transcript import Transcript
 from tests.audio_files import video_without_sound, wav_with_channels
-from tests.conftest import SAMPLES, Stack, make_stack
 from tests.services import (
     RedisServer,
     WebhookReceiver,
@@ -34,6 +33,7 @@ from tests.services import (
     drop_postgres_database,
     wait_for,
 )
+from tests.stack import SAMPLES, Stack, make_stack
 from tests.test_webhooks import service_secret
 
 CLIPS = sorted(SAMPLES.glob("clip*"))
@@ -104,11 +104,12 @@ def test_a_batch_of_100_with_5_bad_files(hook_stack: Stack, running: httpx.Clien
 
         # Results: JSONL in file order, then zips of subtitles that parse.
         lines = [json.loads(line) for line in api.get(f"/v1/batches/{batch['id']}/results").text.splitlines()]
-        assert [line["index"] for line in lines] == list(range(100))
+        assert [line["batch_index"] for line in lines] == list(range(100))
         for line in lines:
-            if line["index"] in BAD:
+            assert line == api.get(f"/v1/jobs/{line['id']}").json()  # each line is the job itself
+            if line["batch_index"] in BAD:
                 assert line["status"] == "failed"
-                assert line["error"]["code"] == BAD[line["index"]][2]
+                assert line["error"]["code"] == BAD[line["batch_index"]][2]
             else:
                 assert line["status"] == "succeeded"
                 assert line["result"]["text"]

@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 from api.main import create_app
 from stt_common.models import Job
 from stt_common.webhooks import new_secret, sign
-from tests.conftest import SAMPLES, Stack
 from tests.services import CeleryWorker, ThreadedServer
+from tests.stack import SAMPLES, Stack
 
 pytestmark = pytest.mark.slow
 

@@ -23,12 +23,13 @@ import pytest
 
 import client.api
 from api.main import create_app
+from client.api import SttClient
 from stt_common import audio
 from stt_common.migrate import upgrade
 from stt_common.settings import REPO_ROOT
 from tests.audio_files import FORMATS, encode
-from tests.conftest import SAMPLES, make_stack
 from tests.services import CeleryWorker, RedisServer, ThreadedServer, wait_for
+from tests.stack import SAMPLES, make_stack
 from tests.test_auth import new_key
 
 pytestmark = pytest.mark.slow
@@ -92,11 +93,11 @@ def _example_files(workdir: Path) -> None:
         zf.write(SAMPLES / "clip05.wav", "week1/clip05.wav")
 
 
-def finished_job(base: str, path: Path) -> str:
-    with httpx.Client(base_url=base, timeout=60) as api:
-        job_id = str(api.post("/v1/jobs", files={"file": (path.name, path.read_bytes())}).json()["id"])
-        wait_for(lambda: api.get(f"/v1/jobs/{job_id}").json()["status"] == "succeeded", 60, "the job")
-    return job_id
+def finished_job(base: str, path: Path, api_key: str | None = None) -> str:
+    with SttClient(base, api_key=api_key) as stt:
+        job = stt.wait(stt.submit(path)["id"], timeout=60)
+    assert job["status"] == "succeeded", job
+    return str(job["id"])
 
 
 def test_every_curl_line_of_the_readme_tour_answers_without_an_error(servers: Servers) -> None:
@@ -208,10 +209,7 @@ def test_every_stt_command_of_the_readme_runs_with_keys_on(servers: Servers) -> 
     lectures.mkdir(exist_ok=True)
     for name in ("clip01.wav", "clip02.flac"):
         shutil.copy(SAMPLES / name, lectures / name)
-    with httpx.Client(base_url=servers.keyed, timeout=60, headers={"X-API-Key": servers.key}) as api:
-        clip = (SAMPLES / "clip01.wav").read_bytes()
-        job_id = str(api.post("/v1/jobs", files={"file": ("a.wav", clip)}).json()["id"])
-        wait_for(lambda: api.get(f"/v1/jobs/{job_id}").json()["status"] == "succeeded", 60, "the job")
+    job_id = finished_job(servers.keyed, SAMPLES / "clip01.wav", api_key=servers.key)
     env = {
         **os.environ,
         "ID": job_id,

@@ -9,6 +9,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jiwer
@@ -19,22 +20,29 @@ from redis import Redis
 from sqlalchemy import select
 
 from api.main import create_app
+from client.api import SttClient
 from stt_common import readiness
 from stt_common.model_folder import list_models
 from stt_common.models import Job
-from tests.conftest import SAMPLES, Stack, make_stack
 from tests.services import CeleryWorker, RedisServer, ThreadedServer, wait_for
+from tests.stack import SAMPLES, Stack, make_stack
 
 pytestmark = pytest.mark.slow
-TERMINAL = {"succeeded", "failed", "canceled"}
 
 
 @pytest.fixture
-def api(stack: Stack) -> Iterator[httpx.Client]:
+def stt(stack: Stack) -> Iterator[SttClient]:
+    """The service as its users drive it: through the bundled client."""
     server = ThreadedServer(create_app(stack.settings))
-    with httpx.Client(base_url=server.url, timeout=30) as client:
+    with SttClient(server.url, timeout=30) as client:
         yield client
     server.stop()
+
+
+@pytest.fixture
+def api(stt: SttClient) -> httpx.Client:
+    """The same connection for the requests the client has no method for."""
+    return stt.http
 
 
 @pytest.fixture
@@ -44,21 +52,7 @@ def worker(stack: Stack, tmp_path: Path) -> Iterator[CeleryWorker]:
     w.stop()
 
 
-def submit(api: httpx.Client, path: Path) -> str:
-    r = api.post("/v1/jobs", files={"file": (path.name, path.read_bytes())})
-    assert r.status_code == 202, r.text
-    return str(r.json()["id"])
-
-
-def wait_done(api: httpx.Client, job_id: str, timeout: float = 60) -> dict:  # type: ignore[type-arg]
-    def done() -> dict | None:  # type: ignore[type-arg]
-        body = api.get(f"/v1/jobs/{job_id}").json()
-        return body if body["status"] in TERMINAL else None
-
-    return wait_for(done, timeout, f"job {job_id}", interval=0.05)
-
-
-def test_submit_poll_and_fetch_the_transcript(stack: Stack, api: httpx.Client, tmp_path: Path) -> None:
+def test_submit_poll_and_fetch_the_transcript(stack: Stack, stt: SttClient, api: httpx.Client, tmp_path: Path) -> None:
     # Celery's default start-up (with mingle, as deployed) starts consuming about a second after the pool
     # is warm; a client that trusts /ready alone must still find its first job taken at once.
     worker = CeleryWorker(stack.env, tmp_path / "worker.log", mingle=True).start(wait=False)
@@ -66,11 +60,11 @@ def test_submit_poll_and_fetch_the_transcript(stack: Stack, api: httpx.Client, t
         wait_for(lambda: api.get("/ready").status_code == 200, 90, "the worker's models to be warm", interval=0.01)
         redis = Redis.from_url(stack.settings.redis_url)
         assert readiness.ready_models(redis) == dict.fromkeys(list_models(stack.settings.models_dir), 1)
-        ids = {submit(api, clip): clip for clip in sorted(SAMPLES.glob("clip*"))}
+        ids = {stt.submit(clip)["id"]: clip for clip in sorted(SAMPLES.glob("clip*"))}
         references = json.loads((SAMPLES / "references.json").read_text())
         texts, hypotheses = [], []
         for job_id, clip in ids.items():
-            job = wait_done(api, job_id)
+            job = stt.wait(job_id, timeout=60)
             assert job["status"] == "succeeded", job
             texts.append(references[clip.name]["text"])
             hypotheses.append(job["result"]["text"])
@@ -93,7 +87,7 @@ def test_submit_poll_and_fetch_the_transcript(stack: Stack, api: httpx.Client, t
             assert api.get(f"/v1/jobs/{job_id}/transcript", params={"format": "json"}).json()["words"] == words
         # /ready waited for the worker's main process to consume, not only for warm models: the first job
         # submitted after it was taken at once.
-        assert wait_done(api, next(iter(ids)))["timings"]["queue_wait_s"] < 0.5
+        assert stt.wait(next(iter(ids)), timeout=60)["timings"]["queue_wait_s"] < 0.5
         assert "job " in worker.log()
         assert "RIFF" not in worker.log()
         assert not [h for h in hypotheses if len(h) > 8 and h in worker.log()]  # no transcripts in logs
@@ -105,27 +99,25 @@ def test_submit_poll_and_fetch_the_transcript(stack: Stack, api: httpx.Client, t
 
 
 @pytest.mark.usefixtures("stack")
-def test_undecodable_audio_fails_the_job_once_with_a_code(
-    api: httpx.Client, worker: CeleryWorker, tmp_path: Path
-) -> None:
+def test_undecodable_audio_fails_the_job_once_with_a_code(stt: SttClient, worker: CeleryWorker, tmp_path: Path) -> None:
     # A float WAV whose header is fine (so the api accepts it) but whose samples are NaN.
     path = tmp_path / "nan.wav"
     sf.write(path, np.full(16000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
     worker.start()
-    job = wait_done(api, submit(api, path))
+    job = stt.wait(stt.submit(path)["id"], timeout=60)
     assert job["status"] == "failed"
     assert job["error"]["code"] == "invalid_audio"
     assert job["attempts"] == 1
-    good = wait_done(api, submit(api, SAMPLES / "clip02.flac"))  # the worker lived on
+    good = stt.wait(stt.submit(SAMPLES / "clip02.flac")["id"], timeout=60)  # the worker lived on
     assert good["status"] == "succeeded"
 
 
-def test_delete_of_a_queued_job_cancels_it_for_good(stack: Stack, api: httpx.Client, worker: CeleryWorker) -> None:
-    canceled = submit(api, SAMPLES / "clip01.wav")  # no worker yet: it stays queued
-    assert api.delete(f"/v1/jobs/{canceled}").status_code == 204
+def test_delete_of_a_queued_job_cancels_it_for_good(stack: Stack, stt: SttClient, worker: CeleryWorker) -> None:
+    canceled = stt.submit(SAMPLES / "clip01.wav")["id"]  # no worker yet: it stays queued
+    stt.delete(canceled)
     worker.start()
-    later = submit(api, SAMPLES / "clip02.flac")
-    assert wait_done(api, later)["status"] == "succeeded"
+    later = stt.submit(SAMPLES / "clip02.flac")["id"]
+    assert stt.wait(later, timeout=60)["status"] == "succeeded"
     wait_for(lambda: "skipped" in worker.log(), 10, "the canceled job's message to be consumed")
     with stack.session_factory() as s:
         job = s.get(Job, uuid.UUID(canceled))
@@ -160,10 +152,10 @@ def test_a_killed_and_restarted_worker_loses_no_queued_job(
     server = ThreadedServer(create_app(stack.settings))
     worker = CeleryWorker(stack.env, tmp_path / "worker.log")
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as api:
+        with SttClient(server.url, timeout=30) as stt:
             worker.start()
             clip = long_clip(tmp_path, 120)
-            ids = [submit(api, clip) for _ in range(6)]
+            ids = [stt.submit(clip)["id"] for _ in range(6)]
 
             def processing() -> str | None:
                 with stack.session_factory() as s:
@@ -176,7 +168,7 @@ def test_a_killed_and_restarted_worker_loses_no_queued_job(
                 statuses = [s.get(Job, uuid.UUID(i)).status for i in ids]  # type: ignore[union-attr]
             assert "queued" in statuses  # some were still waiting in Redis when the worker died
             worker.start()
-            jobs = [wait_done(api, i, timeout=120) for i in ids]
+            jobs = [stt.wait(i, timeout=120) for i in ids]
         assert [j["status"] for j in jobs] == ["succeeded"] * 6
         by_id = {j["id"]: j for j in jobs}
         assert by_id[interrupted]["attempts"] == 2  # redelivered after the kill, reclaimed after its lease
@@ -235,22 +227,20 @@ def test_long_audio_in_any_container_reports_progress_and_gives_subtitles(
     server = ThreadedServer(create_app(stack.settings))
     worker = CeleryWorker(stack.env, tmp_path / "worker.log")
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as api:
+        with SttClient(server.url, timeout=30) as stt, stt.http as api:
             worker.start()
             wait_for(lambda: api.get("/ready").status_code == 200, 30, "the worker's models to be warm")
-            job_id = submit(api, mp3)
+            job_id = stt.submit(mp3)["id"]
             seen: list[tuple[float, float | None]] = []
             listed: list[float] = []
 
-            def finished() -> dict | None:  # type: ignore[type-arg]
-                body = api.get(f"/v1/jobs/{job_id}").json()
+            def watch(body: dict[str, Any]) -> None:
                 if body["status"] == "processing":
                     seen.append((body["progress"], body["eta_seconds"]))
                     running = api.get("/v1/jobs", params={"status": "processing"}).json()["data"]
                     listed.extend(j["progress"] for j in running)  # empty if it finished in between
-                return body if body["status"] in TERMINAL else None
 
-            job = wait_for(finished, 120, "the long job", interval=0.02)
+            job = stt.wait(job_id, timeout=120, on_update=watch)
             assert job["status"] == "succeeded", job
             assert job["audio"]["format"] == "mp3"
             assert job["audio"]["duration_s"] > 359
@@ -282,7 +272,7 @@ def test_long_audio_in_any_container_reports_progress_and_gives_subtitles(
             # A decoding bomb: 0.2 MB that decodes to 500 s and says nothing of its length up front.
             bomb = tmp_path / "bomb.webm"
             bomb.write_bytes(silence_opus_webm(500))
-            failed = wait_done(api, submit(api, bomb))
+            failed = stt.wait(stt.submit(bomb)["id"], timeout=60)
             assert failed["status"] == "failed"
             assert failed["error"]["code"] == "audio_too_long"
             assert failed["attempts"] == 1
@@ -292,7 +282,8 @@ def test_long_audio_in_any_container_reports_progress_and_gives_subtitles(
             refused = api.post("/v1/jobs", files={"file": ("cut.ogg", cut.read_bytes())})
             assert refused.status_code == 422
             assert refused.json()["error"]["code"] == "truncated_audio"
-            assert wait_done(api, submit(api, SAMPLES / "clip02.flac"))["status"] == "succeeded"  # worker alive
+            alive = stt.wait(stt.submit(SAMPLES / "clip02.flac")["id"], timeout=60)  # the worker lived on
+            assert alive["status"] == "succeeded"
     finally:
         worker.stop()
         server.stop()

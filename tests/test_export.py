@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch", reason="export needs the `export` extra (to
 from export.__main__ import main as export_main  # noqa: E402
 from export.onnx_export import ExportError, ExportOptions, export_checkpoint, frame_geometry  # noqa: E402
 from stt_common import audio  # noqa: E402
-from tests.conftest import SAMPLES, TINY_MODEL  # noqa: E402
+from tests.stack import SAMPLES, TINY_MODEL  # noqa: E402
 from training.random_checkpoint import write_random_checkpoint  # noqa: E402
 from worker.recognizer import Recognizer  # noqa: E402
 

@@ -20,9 +20,9 @@ from redis import Redis
 from sqlalchemy import select
 
 from api.main import create_app
+from client.api import SttClient
 from stt_common.migrate import upgrade
-from stt_common.models import Job, WebhookDelivery
-from tests.conftest import SAMPLES, Stack, make_stack
+from stt_common.models import Job, JobStatus, WebhookDelivery
 from tests.services import (
     ApiProcess,
     CeleryWorker,
@@ -34,11 +34,11 @@ from tests.services import (
     wait_for,
     webhooks_worker,
 )
+from tests.stack import SAMPLES, Stack, job_statuses, make_stack
 
 pytestmark = pytest.mark.slow
 CLIP = SAMPLES / "clip01.wav"
 SLOW = "worker.before_complete=sleep:{}"  # holds a finished transcription before its result is stored
-TERMINAL = ("succeeded", "failed", "canceled")
 
 
 def fault_stack(database_url: str, redis_url: str, tmp_path: Path, **overrides: object) -> Stack:
@@ -62,17 +62,6 @@ def with_faults(stack: Stack, faults: str) -> dict[str, str]:
     return {**stack.env, "STT_FAULT_POINTS": faults}
 
 
-def submit(api: httpx.Client, hook_url: str) -> str:
-    r = api.post("/v1/jobs", files={"file": (CLIP.name, CLIP.read_bytes())}, data={"webhook_url": hook_url})
-    assert r.status_code == 202, r.text
-    return str(r.json()["id"])
-
-
-def job_statuses(stack: Stack) -> dict[str, str]:
-    with stack.session_factory() as s:
-        return {str(j.id): j.status for j in s.scalars(select(Job))}
-
-
 def wait_status(stack: Stack, status: str, timeout: float = 30) -> str:
     def one() -> str | None:
         return next((i for i, st in job_statuses(stack).items() if st == status), None)
@@ -87,7 +76,7 @@ def wait_all_delivered(stack: Stack, ids: list[str], timeout: float = 90) -> Non
             delivered = [d.status for d in s.scalars(select(WebhookDelivery))]
         return (
             len(statuses) == len(ids)
-            and all(st in TERMINAL for st in statuses)
+            and all(JobStatus(st).is_terminal for st in statuses)
             and len(delivered) == len(ids)
             and all(st == "delivered" for st in delivered)
         )
@@ -136,14 +125,14 @@ def sqlite_stack(redis: RedisServer, tmp_path: Path, **overrides: object) -> Sta
 
 
 @contextmanager
-def service(stack: Stack, tmp_path: Path, *workers: CeleryWorker) -> Iterator[tuple[httpx.Client, CeleryWorker]]:
+def service(stack: Stack, tmp_path: Path, *workers: CeleryWorker) -> Iterator[tuple[SttClient, CeleryWorker]]:
     """The webhooks worker (with its reaper) and the api in a thread, for `workers` the test started;
     all of them stopped at the end."""
     housekeeping = webhooks_worker(stack.env, tmp_path).start()
     server = ThreadedServer(create_app(stack.settings))
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as api:
-            yield api, housekeeping
+        with SttClient(server.url, timeout=30) as stt:
+            yield stt, housekeeping
     finally:
         server.stop()
         for process in (housekeeping, *workers):
@@ -173,8 +162,8 @@ def test_a_worker_sigkilled_mid_job_loses_nothing_and_a_receiver_down_then_up_ge
     survivor = CeleryWorker(stack.env, tmp_path / "survivor.log")
     receiver = None
     try:
-        with service(stack, tmp_path, survivor, doomed) as (api, housekeeping):
-            ids = [submit(api, f"http://127.0.0.1:{hook_port}/hook") for _ in range(3)]
+        with service(stack, tmp_path, survivor, doomed) as (stt, housekeeping):
+            ids = [stt.submit(CLIP, webhook_url=f"http://127.0.0.1:{hook_port}/hook")["id"] for _ in range(3)]
             interrupted = wait_status(stack, "processing")
             doomed.kill()  # SIGKILL, main process and pool child: no cleanup, no ack
             survivor.start()
@@ -196,8 +185,8 @@ def test_redis_restarted_empty_with_jobs_queued_and_running_loses_nothing(
 ) -> None:
     stack = sqlite_stack(own_redis, tmp_path)
     worker = CeleryWorker(with_faults(stack, SLOW.format(3)), tmp_path / "worker.log").start()
-    with service(stack, tmp_path, worker) as (api, housekeeping):
-        ids = [submit(api, receiver.url()) for _ in range(4)]
+    with service(stack, tmp_path, worker) as (stt, housekeeping):
+        ids = [stt.submit(CLIP, webhook_url=receiver.url())["id"] for _ in range(4)]
         wait_status(stack, "processing")
         assert Redis.from_url(own_redis.url).llen("transcribe") >= 2  # the others wait in Redis
         own_redis.stop()
@@ -214,8 +203,8 @@ def test_a_job_outliving_the_visibility_timeout_runs_once(
     stack = sqlite_stack(own_redis, tmp_path, broker_visibility_timeout=10, broker_restore_interval=1)
     slow = CeleryWorker(with_faults(stack, SLOW.format(16)), tmp_path / "slow.log").start()
     other = CeleryWorker(stack.env, tmp_path / "other.log")
-    with service(stack, tmp_path, other, slow) as (api, _):
-        ids = [submit(api, receiver.url())]
+    with service(stack, tmp_path, other, slow) as (stt, _):
+        ids = [stt.submit(CLIP, webhook_url=receiver.url())["id"]]
         wait_status(stack, "processing")
         other.start()  # free to take the message Redis hands out again after 10 s
         wait_for(lambda: "not claimable" in other.log(), 30, "the restored message to reach the other worker")
@@ -235,15 +224,15 @@ def test_postgres_stopped_mid_run_answers_503_then_finishes_every_job(
         upgrade(postgres.url)
         stack = fault_stack(postgres.url, own_redis.url, tmp_path)
         worker = CeleryWorker(with_faults(stack, SLOW.format(2)), tmp_path / "worker.log").start()
-        with service(stack, tmp_path, worker) as (api, _):
-            ids = [submit(api, receiver.url()) for _ in range(3)]
+        with service(stack, tmp_path, worker) as (stt, _):
+            ids = [stt.submit(CLIP, webhook_url=receiver.url())["id"] for _ in range(3)]
             running = wait_status(stack, "processing")
             postgres.stop()  # immediate: connections cut mid-transaction
-            polled = api.get(f"/v1/jobs/{running}")
+            polled = stt.http.get(f"/v1/jobs/{running}")
             assert polled.status_code == 503
             assert polled.headers["retry-after"] == "5"
             assert polled.json()["error"]["code"] == "database_unavailable"
-            refused = api.post("/v1/jobs", files={"file": (CLIP.name, CLIP.read_bytes())})
+            refused = stt.http.post("/v1/jobs", files={"file": (CLIP.name, CLIP.read_bytes())})
             assert refused.status_code == 503
             assert "retry-after" in refused.headers
             time.sleep(3)  # the worker's result write fails meanwhile
@@ -282,13 +271,13 @@ def test_a_job_that_kills_its_worker_every_time_fails_with_worker_lost(
     # Every attempt ends the pool process as an out-of-memory kill would; the worker's main process
     # starts a new one each time.
     worker = CeleryWorker(with_faults(stack, "worker.before_complete=exit"), tmp_path / "worker.log").start()
-    with service(stack, tmp_path, worker) as (api, _):
-        job_id = submit(api, receiver.url())
+    with service(stack, tmp_path, worker) as (stt, _):
+        job_id = stt.submit(CLIP, webhook_url=receiver.url())["id"]
         wait_all_delivered(stack, [job_id], timeout=120)
-        body = api.get(f"/v1/jobs/{job_id}").json()
+        body = stt.job(job_id)
         assert worker.proc is not None
         assert worker.proc.poll() is None
-        assert 'stt_jobs_finished_total{code="worker_lost",status="failed"} 1.0' in api.get("/metrics").text
+        assert 'stt_jobs_finished_total{code="worker_lost",status="failed"} 1.0' in stt.http.get("/metrics").text
     assert (body["status"], body["error"]["code"], body["attempts"]) == ("failed", "worker_lost", 3)
     (event,) = {json.loads(r.body)["type"] for r in receiver.received}
     assert event == "job.failed"

@@ -13,7 +13,7 @@ import pytest
 from stt_common import audio
 from stt_common.errors import AudioTooLong, InputError
 from tests.audio_files import FORMATS, Format, encode, resample, silence_opus_webm
-from tests.conftest import MODELS, SAMPLES
+from tests.stack import MODELS, SAMPLES
 from worker.recognizer import Recognizer
 
 RATE = 16000

@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from tests.conftest import Stack, make_stack
 from tests.services import CeleryWorker, RedisServer, ThreadedServer, wait_for
+from tests.stack import Stack, make_stack
 
 HOSTILE = Path(__file__).resolve().parent / "hostile"
 EXPECTED: dict[str, dict[str, object]] = json.loads((HOSTILE / "expected.json").read_text())

@@ -22,8 +22,8 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from stt_common.migrate import upgrade
 from stt_common.models import Batch, Job
-from tests.conftest import SAMPLES, Stack, make_stack
 from tests.services import ApiProcess, RedisServer, ThreadedServer, wait_for
+from tests.stack import SAMPLES, Stack, make_stack
 from tests.test_auth import new_key
 
 CLIP = (SAMPLES / "clip01.wav").read_bytes()

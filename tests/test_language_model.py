@@ -12,7 +12,7 @@ import pytest
 from stt_common import audio
 from stt_common.errors import ModelError
 from stt_common.model_folder import LanguageModel, read_manifest, write_manifest
-from tests.conftest import MODELS, SAMPLES
+from tests.stack import MODELS, SAMPLES
 from worker.beam_search import BeamSearch
 from worker.ctc import log_softmax
 from worker.recognizer import Recognizer

@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 
 from stt_common.transcript import Transcript, Word
-from tests.conftest import MODELS
+from tests.stack import MODELS
 from worker.recognizer import Recognizer
 
 RATE = 16000

@@ -11,8 +11,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.main import create_app
-from tests.conftest import SAMPLES, Stack
 from tests.services import CeleryWorker, ThreadedServer, WebhookReceiver, wait_for
+from tests.stack import SAMPLES, Stack
 
 pytestmark = pytest.mark.slow
 

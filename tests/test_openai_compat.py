@@ -12,8 +12,8 @@ import srt
 import webvtt
 
 from api.main import create_app
-from tests.conftest import SAMPLES, Stack
 from tests.services import CeleryWorker, ThreadedServer, wait_for
+from tests.stack import SAMPLES, Stack
 
 pytestmark = pytest.mark.slow
 CLIP = SAMPLES / "clip02.flac"

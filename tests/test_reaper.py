@@ -17,7 +17,7 @@ from stt_common import events, jobs, reaper
 from stt_common.db import session_scope, utcnow
 from stt_common.models import Job, WebhookDelivery
 from stt_common.queue import TRANSCRIBE_QUEUE, make_celery, publish_transcription
-from tests.conftest import Stack
+from tests.stack import Stack
 
 MAX_ATTEMPTS = 3
 MAX_HOLD_S = 120.0

@@ -12,7 +12,7 @@ import soundfile as sf
 
 from stt_common import audio
 from stt_common.errors import AudioTooLong, EmptyAudio, InvalidAudio, ModelError
-from tests.conftest import SAMPLES, TINY_MODEL
+from tests.stack import SAMPLES, TINY_MODEL
 from worker.recognizer import Recognizer
 
 MODEL = TINY_MODEL

@@ -16,7 +16,7 @@ from stt_common.db import session_scope
 from stt_common.errors import TransientError
 from stt_common.models import Job
 from stt_common.storage import audio_key
-from tests.conftest import SAMPLES, TINY_MODEL, Stack
+from tests.stack import SAMPLES, TINY_MODEL, Stack
 from worker.recognizer import Recognizer
 from worker.runner import Outcome, WorkerContext, fail_exhausted, run_job
 

@@ -18,8 +18,8 @@ from schemathesis.generation import GenerationMode
 
 from api.main import create_app
 from stt_common.migrate import upgrade
-from tests.conftest import make_stack
 from tests.services import CeleryWorker, RedisServer, ThreadedServer
+from tests.stack import make_stack
 
 pytestmark = pytest.mark.slow
 EXAMPLES = int(os.environ.get("STT_FUZZ_EXAMPLES", "15"))  # per operation and mode; raise for a deeper run

@@ -189,7 +189,7 @@ def test_tiny_training_lowers_the_loss_and_exports_through_the_gate(corpus: Path
 
 
 def test_calibration_picks_a_delimiter_bonus_on_validation_and_writes_it(tmp_path: Path) -> None:
-    from tests.conftest import MODELS, SAMPLES
+    from tests.stack import MODELS, SAMPLES
     from training.calibrate import BONUSES, CARD_START, calibrate, main
 
     references = json.loads((SAMPLES / "references.json").read_text(encoding="utf-8"))
@@ -283,7 +283,7 @@ def test_pause_augmentation_pads_each_side_at_the_clips_own_noise_floor() -> Non
 
 def test_the_language_model_is_built_from_training_texts_tuned_on_validation_and_written(tmp_path: Path) -> None:
     from stt_common.model_folder import read_manifest, write_manifest
-    from tests.conftest import MODELS, SAMPLES
+    from tests.stack import MODELS, SAMPLES
     from training.lm import CARD_START, LM_FILE, WEIGHTS, WORD_SCORES, build_char_lm, main
     from worker.recognizer import Recognizer
 

@@ -27,7 +27,6 @@ from stt_common.models import Job, JobStatus, WebhookAttempt, WebhookDelivery
 from stt_common.transcript import Transcript
 from stt_common.webhooks import AddressRefused, check_url, is_public, public_address
 from tests.audio_files import silence_opus_webm
-from tests.conftest import SAMPLES, Stack
 from tests.services import (
     DrippingReceiver,
     Reply,
@@ -37,6 +36,7 @@ from tests.services import (
     free_port,
     wait_for,
 )
+from tests.stack import SAMPLES, Stack
 from worker.webhook_sender import SenderContext, deliver
 
 pytestmark = pytest.mark.slow
@@ -126,8 +126,10 @@ def test_deliveries_are_signed_retried_recorded_and_redelivered(
         assert event["type"] == "job.succeeded"
         assert event["data"]["id"] == flaky_job
         assert event["data"]["status"] == "succeeded"
-        assert event["data"]["text"]
+        assert event["data"]["result"]["text"]
         assert event["data"]["metadata"] == {"ticket": "T-1"}
+        listed = {j["id"]: j for j in api.get("/v1/jobs", params={"limit": 100}).json()["data"]}
+        assert event["data"] == listed[flaky_job]  # the event carries the job as the API lists it
         assert api.get(f"/v1/jobs/{flaky_job}").json()["metadata"] == {"ticket": "T-1"}
 
         entry = settled(api, gone_job, "disabled")
@@ -321,7 +323,7 @@ def test_each_terminal_transition_writes_one_event_in_its_own_transaction(stack:
         (delivery,) = session.query(WebhookDelivery).all()
         assert delivery.event_type == "job.succeeded"
         assert delivery.job_id == job.id
-        assert json.loads(delivery.body)["data"]["text"] == "bir"
+        assert json.loads(delivery.body)["data"]["result"]["text"] == "bir"
 
 
 def test_deleting_a_job_cancels_its_pending_retries_and_erases_every_copy_of_the_transcript(
