@@ -37,7 +37,7 @@ from stt_common.db import utcnow
 from stt_common.errors import BatchNotFound, ErrorCode, FileTooLarge, InputError, InvalidArchive, TooManyFiles
 from stt_common.models import Batch, Job, JobStatus, WebhookDelivery
 from stt_common.settings import Settings
-from stt_common.storage import LocalStorage
+from stt_common.storage import Storage, discard
 from stt_common.tenancy import get_owned
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ def _extract(zf: zipfile.ZipFile, member: zipfile.ZipInfo) -> BinaryIO:
 
 def create(
     session: Session,
-    storage: LocalStorage,
+    storage: Storage,
     settings: Settings,
     celery: Celery,
     items: list[Item],
@@ -207,9 +207,7 @@ def create(
     return batch
 
 
-def _accept(
-    session: Session, storage: LocalStorage, settings: Settings, item: Item, options: JobOptions, index: int
-) -> Job:
+def _accept(session: Session, storage: Storage, settings: Settings, item: Item, options: JobOptions, index: int) -> Job:
     """The item's queued job, or a failed one carrying why it was refused. The item's content exists
     only while it is checked and stored."""
     error = item.error
@@ -243,7 +241,7 @@ def _accept(
     return job
 
 
-def _take_back(session: Session, storage: LocalStorage, batch_id: uuid.UUID, idempotency: Idempotency | None) -> None:
+def _take_back(session: Session, storage: Storage, batch_id: uuid.UUID, idempotency: Idempotency | None) -> None:
     """The queue refused the batch: drop its unsent events and its key, then remove it as DELETE does."""
     session.execute(delete(WebhookDelivery).where(WebhookDelivery.batch_id == batch_id, WebhookDelivery.attempts == 0))
     if idempotency:
@@ -260,7 +258,7 @@ def items(session: Session, batch_id: uuid.UUID) -> list[Job]:
     return list(session.scalars(select(Job).where(Job.batch_id == batch_id).order_by(Job.batch_index)))
 
 
-def remove(session: Session, storage: LocalStorage, batch_id: uuid.UUID | str, tenant: str | None = None) -> None:
+def remove(session: Session, storage: Storage, batch_id: uuid.UUID | str, tenant: str | None = None) -> None:
     """Cancel what has not finished, delete every job's audio and transcript, hide the batch."""
     batch = get(session, batch_id, tenant)
     batch_id = batch.id
@@ -270,5 +268,4 @@ def remove(session: Session, storage: LocalStorage, batch_id: uuid.UUID | str, t
     events.erase(session, batch_id=batch_id)
     session.commit()
     for audio_key in audio_keys:
-        if audio_key:
-            storage.delete(audio_key)
+        discard(storage, audio_key)

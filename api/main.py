@@ -26,7 +26,7 @@ from stt_common import __version__, events, jobs, logs
 from stt_common.db import make_engine, make_session_factory
 from stt_common.queue import TRANSCRIBE_QUEUE, make_celery, publish_deliveries
 from stt_common.settings import Settings, get_settings
-from stt_common.storage import LocalStorage
+from stt_common.storage import open_storage
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings.database_url)
         app.state.settings = settings
         app.state.session_factory = make_session_factory(engine)
-        app.state.storage = LocalStorage(settings.storage_dir)
+        app.state.storage = open_storage(settings)
         app.state.celery = make_celery(settings)
         events.publish_after_commit(app.state.session_factory, lambda ids: publish_deliveries(app.state.celery, ids))
         app.state.metrics = metrics_registry(

@@ -20,7 +20,7 @@ from api.auth import authenticate, bearer_token
 from api.deps import SessionDep, SettingsDep
 from api.schemas import ErrorBody, ModelList, ModelOut, ReadyOut, error_responses
 from stt_common import readiness
-from stt_common.errors import ErrorCode, NotFound, TransientError, Unauthorized
+from stt_common.errors import ErrorCode, NotFound, StorageUnavailable, TransientError, Unauthorized
 from stt_common.metrics import ServiceCollector
 from stt_common.model_folder import MANIFEST, Manifest, list_models
 from stt_common.settings import Settings
@@ -36,8 +36,8 @@ def health() -> dict[str, str]:
 
 @router.get("/ready", response_model=ReadyOut, tags=["system"], responses={503: {"model": ReadyOut}})
 def ready(request: Request, session: SessionDep, settings: SettingsDep) -> JSONResponse:
-    """Readiness: the database and the broker answer, and at least one worker process has the default
-    model loaded and warmed."""
+    """Readiness: the database, the broker and the audio store answer, and at least one worker process has
+    the default model loaded and warmed."""
     checks: dict[str, str] = {}
     try:
         session.execute(text("SELECT 1"))
@@ -53,6 +53,11 @@ def ready(request: Request, session: SessionDep, settings: SettingsDep) -> JSONR
     except Exception as exc:
         checks.setdefault("broker", f"error: {exc.__class__.__name__}")
         checks["workers"] = "error: broker unreachable"
+    try:
+        request.app.state.storage.check()
+        checks["storage"] = "ok"
+    except StorageUnavailable as exc:
+        checks["storage"] = f"error: {exc.message}"
     ok = all(v == "ok" for v in checks.values())
     body = ReadyOut(status="ready" if ok else "not_ready", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)

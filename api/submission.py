@@ -29,7 +29,7 @@ from stt_common.model_folder import list_models
 from stt_common.models import DEFAULT_TENANT, Job, JobStatus
 from stt_common.queue import publish_transcription
 from stt_common.settings import Settings
-from stt_common.storage import LocalStorage, audio_key
+from stt_common.storage import Storage, audio_key, discard
 from stt_common.webhooks import check_url
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ def clean_filename(name: str | None, *, keep_folders: bool = False) -> str | Non
 
 def accept_upload(
     session: Session,
-    storage: LocalStorage,
+    storage: Storage,
     settings: Settings,
     upload: BinaryIO,
     filename: str | None,
@@ -186,14 +186,14 @@ def accept_upload(
         session.add(job)
         session.flush()
     except BaseException:
-        storage.delete(stored.key)
+        discard(storage, stored.key)
         raise
     return job
 
 
 def submit(
     session: Session,
-    storage: LocalStorage,
+    storage: Storage,
     settings: Settings,
     celery: Celery,
     upload: BinaryIO,
@@ -218,17 +218,16 @@ def submit(
     return job
 
 
-def remove(session: Session, storage: LocalStorage, job_id: uuid.UUID | str, tenant: str | None = None) -> None:
+def remove(session: Session, storage: Storage, job_id: uuid.UUID | str, tenant: str | None = None) -> None:
     """Cancel the job if it has not ended, commit, then delete its audio (DELETE /v1/jobs/{id}, and the
     undoing of a submission the queue refused): `batches.remove` is the same for a batch."""
     key = jobs.delete(session, job_id, tenant)
     session.commit()
-    if key:
-        storage.delete(key)
+    discard(storage, key)
 
 
 @contextmanager
-def commit_or_remove(session: Session, storage: LocalStorage, stored: list[Job]) -> Iterator[None]:
+def commit_or_remove(session: Session, storage: Storage, stored: list[Job]) -> Iterator[None]:
     """Commit what the block adds to a submission whose jobs' audio is stored; if the block or the commit
     fails (with an idempotency key, an IntegrityError: the same key committed a moment earlier), roll
     back and remove that audio. `stored` may grow inside the block."""
@@ -238,8 +237,7 @@ def commit_or_remove(session: Session, storage: LocalStorage, stored: list[Job])
     except BaseException:
         session.rollback()
         for job in stored:
-            if job.audio_key:
-                storage.delete(job.audio_key)
+            discard(storage, job.audio_key)
         raise
 
 

@@ -38,6 +38,7 @@ import soundfile as sf
 from report import (  # bench/report.py (this folder is on sys.path)
     PrivateStack,
     cpu_model,
+    cpu_seconds,
     free_port,
     replace_section,
     write_results,
@@ -91,21 +92,6 @@ class Receiver:
     def count(self) -> int:
         with self.lock:
             return len(self.ids)
-
-
-def cpu_seconds(groups: dict[int, str]) -> dict[str, float]:
-    """CPU seconds used so far by each spawned process group (a Celery worker and its pool children)."""
-    used = dict.fromkeys(groups.values(), 0.0)
-    ticks = os.sysconf("SC_CLK_TCK")
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        group = int(fields[2])  # pgrp
-        if group in groups:
-            used[groups[group]] += (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
-    return {name: round(seconds, 1) for name, seconds in used.items()}
 
 
 def _engine_worker(args: tuple[list[str], str, int]) -> tuple[float, int]:

@@ -55,6 +55,21 @@ def write_results(out: Path, summary: dict[str, object], title: str, table: list
     print(f"wrote {out}")
 
 
+def cpu_seconds(groups: dict[int, str]) -> dict[str, float]:
+    """CPU seconds used so far by each spawned process group (a Celery worker and its pool children)."""
+    used = dict.fromkeys(groups.values(), 0.0)
+    ticks = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        group = int(fields[2])  # pgrp
+        if group in groups:
+            used[groups[group]] += (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    return {name: round(seconds, 1) for name, seconds in used.items()}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -190,6 +205,37 @@ class PrivateStack:
                 raise SystemExit(f"worker processes not warm; logs in {self.work}")
             time.sleep(0.2)
         return model
+
+    def with_s3(self, bucket: str = "stt-bench") -> None:
+        """Keep the audio in a bucket on moto's S3-compatible server (a process of this stack, on a free
+        port): what `STT_STORAGE_URL=s3://...` costs, against a store on the same machine."""
+        import boto3
+
+        port = free_port()
+        self.spawn("s3", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)])
+        aws = {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        self.env.update({**aws, "STT_STORAGE_URL": f"s3://{bucket}/audio"})
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"moto's S3 server did not start; logs in {self.work}") from None
+                time.sleep(0.1)
+        boto3.client(
+            "s3",
+            endpoint_url=aws["AWS_ENDPOINT_URL"],
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+            region_name="us-east-1",
+        ).create_bucket(Bucket=bucket)
 
     def stop(self) -> None:
         stop_all(self.procs, 20)

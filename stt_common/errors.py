@@ -73,9 +73,11 @@ class ErrorCode(StrEnum):
     queue_unavailable = "queue_unavailable"
     database_unavailable = "database_unavailable"
     broker_unavailable = "broker_unavailable"
+    storage_unavailable = "storage_unavailable"
     transcription_timeout = "transcription_timeout"
     # Set by the worker on a failed job
     audio_missing = "audio_missing"
+    audio_corrupt = "audio_corrupt"
     model_unavailable = "model_unavailable"
     model_error = "model_error"
     retries_exhausted = "retries_exhausted"
@@ -240,6 +242,24 @@ class TransientError(SttError):
     code = ErrorCode.service_unavailable
     http_status = 503
     default_headers = {"Retry-After": "5"}  # noqa: RUF012
+
+
+class StorageUnavailable(TransientError):
+    """The audio store (a directory or an S3-compatible bucket) cannot be reached or refused the request."""
+
+    code = ErrorCode.storage_unavailable
+
+
+class AudioMissing(InputError):
+    """The job's stored audio is gone (deleted, or lost with the store)."""
+
+    code = ErrorCode.audio_missing
+
+
+class AudioCorrupt(InputError):
+    """The stored audio no longer matches the sha256 recorded at upload."""
+
+    code = ErrorCode.audio_corrupt
 
 
 class TranscriptionTimeout(SttError):

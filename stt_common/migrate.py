@@ -1,6 +1,8 @@
-"""Pre-start step: wait for the database, then `alembic upgrade head`.
+"""Pre-start step: wait for the database, then `alembic upgrade head`; wait for the audio store too, and
+with --create-bucket make the `STT_STORAGE_URL` bucket if it does not exist (compose's own S3 server
+starts empty; on AWS, create the bucket with its policies yourself).
 
-python -m stt_common.migrate [--wait SECONDS]
+python -m stt_common.migrate [--wait SECONDS] [--create-bucket]
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from alembic.config import Config
 from sqlalchemy import text
 
 from stt_common.db import make_engine
+from stt_common.errors import StorageUnavailable
 from stt_common.settings import REPO_ROOT, get_settings
+from stt_common.storage import S3Storage, Storage, open_storage
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +55,32 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--wait", type=float, default=30.0, help="Seconds to wait for the database.")
+    parser.add_argument("--wait", type=float, default=30.0, help="Seconds to wait for the database and the store.")
+    parser.add_argument("--create-bucket", action="store_true", help="Create the S3 bucket if it is missing.")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    url = get_settings().database_url
-    wait_for_database(url, args.wait)
-    upgrade(url)
+    settings = get_settings()
+    wait_for_database(settings.database_url, args.wait)
+    upgrade(settings.database_url)
     log.info("database schema is at head")
+    storage = open_storage(settings)
+    wait_for_storage(storage, args.wait, create=args.create_bucket)
+    log.info("audio store %r answers", storage)
+
+
+def wait_for_storage(storage: Storage, seconds: float, *, create: bool = False) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if create and isinstance(storage, S3Storage):
+                storage.create_bucket()
+            storage.check()
+            return
+        except StorageUnavailable as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the audio store did not answer within {seconds} s: {exc.message}") from exc
+            log.info("waiting for the audio store: %s", exc.message)
+            time.sleep(1)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,18 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL. SQLite by default; `postgresql+psycopg://user@host/db` in production.",
     )
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker (Redis) URL.")
-    storage_dir: Path = Field(Path("./data/storage"), description="Directory for uploaded audio.")
+    storage_url: str | None = Field(
+        None,
+        description="Where uploaded audio lives: `s3://BUCKET/PREFIX` for any S3-compatible store (credentials, "
+        "region and endpoint from the standard AWS_* variables or credential chain), or a directory. "
+        "Unset: `storage_dir`.",
+    )
+    storage_dir: Path = Field(Path("./data/storage"), description="Directory for uploaded audio, unless `storage_url`.")
+    s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        "auto",
+        description="How bucket names reach an S3 endpoint: `auto` is path style when AWS_ENDPOINT_URL is set "
+        "(MinIO, Ceph, Garage), virtual-hosted otherwise (AWS).",
+    )
     models_dir: Path = Field(REPO_ROOT / "models", description="Directory holding one folder per model.")
     default_model: str = Field("tr-espeak-small", description="Model used when a job names none.")
     worker_models: Annotated[list[str], NoDecode] = Field(

@@ -18,6 +18,7 @@ from stt_common.migrate import upgrade
 from tests.services import (
     CeleryWorker,
     RedisServer,
+    S3Server,
     ThreadedServer,
     create_postgres_database,
     drop_postgres_database,
@@ -106,3 +107,14 @@ def running(hook_stack: Stack, tmp_path: Path) -> Iterator[httpx.Client]:
         server.stop()
         sender.stop()
         transcriber.stop()
+
+
+@pytest.fixture
+def s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:
+    """A private S3-compatible server (moto) with an `stt-audio` bucket; the standard AWS variables name
+    it for this process and for the workers it starts."""
+    server = S3Server(tmp_path / "s3.log")
+    for name, value in server.env.items():
+        monkeypatch.setenv(name, value)
+    yield server
+    server.stop()

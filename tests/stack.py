@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from stt_common.db import make_engine, make_session_factory
 from stt_common.models import Job
 from stt_common.settings import REPO_ROOT, Settings
-from stt_common.storage import LocalStorage
+from stt_common.storage import Storage, open_storage
 
 SAMPLES = REPO_ROOT / "samples"
 MODELS = REPO_ROOT / "models"
@@ -32,7 +32,7 @@ class Stack:
     settings: Settings
     env: dict[str, str]
     session_factory: sessionmaker[Session]
-    storage: LocalStorage
+    storage: Storage
 
 
 def make_stack(database_url: str, redis_url: str, tmp_path: Path, **overrides: object) -> Stack:
@@ -48,7 +48,7 @@ def make_stack(database_url: str, redis_url: str, tmp_path: Path, **overrides: o
     }
     env = {f"STT_{k.upper()}": json.dumps(v) if isinstance(v, list) else str(v) for k, v in values.items()}
     settings = Settings(_env_file=None, **values)  # type: ignore[arg-type]
-    return Stack(settings, env, make_session_factory(make_engine(database_url)), LocalStorage(settings.storage_dir))
+    return Stack(settings, env, make_session_factory(make_engine(database_url)), open_storage(settings))
 
 
 def job_statuses(stack: Stack) -> dict[str, str]:

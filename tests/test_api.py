@@ -282,6 +282,7 @@ def test_ready_is_503_without_a_worker(client: TestClient) -> None:
     assert r.status_code == 503
     assert r.json()["checks"]["database"] == "ok"
     assert r.json()["checks"]["broker"] == "ok"
+    assert r.json()["checks"]["storage"] == "ok"
     assert r.json()["checks"]["workers"].startswith("error")
 
 

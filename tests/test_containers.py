@@ -115,8 +115,8 @@ def test_every_container_command_names_a_real_module(name: str) -> None:
 
 def test_services_we_do_not_build_run_pinned_images() -> None:
     pulled = {name: service["image"] for name, service in SERVICES.items() if name not in BUILT}
-    assert set(pulled) == {"redis", "postgres"}
-    assert all(re.fullmatch(r"[a-z]+:\d+[\w.-]*", image) for image in pulled.values()), pulled
+    assert set(pulled) == {"redis", "postgres", "s3"}
+    assert all(re.fullmatch(r"[a-z]+(/[a-z0-9-]+)?:\d+[\w.-]*", image) for image in pulled.values()), pulled
 
 
 def test_compose_sets_only_real_settings() -> None:
@@ -172,3 +172,26 @@ def test_flower_exits_saying_why_instead_of_serving_without_a_login() -> None:
     assert out.returncode == 1
     assert "refusing to start" in out.stderr
     assert "FLOWER_BASIC_AUTH" in out.stderr
+
+
+def interpolated(text: str) -> str:
+    """Compose's `${NAME:-default}` with nothing set: the defaults."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", text)
+
+
+def test_api_and_workers_share_no_volume_only_the_s3_store() -> None:
+    for name in ("api", "worker"):
+        assert "volumes" not in SERVICES[name], f"{name} mounts a volume: the hosts must share only the store"
+        env = SERVICES[name]["environment"]
+        assert env["STT_STORAGE_URL"].startswith("s3://")
+        assert env["AWS_ENDPOINT_URL"] == "http://s3:8333"
+    assert "--create-bucket" in SERVICES["migrate"]["command"]
+    assert SERVICES["migrate"]["depends_on"]["s3"]["condition"] == "service_healthy"
+    assert "healthcheck" in SERVICES["s3"]
+    assert "-s3.config=/etc/seaweedfs/s3.json" in SERVICES["s3"]["command"]
+    identities = json.loads(interpolated(COMPOSE["configs"]["s3-identities"]["content"]))
+    (identity,) = identities["identities"]
+    env = SERVICES["api"]["environment"]
+    assert identity["credentials"] == [
+        {"accessKey": interpolated(env["AWS_ACCESS_KEY_ID"]), "secretKey": interpolated(env["AWS_SECRET_ACCESS_KEY"])}
+    ]

@@ -153,10 +153,19 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest) -> dict[str, object]:
+    """Settings for the audio store: the local directory, or a bucket on a private S3 server."""
+    if request.param == "local":
+        return {}
+    request.getfixturevalue("s3")
+    return {"storage_url": "s3://stt-audio/faults"}
+
+
 def test_a_worker_sigkilled_mid_job_loses_nothing_and_a_receiver_down_then_up_gets_every_event(
-    own_redis: RedisServer, tmp_path: Path
+    own_redis: RedisServer, tmp_path: Path, store: dict[str, object]
 ) -> None:
-    stack = sqlite_stack(own_redis, tmp_path)
+    stack = sqlite_stack(own_redis, tmp_path, **store)
     hook_port = free_port()  # nothing listens there yet: deliveries fail to connect and are retried
     doomed = CeleryWorker(with_faults(stack, SLOW.format(60)), tmp_path / "doomed.log").start()
     survivor = CeleryWorker(stack.env, tmp_path / "survivor.log")

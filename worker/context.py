@@ -12,7 +12,7 @@ from stt_common.db import make_engine, make_session_factory
 from stt_common.errors import ModelError
 from stt_common.model_folder import list_models
 from stt_common.settings import Settings
-from stt_common.storage import LocalStorage
+from stt_common.storage import open_storage
 from worker.recognizer import Recognizer
 from worker.runner import WorkerContext
 
@@ -56,7 +56,7 @@ def build_context(settings: Settings, publish: Callable[[list[uuid.UUID]], None]
     context = WorkerContext(
         settings=settings,
         session_factory=factory,
-        storage=LocalStorage(settings.storage_dir),
+        storage=open_storage(settings),
         recognizers=load_recognizers(settings),
     )
     try:

@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from stt_common import faults, jobs, logs, metrics
 from stt_common.db import session_scope
-from stt_common.errors import ErrorCode, InputError, TransientError, is_transient
+from stt_common.errors import AudioMissing, ErrorCode, InputError, TransientError, is_transient
 from stt_common.models import Job
 from stt_common.settings import Settings
-from stt_common.storage import LocalStorage
+from stt_common.storage import Storage
 from worker.recognizer import Recognizer, Timed
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class Outcome(StrEnum):
 class WorkerContext:
     settings: Settings
     session_factory: sessionmaker[Session]
-    storage: LocalStorage
+    storage: Storage
     recognizers: Mapping[str, Recognizer]  # committed webhook events leave by the factory's after-commit hook
 
 
@@ -54,7 +54,9 @@ def _run(ctx: WorkerContext, job_id: uuid.UUID) -> Outcome:
     with session_scope(ctx.session_factory) as session:
         attempt = jobs.claim(session, job_id, ctx.settings.job_lease_seconds, ctx.settings.job_max_attempts)
         job = session.get(Job, job_id) if attempt is not None else None
-        model, key, seconds = (job.model, job.audio_key, job.duration_s) if job else ("", None, None)
+        model, key, sha256, seconds = (
+            (job.model, job.audio_key, job.audio_sha256, job.duration_s) if job else ("", None, None, None)
+        )
         waited = (job.started_at - job.created_at).total_seconds() if job and job.started_at else None
     if attempt is None:
         log.info("job %s: not claimable (duplicate delivery, canceled or finished); skipped", job_id)
@@ -64,7 +66,7 @@ def _run(ctx: WorkerContext, job_id: uuid.UUID) -> Outcome:
     started = time.perf_counter()
     try:
         with LeaseKeeper(ctx, job_id, attempt) as lease:
-            timed = _transcribe(ctx, model, key, seconds, ProgressReporter(ctx, job_id, attempt, lease))
+            timed = _transcribe(ctx, model, key, sha256, seconds, ProgressReporter(ctx, job_id, attempt, lease))
             faults.hit("worker.before_complete")
     except JobLost:
         log.info("job %s: canceled or taken over while running; stopped", job_id)
@@ -168,16 +170,24 @@ class ProgressReporter:
 
 
 def _transcribe(
-    ctx: WorkerContext, model: str, key: str | None, seconds: float | None, progress: ProgressReporter
+    ctx: WorkerContext,
+    model: str,
+    key: str | None,
+    sha256: str | None,
+    seconds: float | None,
+    progress: ProgressReporter,
 ) -> Timed:
+    """The stored audio, fetched as a private local file (from a bucket, or the local store's own file) and
+    checked against its sha256 at upload, transcribed by the job's model."""
     recognizer = ctx.recognizers.get(model)
     if recognizer is None:
         raise InputError(f"model {model!r} is not loaded by this worker", code=ErrorCode.model_unavailable)
-    if not key or not ctx.storage.exists(key):
-        raise InputError("the job's audio is no longer in storage", code=ErrorCode.audio_missing)
-    return recognizer.transcribe_file(
-        ctx.storage.path(key), ctx.settings.max_audio_seconds, expected_seconds=seconds, on_progress=progress
-    )
+    if not key:
+        raise AudioMissing("the job's audio is no longer in storage")
+    with ctx.storage.fetch(key, sha256) as path:
+        return recognizer.transcribe_file(
+            path, ctx.settings.max_audio_seconds, expected_seconds=seconds, on_progress=progress
+        )
 
 
 def _fail(ctx: WorkerContext, job_id: uuid.UUID, attempt: int | None, code: str, message: str) -> Outcome:
