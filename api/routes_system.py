@@ -36,8 +36,8 @@ def health() -> dict[str, str]:
 
 @router.get("/ready", response_model=ReadyOut, tags=["system"], responses={503: {"model": ReadyOut}})
 def ready(request: Request, session: SessionDep, settings: SettingsDep) -> JSONResponse:
-    """Readiness: the database, the broker and the audio store answer, and at least one worker process has
-    the default model loaded and warmed."""
+    """Readiness: the database, the broker and the audio store answer, and (unless
+    STT_READY_REQUIRES_WORKER=false) at least one worker process has the default model loaded and warmed."""
     checks: dict[str, str] = {}
     try:
         session.execute(text("SELECT 1"))
@@ -48,11 +48,13 @@ def ready(request: Request, session: SessionDep, settings: SettingsDep) -> JSONR
         client: Redis = request.app.state.redis  # one client (and its connection pool) for every call
         client.ping()
         checks["broker"] = "ok"
-        warm = readiness.ready_models(client).get(settings.default_model, 0)
-        checks["workers"] = "ok" if warm else f"error: no worker has {settings.default_model} warm yet"
+        if settings.ready_requires_worker:
+            warm = readiness.ready_models(client).get(settings.default_model, 0)
+            checks["workers"] = "ok" if warm else f"error: no worker has {settings.default_model} warm yet"
     except Exception as exc:
         checks.setdefault("broker", f"error: {exc.__class__.__name__}")
-        checks["workers"] = "error: broker unreachable"
+        if settings.ready_requires_worker:
+            checks["workers"] = "error: broker unreachable"
     try:
         request.app.state.storage.check()
         checks["storage"] = "ok"

@@ -3,6 +3,7 @@ with --create-bucket make the `STT_STORAGE_URL` bucket if it does not exist (com
 starts empty; on AWS, create the bucket with its policies yourself).
 
 python -m stt_common.migrate [--wait SECONDS] [--create-bucket]
+python -m stt_common.migrate --wait SECONDS --no-upgrade    # wait until another process has migrated
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import time
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from stt_common.db import make_engine
@@ -49,6 +52,31 @@ def wait_for_database(url: str, seconds: float) -> None:
         engine.dispose()
 
 
+def is_at_head(url: str) -> bool:
+    heads = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return set(MigrationContext.configure(conn).get_current_heads()) == heads
+    finally:
+        engine.dispose()
+
+
+def wait_for_head(url: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if is_at_head(url):
+                return
+            problem = "not migrated yet"
+        except Exception as exc:
+            problem = exc.__class__.__name__
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the database schema is not at head after {seconds} s ({problem})")
+        log.info("waiting for the schema to reach head: %s", problem)
+        time.sleep(2)
+
+
 def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
@@ -57,9 +85,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--wait", type=float, default=30.0, help="Seconds to wait for the database and the store.")
     parser.add_argument("--create-bucket", action="store_true", help="Create the S3 bucket if it is missing.")
+    parser.add_argument(
+        "--no-upgrade",
+        action="store_true",
+        help="Only wait (up to --wait s) until the schema is at head: an api pod's init container, while "
+        "the migration Job upgrades it.",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     settings = get_settings()
+    if args.no_upgrade:
+        wait_for_head(settings.database_url, args.wait)
+        log.info("database schema is at head")
+        return
     wait_for_database(settings.database_url, args.wait)
     upgrade(settings.database_url)
     log.info("database schema is at head")

@@ -191,6 +191,11 @@ class Settings(BaseSettings):
         description="Jobs one tenant may have queued or processing at once; a submission beyond it "
         "gets 429 `quota_exceeded` with Retry-After.",
     )
+    ready_requires_worker: bool = Field(
+        True,
+        description="GET /ready also needs a worker with the default model warm. Set false where workers "
+        "scale to zero on the queue's length (KEDA): the api must take jobs for a worker to be started.",
+    )
     metrics_token: str | None = Field(
         None,
         description="When set, GET /metrics needs `Authorization: Bearer <this token>` (it shows counts "

@@ -286,6 +286,15 @@ def test_ready_is_503_without_a_worker(client: TestClient) -> None:
     assert r.json()["checks"]["workers"].startswith("error")
 
 
+def test_ready_without_a_worker_where_workers_scale_from_zero(stack: Stack, tmp_path: Path) -> None:
+    """With KEDA, workers start when jobs wait: the api must be ready (and take jobs) before any worker."""
+    scaled = make_stack(stack.settings.database_url, stack.settings.redis_url, tmp_path, ready_requires_worker=False)
+    with TestClient(create_app(scaled.settings)) as c:
+        r = c.get("/ready")
+    assert r.status_code == 200, r.text
+    assert r.json()["checks"] == {"database": "ok", "broker": "ok", "storage": "ok"}
+
+
 def test_broker_down_refuses_the_job_and_leaves_nothing(stack: Stack, tmp_path: Path) -> None:
     from tests.services import free_port
 
