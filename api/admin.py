@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session
 
-from stt_common import api_keys
+from stt_common import api_keys, retention
 from stt_common.db import make_engine, make_session_factory, session_scope
 from stt_common.models import DEFAULT_TENANT
 from stt_common.settings import get_settings
@@ -43,6 +43,36 @@ def webhook_secret(
     the service made for the tenant)."""
     with _session() as session:
         typer.echo(signing_secret(session, get_settings().webhook_secret, tenant))
+
+
+@app.command("retention")
+def retention_policy(
+    tenant: Annotated[str, typer.Option(help="Whose policy.")] = DEFAULT_TENANT,
+    audio_seconds: Annotated[
+        float | None, typer.Option(min=0, help="Keep audio this long after a job ends (0: delete when it ends).")
+    ] = None,
+    transcript_seconds: Annotated[
+        float | None, typer.Option(min=0, help="Keep transcripts this long after a job ends.")
+    ] = None,
+    default: Annotated[
+        bool, typer.Option("--default", help="Drop the tenant's own policy: the defaults apply.")
+    ] = False,
+) -> None:
+    """Show a tenant's retention, or set its own (overriding STT_AUDIO_RETENTION_SECONDS and
+    STT_TRANSCRIPT_RETENTION_SECONDS for that tenant; a value left out keeps the default)."""
+    settings = get_settings()
+    with _session() as session:
+        if default or audio_seconds is not None or transcript_seconds is not None:
+            retention.set_policy(session, tenant, audio_seconds, transcript_seconds)
+            session.flush()
+        policy = retention.policy_for(session, settings, tenant)
+
+    def shown(seconds: float | None) -> str:
+        return "until the job is deleted" if seconds is None else f"{seconds:g} s after the job ends"
+
+    typer.echo(
+        f"{tenant}: audio kept {shown(policy.audio_seconds)}; transcripts kept {shown(policy.transcript_seconds)}"
+    )
 
 
 @keys.command("create")

@@ -15,7 +15,7 @@ from api.idempotency import REPLAY_HEADER, Idempotency, made_once
 from api.schemas import JobList, error_responses
 from api.submission import job_options, submit
 from stt_common import jobs
-from stt_common.errors import Conflict, ErrorCode
+from stt_common.errors import Conflict, ErrorCode, TranscriptExpired
 from stt_common.models import Job, JobStatus
 from stt_common.resources import JobOut, JobSummaryOut, ResultOut
 from stt_common.subtitles import to_srt, to_vtt
@@ -100,7 +100,7 @@ TRANSCRIPT_TYPES = {
 @router.get(
     "/{job_id}/transcript",
     responses={
-        **error_responses(404, 409, 422),
+        **error_responses(404, 409, 410, 422),
         200: {"content": {t.split(";")[0]: {} for t in TRANSCRIPT_TYPES.values()}},
     },
 )
@@ -110,6 +110,9 @@ def get_transcript(
     """The transcript of a succeeded job: plain text, JSON (text, timed words and segments), or
     SRT / WebVTT subtitles with one cue per segment."""
     job = jobs.get_job(session, job_id, principal.tenant)
+    if job.transcript_purged_at is not None:
+        purged = f"{job.transcript_purged_at:%Y-%m-%d %H:%M} UTC"
+        raise TranscriptExpired(f"the transcript was deleted on {purged} under the retention policy")
     if job.status != JobStatus.succeeded or job.result is None:
         raise Conflict(
             f"the job is {job.status}; a transcript exists once it has succeeded", code=ErrorCode.job_not_succeeded

@@ -67,6 +67,7 @@ class ErrorCode(StrEnum):
     model_not_found = "model_not_found"
     job_not_succeeded = "job_not_succeeded"
     job_canceled = "job_canceled"
+    transcript_expired = "transcript_expired"
     no_webhook_event = "no_webhook_event"
     delivery_in_progress = "delivery_in_progress"
     # Dependencies
@@ -242,6 +243,13 @@ class TransientError(SttError):
     code = ErrorCode.service_unavailable
     http_status = 503
     default_headers = {"Retry-After": "5"}  # noqa: RUF012
+
+
+class TranscriptExpired(SttError):
+    """The job succeeded, and its transcript has since been deleted under the retention policy."""
+
+    code = ErrorCode.transcript_expired
+    http_status = 410
 
 
 class StorageUnavailable(TransientError):

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 PREFIX = "stt:metrics:"
 FINISHED = "jobs_finished"  # fields "status|code"
 WEBHOOK_ATTEMPTS = "webhook_attempts"  # fields: outcome
+RETENTION_PURGED = "retention_purged"  # fields: audio, transcript
 # Histograms: one hash each; fields are bucket upper bounds ("+Inf" last), "sum" and nothing else.
 HISTOGRAMS: dict[str, tuple[str, Sequence[float]]] = {
     "job_processing_seconds": (
@@ -78,6 +79,16 @@ def job_finished(
                 pipe.hincrby(PREFIX + name, _bucket(value, HISTOGRAMS[name][1]), 1)
                 pipe.hincrbyfloat(PREFIX + name, "sum", value)
         pipe.execute()
+    except RedisError as exc:
+        log.debug("metrics not recorded: %s", exc)
+
+
+def retention_purged(redis_url: str, what: str, count: int) -> None:
+    """Count audio objects or transcripts (`what`) deleted by the retention purge."""
+    if not count:
+        return
+    try:
+        _redis(redis_url).hincrby(PREFIX + RETENTION_PURGED, what, count)
     except RedisError as exc:
         log.debug("metrics not recorded: %s", exc)
 
@@ -137,6 +148,13 @@ class ServiceCollector(Collector):
         for outcome, value in sorted(_hash(redis, WEBHOOK_ATTEMPTS).items()):
             attempts.add_metric([outcome], int(value))
         yield attempts
+
+        purged = CounterMetricFamily(
+            "stt_retention_purged", "Audio objects and transcripts deleted by the retention purge.", labels=["what"]
+        )
+        for what, value in sorted(_hash(redis, RETENTION_PURGED).items()):
+            purged.add_metric([what], int(value))
+        yield purged
 
         for name, (doc, bounds) in HISTOGRAMS.items():
             raw = _hash(redis, name)

@@ -79,6 +79,9 @@ class Job(Base):
 
     text: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Retention (stt_common/retention.py): when the audio object and the transcript were purged.
+    audio_purged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    transcript_purged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     queue_wait_s: Mapped[float | None] = mapped_column(Float)
     processing_s: Mapped[float | None] = mapped_column(Float)
@@ -165,6 +168,18 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(64))  # timeout, connect_error, address_refused, ...
     response: Mapped[str | None] = mapped_column(Text)  # the start of the receiver's answer
+
+
+class RetentionPolicy(Base):
+    """A tenant's own retention, overriding STT_AUDIO_RETENTION_SECONDS / STT_TRANSCRIPT_RETENTION_SECONDS
+    where set (a null column: the deployment's default)."""
+
+    __tablename__ = "retention_policies"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    audio_seconds: Mapped[float | None] = mapped_column(Float)
+    transcript_seconds: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
 
 
 class SigningSecret(Base):

@@ -21,6 +21,7 @@ TRANSCRIBE_QUEUE = "transcribe"
 DELIVER_TASK = "stt.deliver_webhook"
 SWEEP_TASK = "stt.sweep_webhooks"
 REAP_TASK = "stt.reap_jobs"  # re-enqueues jobs that lost their message (stt_common/reaper.py)
+PURGE_TASK = "stt.purge_expired"  # deletes audio and transcripts past their retention (stt_common/retention.py)
 WEBHOOK_QUEUE = "webhooks"
 
 
@@ -36,6 +37,7 @@ def make_celery(settings: Settings) -> Celery:
             DELIVER_TASK: {"queue": WEBHOOK_QUEUE},
             SWEEP_TASK: {"queue": WEBHOOK_QUEUE},
             REAP_TASK: {"queue": WEBHOOK_QUEUE},
+            PURGE_TASK: {"queue": WEBHOOK_QUEUE},
         },
         # At-least-once delivery: ack after the task body ran; a worker lost mid-task puts it back.
         task_acks_late=True,

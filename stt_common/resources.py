@@ -81,6 +81,7 @@ class AudioOut(BaseModel):
     bytes: int
     sha256: str
     duration_s: float | None
+    purged_at: dt.datetime | None = Field(None, description="When the audio was deleted under the retention policy.")
 
 
 class JobSummaryOut(BaseModel):
@@ -106,6 +107,9 @@ class JobSummaryOut(BaseModel):
     timings: TimingsOut
     error: ErrorDetail | None
     result: ResultSummaryOut | None
+    transcript_purged_at: dt.datetime | None = Field(
+        None, description="When the transcript was deleted under the retention policy (`result` is then null)."
+    )
 
     @classmethod
     def of(cls, job: Job) -> Self:
@@ -130,6 +134,7 @@ class JobSummaryOut(BaseModel):
                 bytes=job.audio_bytes,
                 sha256=job.audio_sha256,
                 duration_s=job.duration_s,
+                purged_at=job.audio_purged_at,
             ),
             created_at=job.created_at,
             started_at=job.started_at,
@@ -137,6 +142,7 @@ class JobSummaryOut(BaseModel):
             timings=TimingsOut.of(job),
             error=error,
             result=result,
+            transcript_purged_at=job.transcript_purged_at,
         )
 
     @staticmethod

@@ -191,6 +191,21 @@ class Settings(BaseSettings):
         description="Jobs one tenant may have queued or processing at once; a submission beyond it "
         "gets 429 `quota_exceeded` with Retry-After.",
     )
+    audio_retention_seconds: float | None = Field(
+        None,
+        ge=0,
+        description="How long a job's audio is kept after the job ends, in seconds (0: deleted as soon as it "
+        "ends). Unset: until the job is deleted. A tenant's own policy (`python -m api.admin retention`) wins.",
+    )
+    transcript_retention_seconds: float | None = Field(
+        None,
+        ge=0,
+        description="How long a job's transcript is kept after the job ends, in seconds; the job stays, "
+        "saying when it was purged. Unset: until the job is deleted. A tenant's own policy wins.",
+    )
+    retention_interval_seconds: float = Field(
+        300.0, gt=0, description="How often the webhooks worker purges expired audio and transcripts, in seconds."
+    )
     ready_requires_worker: bool = Field(
         True,
         description="GET /ready also needs a worker with the default model warm. Set false where workers "

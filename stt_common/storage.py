@@ -198,9 +198,18 @@ class S3Storage:
         source.seek(0)
         sha256 = digest.hexdigest()
         with _translated(key):
-            self.client.upload_fileobj(
-                source, self.bucket, self._name(key), ExtraArgs={"Metadata": {"sha256": sha256}}, Config=self.transfer
-            )
+            if size <= PART_BYTES:  # one PUT: s3transfer's thread pool costs more than it saves here
+                self.client.put_object(
+                    Bucket=self.bucket, Key=self._name(key), Body=source, Metadata={"sha256": sha256}
+                )
+            else:
+                self.client.upload_fileobj(
+                    source,
+                    self.bucket,
+                    self._name(key),
+                    ExtraArgs={"Metadata": {"sha256": sha256}},
+                    Config=self.transfer,
+                )
         return StoredObject(key=key, sha256=sha256, bytes=size)
 
     @contextmanager
@@ -208,8 +217,10 @@ class S3Storage:
         """Download into a private temporary directory (mode 0700), removed after the block."""
         with tempfile.TemporaryDirectory(prefix="stt-audio-") as folder:
             path = Path(folder) / "audio"
-            with _translated(key), path.open("wb") as out:
-                self.client.download_fileobj(self.bucket, self._name(key), out, Config=self.transfer)
+            with _translated(key), path.open("wb") as out:  # one GET, streamed to disk a chunk at a time
+                body = self.client.get_object(Bucket=self.bucket, Key=self._name(key))["Body"]
+                for chunk in body.iter_chunks(CHUNK):
+                    out.write(chunk)
             _verify(key, path, sha256)
             yield path
 

@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from stt_common import faults, jobs, logs, metrics
+from stt_common import faults, jobs, logs, metrics, retention
 from stt_common.db import session_scope
 from stt_common.errors import AudioMissing, ErrorCode, InputError, TransientError, is_transient
 from stt_common.models import Job
@@ -45,9 +45,20 @@ def run_job(ctx: WorkerContext, job_id: uuid.UUID) -> Outcome:
     """Raises TransientError when a retry may succeed; every other failure ends the job `failed`."""
     token = logs.current_job.set(str(job_id))  # every log line of this job carries its id (JSON logs)
     try:
-        return _run(ctx, job_id)
+        outcome = _run(ctx, job_id)
+        if outcome in (Outcome.succeeded, Outcome.failed):
+            _keep_no_audio(ctx, job_id)
+        return outcome
     finally:
         logs.current_job.reset(token)
+
+
+def _keep_no_audio(ctx: WorkerContext, job_id: uuid.UUID) -> None:
+    """Retention 0: the audio goes as soon as the job has ended (best effort: else the purge takes it)."""
+    try:
+        retention.purge_audio_when_done(ctx.session_factory, ctx.storage, ctx.settings, job_id)
+    except Exception as exc:
+        log.warning("job %s: audio not purged at once (%s); the retention purge will", job_id, exc.__class__.__name__)
 
 
 def _run(ctx: WorkerContext, job_id: uuid.UUID) -> Outcome:

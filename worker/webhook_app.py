@@ -16,11 +16,12 @@ from functools import cache
 from redis import Redis
 from redis.exceptions import LockError, RedisError
 
-from stt_common import events, logs, metrics, reaper
+from stt_common import events, logs, metrics, reaper, retention
 from stt_common.db import make_engine, make_session_factory, session_scope
 from stt_common.errors import ErrorCode, is_transient
 from stt_common.queue import (
     DELIVER_TASK,
+    PURGE_TASK,
     REAP_TASK,
     SWEEP_TASK,
     WEBHOOK_QUEUE,
@@ -29,6 +30,7 @@ from stt_common.queue import (
     publish_transcription,
 )
 from stt_common.settings import get_settings
+from stt_common.storage import Storage, open_storage
 from worker.webhook_sender import SHORT_DELAY_S, SenderContext, deliver, due_deliveries
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,11 @@ app.conf.update(
             "task": REAP_TASK,
             "schedule": settings.reaper_interval_seconds,
             "options": {"expires": settings.reaper_interval_seconds},
+        },
+        "purge-expired": {
+            "task": PURGE_TASK,
+            "schedule": settings.retention_interval_seconds,
+            "options": {"expires": settings.retention_interval_seconds},
         },
     },
     beat_schedule_filename=str(settings.storage_dir.parent / "celerybeat-schedule"),
@@ -125,6 +132,21 @@ def reap_jobs() -> int:
     for _ in found.failed:
         metrics.job_finished(settings.redis_url, "failed", ErrorCode.worker_lost)
     return len(found.requeued) + len(found.failed)
+
+
+@app.task(name=PURGE_TASK, **PERIODIC)
+def purge_expired() -> int:
+    """Thin: one retention pass (safe beside another on a second host); returns what it deleted."""
+    try:
+        purged = retention.purge(context().session_factory, _storage(), settings)
+    except Exception as exc:
+        return _skipped("retention purge", exc)
+    return purged.audio + purged.transcripts
+
+
+@cache
+def _storage() -> Storage:
+    return open_storage(settings)
 
 
 def _skipped(what: str, exc: Exception) -> int:
