@@ -156,7 +156,8 @@ def main() -> int:
         "command": " ".join(["python", *sys.argv]),
     }
     table = [
-        "| store | submit p50 / p95 (ms) | batch (clips/s) | CPU per job (ms): api | worker | S3 server |",
+        "| store | submit p50 / p95 (ms) | batch (clips/s) | api CPU "
+        "per job (ms) | worker CPU per job (ms) | S3 server CPU per job (ms) |",
         "|---|---|---|---|---|---|",
         *(
             f"| {b} | {m['submit_p50_ms']:.1f} / {m['submit_p95_ms']:.1f} | {m['batch_clips_per_s']:.2f} | "
