@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from report import PrivateStack, cpu_model, free_port, write_results  # bench/report.py
+from report import PrivateStack, cpu_model, free_port, redis_command, write_results  # bench/report.py
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -87,19 +87,7 @@ def main() -> None:
     try:
         stack.spawn(
             "redis",
-            [
-                "redis-server",
-                "--port",
-                str(redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(work),
-            ],
+            redis_command(redis_port, work),
         )
         subprocess.run(
             [sys.executable, "-m", "stt_common.migrate", "--wait", "10"],

@@ -26,7 +26,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 import soundfile as sf
-from report import cpu_model, free_port, stop_all, wait_for_ready  # bench/report.py (this folder is on sys.path)
+from report import (  # bench/report.py (this folder is on sys.path)
+    cpu_model,
+    free_port,
+    redis_command,
+    stop_all,
+    wait_for_ready,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -86,19 +92,7 @@ def main() -> int:
     try:
         spawn(
             "redis",
-            [
-                "redis-server",
-                "--port",
-                str(redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(work),
-            ],
+            redis_command(redis_port, work),
         )
         subprocess.run([sys.executable, "-m", "stt_common.migrate"], cwd=REPO, env=env, check=True, capture_output=True)
         spawn("api", [sys.executable, "-m", "api.serve", "--port", str(api_port), "--log-level", "warning"])

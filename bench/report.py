@@ -70,6 +70,23 @@ def cpu_seconds(groups: dict[int, str]) -> dict[str, float]:
     return {name: round(seconds, 1) for name, seconds in used.items()}
 
 
+def redis_command(port: int, workdir: Path) -> list[str]:
+    """A private redis-server on `port`, keeping nothing on disk (a benchmark's broker)."""
+    return [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(workdir),
+    ]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -126,19 +143,7 @@ class PrivateStack:
         celery = [sys.executable, "-m", "celery"]
         self.spawn(
             "redis",
-            [
-                "redis-server",
-                "--port",
-                str(redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.work),
-            ],
+            redis_command(redis_port, self.work),
         )
         subprocess.run(
             [sys.executable, "-m", "stt_common.migrate", "--wait", "10"],

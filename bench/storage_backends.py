@@ -16,7 +16,6 @@ Targets (issue 17): S3 costs at most 5% of batch throughput and at most 10 ms p5
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import platform
 import statistics
@@ -28,7 +27,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-import soundfile as sf
+from queue_overhead import five_second_clip  # the same 5 s clip as the queue-overhead benchmark
 from report import (  # bench/report.py (this folder is on sys.path)
     PrivateStack,
     cpu_model,
@@ -40,15 +39,6 @@ from report import (  # bench/report.py (this folder is on sys.path)
 
 REPO = Path(__file__).resolve().parent.parent
 START, END = "<!-- storage-backends:start -->", "<!-- storage-backends:end -->"
-
-
-def five_second_clip() -> bytes:
-    data, rate = sf.read(REPO / "samples" / "clip01.wav", dtype="float32")
-    clip = np.zeros(5 * rate, dtype=np.float32)
-    clip[: min(len(data), len(clip))] = data[: len(clip)]
-    buf = io.BytesIO()
-    sf.write(buf, clip, rate, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
 
 
 def measure(backend: str, jobs: int, clips: int, clip: bytes) -> dict[str, Any]:
