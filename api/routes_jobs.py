@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Header, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api import submission
 from api.auth import PrincipalDep, authenticate
 from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
 from api.idempotency import REPLAY_HEADER, Idempotency, made_once
 from api.schemas import JobList, error_responses
-from api.submission import job_options, submit
+from api.submission import job_options, submit, submit_url
 from stt_common import jobs
-from stt_common.errors import Conflict, ErrorCode, TranscriptExpired
+from stt_common.errors import Conflict, ErrorCode, InputError, TranscriptExpired
 from stt_common.models import Job, JobStatus
 from stt_common.resources import JobOut, JobSummaryOut, ResultOut
 from stt_common.subtitles import to_srt, to_vtt
@@ -25,17 +28,58 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(authenticate)])
 
 
-@router.post("", status_code=202, response_model=JobOut, responses=error_responses(400, 408, 409, 413, 415, 422))
+class JobFromUrl(BaseModel):
+    """POST /v1/jobs as JSON: the audio by URL, with the same options as the form."""
+
+    model_config = ConfigDict(extra="forbid")
+    audio_url: str = Field(max_length=2048, description="An http(s) URL the service downloads the audio from.")
+    model: str | None = Field(None, max_length=128)
+    webhook_url: str | None = Field(None, max_length=2048)
+    metadata: dict[str, Any] | None = None
+
+
+MAX_JSON_BYTES = 16 * 1024
+
+
+async def json_job(request: Request) -> JobFromUrl | None:
+    """The JSON body of POST /v1/jobs, if it has one (read to at most 16 KB: it holds a URL and options)."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        return None
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_JSON_BYTES:
+            raise InputError(
+                f"the JSON body is larger than {MAX_JSON_BYTES} bytes", code=ErrorCode.field_too_large, http_status=413
+            )
+    try:
+        return JobFromUrl.model_validate_json(body or b"null")
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from None
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobOut,
+    responses=error_responses(400, 408, 409, 413, 415, 422),
+    openapi_extra={"requestBody": {"content": {"application/json": {"schema": JobFromUrl.model_json_schema()}}}},
+)
 def create_job(
     principal: PrincipalDep,
     session: SessionDep,
     storage: StorageDep,
     settings: SettingsDep,
     celery: CeleryDep,
+    from_json: Annotated[JobFromUrl | None, Depends(json_job)],
     file: Annotated[
-        UploadFile,
+        UploadFile | None,
         File(description="The audio: wav, flac, ogg/vorbis, opus, mp3, m4a/aac, webm, or an mp4/mkv video's sound."),
-    ],
+    ] = None,
+    audio_url: Annotated[
+        str | None,
+        Form(max_length=2048, description="Instead of `file`: an http(s) URL the service downloads the audio from."),
+    ] = None,
     model: Annotated[str | None, Form(max_length=128, description="Model name; see GET /v1/models.")] = None,
     webhook_url: Annotated[
         str | None, Form(description="Receives a signed `job.succeeded` or `job.failed` event (docs/WEBHOOKS.md).")
@@ -51,14 +95,28 @@ def create_job(
         Header(min_length=1, max_length=255, description="Retry-safe: the same key and request return the same job."),
     ] = None,
 ) -> Response:
-    """Accept an audio file and queue it for transcription. Returns at once with the queued job."""
+    """Accept an audio file, or the URL of one (the form's `audio_url`, or a JSON body), and queue it for
+    transcription. Returns at once with the queued job; a URL is downloaded by the worker."""
+    if from_json is not None:
+        audio_url, model, webhook_url = from_json.audio_url, from_json.model, from_json.webhook_url
+        metadata = json.dumps(from_json.metadata) if from_json.metadata is not None else None
+    if (file is None) == (audio_url is None):
+        raise InputError("give the audio as `file` or as `audio_url`, one of them", code=ErrorCode.validation_error)
     options = job_options(settings, principal.tenant, model, webhook_url, metadata)
-    fields = {"model": model, "webhook_url": webhook_url, "metadata": metadata}
-    idempotency = Idempotency.of(principal.tenant, idempotency_key, "POST /v1/jobs", fields, [file.file])
+    fields = {"model": model, "webhook_url": webhook_url, "metadata": metadata, "audio_url": audio_url}
+    uploads = [file.file] if file is not None else []
+    idempotency = Idempotency.of(principal.tenant, idempotency_key, "POST /v1/jobs", fields, uploads)
+
+    def create() -> Job:
+        if file is not None:
+            return submit(session, storage, settings, celery, file.file, file.filename, options, idempotency)
+        assert audio_url is not None
+        return submit_url(session, storage, settings, celery, audio_url, options, idempotency)
+
     job, replayed = made_once(
         session,
         idempotency,
-        create=lambda: submit(session, storage, settings, celery, file.file, file.filename, options, idempotency),
+        create=create,
         made=lambda key: jobs.get_job(session, key.job_id, principal.tenant) if key.job_id else None,
     )
     return _job_response(job, replayed=replayed)

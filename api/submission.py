@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
+from urllib.parse import urlsplit
 
 from celery import Celery
 from sqlalchemy import func, select
@@ -25,6 +26,7 @@ from stt_common.errors import (
     TransientError,
     UnknownModel,
 )
+from stt_common.fetch import check_audio_url
 from stt_common.model_folder import list_models
 from stt_common.models import DEFAULT_TENANT, Job, JobStatus
 from stt_common.queue import publish_transcription
@@ -205,6 +207,42 @@ def submit(
     idempotency key is recorded in the job's own transaction."""
     check_quota(session, settings, options.tenant, 1)
     job = accept_upload(session, storage, settings, upload, clean_filename(filename), options)
+    return _commit_and_enqueue(session, storage, celery, job, idempotency)
+
+
+def submit_url(
+    session: Session,
+    storage: Storage,
+    settings: Settings,
+    celery: Celery,
+    url: str,
+    options: JobOptions,
+    idempotency: Idempotency | None = None,
+) -> Job:
+    """Record and enqueue a job whose audio a worker will fetch from `url` (stt_common/fetch.py): the
+    answer comes at once, the download happens once, in the worker."""
+    check_quota(session, settings, options.tenant, 1)
+    check_audio_url(url, settings.webhook_allowed_hosts)
+    job = Job(
+        id=uuid.uuid4(),
+        status=JobStatus.queued,
+        tenant=options.tenant,
+        model=options.model,
+        batch_id=options.batch_id,
+        webhook_url=options.webhook_url,
+        meta=options.meta,
+        source_url=url,
+        filename=clean_filename(urlsplit(url).path.rsplit("/", 1)[-1] or None),
+    )
+    session.add(job)
+    return _commit_and_enqueue(session, storage, celery, job, idempotency)
+
+
+def _commit_and_enqueue(
+    session: Session, storage: Storage, celery: Celery, job: Job, idempotency: Idempotency | None
+) -> Job:
+    """One job's submission from its commit on: the idempotency key in the same transaction, then the
+    publish, or the whole job taken back."""
     with commit_or_remove(session, storage, [job]):
         if idempotency:
             remember(session, idempotency, job_id=job.id)

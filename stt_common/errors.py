@@ -79,6 +79,10 @@ class ErrorCode(StrEnum):
     # Set by the worker on a failed job
     audio_missing = "audio_missing"
     audio_corrupt = "audio_corrupt"
+    url_forbidden = "url_forbidden"
+    url_unreachable = "url_unreachable"
+    url_too_large = "url_too_large"
+    url_not_audio = "url_not_audio"
     model_unavailable = "model_unavailable"
     model_error = "model_error"
     retries_exhausted = "retries_exhausted"
@@ -250,6 +254,25 @@ class TranscriptExpired(SttError):
 
     code = ErrorCode.transcript_expired
     http_status = 410
+
+
+class UrlForbidden(InputError):
+    """An `audio_url` the service must not fetch: not http(s), credentials in it, a non-public address."""
+
+    code = ErrorCode.url_forbidden
+    http_status = 422
+
+
+class UrlUnreachable(InputError):
+    """The `audio_url` could not be fetched: no such host, refused, an HTTP error, or too slow."""
+
+    code = ErrorCode.url_unreachable
+    http_status = 422
+
+
+class UrlTooLarge(InputError):
+    code = ErrorCode.url_too_large
+    http_status = 413
 
 
 class StorageUnavailable(TransientError):

@@ -14,7 +14,7 @@ import base64
 import datetime as dt
 import uuid
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import ColumnElement, CursorResult, Update, and_, or_, select, tuple_, update
 from sqlalchemy.orm import Session
@@ -24,6 +24,10 @@ from stt_common.db import utcnow
 from stt_common.errors import ErrorCode, InputError, JobNotFound
 from stt_common.models import Job, JobStatus
 from stt_common.tenancy import get_owned, parse_id
+
+if TYPE_CHECKING:
+    from stt_common.audio import AudioInfo
+    from stt_common.storage import StoredObject
 from stt_common.transcript import Transcript
 
 ACTIVE = (JobStatus.queued, JobStatus.processing)
@@ -131,6 +135,34 @@ def renew_lease(session: Session, job_id: uuid.UUID, attempt: int, lease_seconds
         update(Job)
         .where(_owned(job_id, attempt))
         .values(lease_expires_at=utcnow() + dt.timedelta(seconds=lease_seconds)),
+    )
+
+
+def attach_audio(
+    session: Session,
+    job_id: uuid.UUID,
+    attempt: int,
+    stored: StoredObject,
+    info: AudioInfo,
+    filename: str | None,
+    source: str,
+) -> bool:
+    """A job submitted by URL gets the audio its worker fetched, as an upload would have it; `source`
+    replaces the URL (a presigned query must not stay). Only if this attempt still owns the job."""
+    duration = round(info.duration_s, 3) if info.duration_s is not None else None
+    return _changed_one(
+        session,
+        update(Job)
+        .where(_owned(job_id, attempt), Job.audio_key.is_(None))
+        .values(
+            audio_key=stored.key,
+            audio_sha256=stored.sha256,
+            audio_bytes=stored.bytes,
+            audio_format=info.format,
+            duration_s=duration,
+            filename=filename,
+            source_url=source,
+        ),
     )
 
 

@@ -59,9 +59,12 @@ class Job(Base):
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)  # the client's, echoed back
 
     # The upload. `audio_key` names the object in storage; the client's filename is kept for display only.
+    # A job submitted by URL has `source_url` and no audio until its worker has fetched it into storage
+    # (then `source_url` keeps only scheme, host and path: a presigned URL's query is a credential).
+    source_url: Mapped[str | None] = mapped_column(String(2048))
     audio_key: Mapped[str | None] = mapped_column(String(255))
-    audio_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
-    audio_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    audio_sha256: Mapped[str | None] = mapped_column(String(64))
+    audio_bytes: Mapped[int | None] = mapped_column(BigInteger)
     audio_format: Mapped[str | None] = mapped_column(String(32))
     filename: Mapped[str | None] = mapped_column(String(255))
     duration_s: Mapped[float | None] = mapped_column(Float)

@@ -12,6 +12,7 @@ from typing import Any, Self
 from pydantic import BaseModel, Field
 
 from stt_common.db import utcnow
+from stt_common.fetch import redacted
 from stt_common.models import Batch, Job, JobStatus
 from stt_common.transcript import Transcript
 
@@ -78,9 +79,12 @@ def _rounded(value: float | None, digits: int) -> float | None:
 class AudioOut(BaseModel):
     filename: str | None
     format: str | None
-    bytes: int
-    sha256: str
+    bytes: int | None = Field(description="Null until a job's `audio_url` has been fetched.")
+    sha256: str | None = Field(description="Of the bytes stored; null until a job's `audio_url` has been fetched.")
     duration_s: float | None
+    source_url: str | None = Field(
+        None, description="For a job submitted by URL: the URL's scheme, host and path (never its query)."
+    )
     purged_at: dt.datetime | None = Field(None, description="When the audio was deleted under the retention policy.")
 
 
@@ -134,6 +138,7 @@ class JobSummaryOut(BaseModel):
                 bytes=job.audio_bytes,
                 sha256=job.audio_sha256,
                 duration_s=job.duration_s,
+                source_url=redacted(job.source_url) if job.source_url else None,
                 purged_at=job.audio_purged_at,
             ),
             created_at=job.created_at,

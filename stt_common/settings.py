@@ -123,7 +123,7 @@ class Settings(BaseSettings):
     )
     webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Host names, addresses or networks (CIDR) webhooks may reach even "
+        description="Host names, addresses or networks (CIDR) webhooks and `audio_url` downloads may reach even "
         "though they are not public (loopback, private, link-local). Empty: public addresses only.",
     )
     webhook_sweep_seconds: float = Field(
@@ -205,6 +205,12 @@ class Settings(BaseSettings):
     )
     retention_interval_seconds: float = Field(
         300.0, gt=0, description="How often the webhooks worker purges expired audio and transcripts, in seconds."
+    )
+    url_fetch_timeout_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="A job's `audio_url` must be downloaded within this many seconds (all of it, redirects "
+        "included); then the job fails `url_unreachable`.",
     )
     ready_requires_worker: bool = Field(
         True,

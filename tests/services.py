@@ -510,6 +510,80 @@ class WebhookReceiver:
         self.server.server_close()
 
 
+class AudioServer:
+    """Serves audio (and worse) for jobs submitted by URL, on 127.0.0.1, counting requests per path:
+    /clip.wav, /redirect-here (to /clip.wav), /redirect-away (to 127.0.0.2, another loopback address),
+    /missing (404), /huge (declares 10 GB), /endless (streams without end), /page.html, /slow (one byte
+    every half second)."""
+
+    def __init__(self, clip: bytes) -> None:
+        self.hits: dict[str, int] = {}
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                with server.lock:
+                    server.hits[path] = server.hits.get(path, 0) + 1
+                with contextlib.suppress(OSError):
+                    self._answer(path)
+
+            def _answer(self, path: str) -> None:
+                if path == "/clip.wav":
+                    self._send(200, clip, "audio/wav")
+                elif path in ("/redirect-here", "/redirect-away"):
+                    host = "127.0.0.1" if path == "/redirect-here" else "127.0.0.2"
+                    self.send_response(302)
+                    self.send_header("Location", f"http://{host}:{server.port}/clip.wav")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                elif path == "/huge":
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(10 * 1024**3))
+                    self.end_headers()
+                    self.wfile.write(b"\0" * 65536)
+                elif path == "/endless":
+                    self.send_response(200)
+                    self.end_headers()  # no length: HTTP/1.0 style, until the connection closes
+                    while True:
+                        self.wfile.write(b"\0" * 65536)
+                elif path == "/page.html":
+                    self._send(200, b"<!doctype html><title>not audio</title><p>hello" * 50, "text/html")
+                elif path == "/slow":
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(clip)))
+                    self.end_headers()
+                    for byte in clip:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(0.5)
+                else:
+                    self._send(404, b"no such file", "text/plain")
+
+            def _send(self, status: int, body: bytes, kind: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 class DrippingReceiver:
     """A receiver that reads the request, then answers one byte every `every_s` seconds and never finishes;
     records when each connection opened and closed."""

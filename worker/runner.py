@@ -6,21 +6,23 @@ Each database step is its own short transaction, so a long transcription holds n
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from stt_common import faults, jobs, logs, metrics, retention
+from stt_common import audio, faults, fetch, jobs, logs, metrics, retention
 from stt_common.db import session_scope
 from stt_common.errors import AudioMissing, ErrorCode, InputError, TransientError, is_transient
 from stt_common.models import Job
 from stt_common.settings import Settings
-from stt_common.storage import Storage
+from stt_common.storage import Storage, audio_key, discard
 from worker.recognizer import Recognizer, Timed
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,7 @@ def _run(ctx: WorkerContext, job_id: uuid.UUID) -> Outcome:
         model, key, sha256, seconds = (
             (job.model, job.audio_key, job.audio_sha256, job.duration_s) if job else ("", None, None, None)
         )
+        source_url = job.source_url if job else None
         waited = (job.started_at - job.created_at).total_seconds() if job and job.started_at else None
     if attempt is None:
         log.info("job %s: not claimable (duplicate delivery, canceled or finished); skipped", job_id)
@@ -77,6 +80,8 @@ def _run(ctx: WorkerContext, job_id: uuid.UUID) -> Outcome:
     started = time.perf_counter()
     try:
         with LeaseKeeper(ctx, job_id, attempt) as lease:
+            if key is None and source_url:  # submitted by URL and not fetched yet (a retry finds it fetched)
+                key, sha256, seconds = _fetch_source(ctx, job_id, attempt, source_url)
             timed = _transcribe(ctx, model, key, sha256, seconds, ProgressReporter(ctx, job_id, attempt, lease))
             faults.hit("worker.before_complete")
     except JobLost:
@@ -178,6 +183,45 @@ class ProgressReporter:
             return  # progress is best effort; the result write decides
         if not owned:
             raise JobLost(str(self.job_id))
+
+
+def _fetch_source(ctx: WorkerContext, job_id: uuid.UUID, attempt: int, url: str) -> tuple[str, str, float | None]:
+    """Download the job's audio_url once into the store, with an upload's checks; the job then holds
+    its audio as an uploaded one does. Returns (key, sha256, duration)."""
+    settings = ctx.settings
+    log.info("job %s: fetching %s", job_id, fetch.redacted(url))
+    with tempfile.TemporaryDirectory(prefix="stt-fetch-") as folder:
+        path = Path(folder) / "audio"
+        with path.open("wb") as out:
+            fetched = fetch.download(
+                url,
+                out,
+                max_bytes=settings.max_upload_bytes,
+                deadline_s=settings.url_fetch_timeout_seconds,
+                allowlist=settings.webhook_allowed_hosts,
+            )
+        with path.open("rb") as source:
+            try:
+                info = audio.probe(source)
+            except InputError as exc:
+                what = fetched.content_type or "no content type"
+                raise InputError(
+                    f"audio_url did not give audio ({what}): {exc.message}", code=ErrorCode.url_not_audio
+                ) from None
+            audio.check_limits(info, settings.max_audio_seconds)
+            stored = ctx.storage.put(audio_key(job_id), source)
+    try:
+        with session_scope(ctx.session_factory) as session:
+            attached = jobs.attach_audio(session, job_id, attempt, stored, info, fetched.filename, fetch.redacted(url))
+    except BaseException:
+        discard(ctx.storage, stored.key)
+        raise
+    if not attached:
+        discard(ctx.storage, stored.key)
+        raise JobLost(str(job_id))
+    log.info("job %s: fetched %d bytes of %s", job_id, stored.bytes, info.format)
+    duration = round(info.duration_s, 3) if info.duration_s is not None else None
+    return stored.key, stored.sha256, duration
 
 
 def _transcribe(
