@@ -101,7 +101,9 @@ def create_job(
         audio_url, model, webhook_url = from_json.audio_url, from_json.model, from_json.webhook_url
         metadata = json.dumps(from_json.metadata) if from_json.metadata is not None else None
     if (file is None) == (audio_url is None):
-        raise InputError("give the audio as `file` or as `audio_url`, one of them", code=ErrorCode.validation_error)
+        raise InputError(
+            "give the audio as `file` or as `audio_url`, one of them", code=ErrorCode.validation_error, http_status=422
+        )
     options = job_options(settings, principal.tenant, model, webhook_url, metadata)
     fields = {"model": model, "webhook_url": webhook_url, "metadata": metadata, "audio_url": audio_url}
     uploads = [file.file] if file is not None else []

@@ -137,10 +137,10 @@ def test_json_and_form_submissions_and_their_refusals(stack: Stack) -> None:
                 413,
                 "field_too_large",
             ),
-            ({"data": {"model": "tr-espeak-small"}}, 400, "validation_error"),  # neither file nor URL
+            ({"data": {"model": "tr-espeak-small"}}, 422, "validation_error"),  # neither file nor URL
             (
                 {"data": {"audio_url": "https://e.com/a.wav"}, "files": {"file": ("a.wav", CLIP)}},
-                400,
+                422,
                 "validation_error",
             ),
             (
