@@ -219,17 +219,9 @@ def _accept(session: Session, storage: Storage, settings: Settings, item: Item, 
             error = exc
     assert error is not None
     now = utcnow()
-    job = Job(
-        id=uuid.uuid4(),
+    job = options.new_job(
         status=JobStatus.failed,
-        tenant=options.tenant,
-        model=options.model,
-        batch_id=options.batch_id,
         batch_index=index,
-        webhook_url=options.webhook_url,
-        meta=options.meta,
-        audio_sha256="",
-        audio_bytes=0,
         filename=item.filename,
         created_at=now,
         finished_at=now,

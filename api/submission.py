@@ -50,6 +50,18 @@ class JobOptions:
     batch_id: uuid.UUID | None = None
     tenant: str = DEFAULT_TENANT
 
+    def new_job(self, **fields: Any) -> Job:
+        """A job with these options and `fields` (its audio, status, place in a batch...)."""
+        return Job(
+            id=fields.pop("id", None) or uuid.uuid4(),
+            tenant=self.tenant,
+            model=self.model,
+            batch_id=self.batch_id,
+            webhook_url=self.webhook_url,
+            meta=self.meta,
+            **fields,
+        )
+
 
 def parse_metadata(raw: str | None) -> dict[str, Any] | None:
     """The `metadata` form field: a JSON object of at most 4 KB and 16 levels, stored and echoed back as
@@ -169,15 +181,10 @@ def accept_upload(
     job_id = uuid.uuid4()
     stored = storage.put(audio_key(job_id), upload)
     try:
-        job = Job(
+        job = options.new_job(
             id=job_id,
             status=JobStatus.queued,
-            tenant=options.tenant,
-            model=options.model,
-            batch_id=options.batch_id,
             batch_index=batch_index,
-            webhook_url=options.webhook_url,
-            meta=options.meta,
             audio_key=stored.key,
             audio_sha256=stored.sha256,
             audio_bytes=stored.bytes,
@@ -223,14 +230,8 @@ def submit_url(
     answer comes at once, the download happens once, in the worker."""
     check_quota(session, settings, options.tenant, 1)
     check_audio_url(url, settings.webhook_allowed_hosts)
-    job = Job(
-        id=uuid.uuid4(),
+    job = options.new_job(
         status=JobStatus.queued,
-        tenant=options.tenant,
-        model=options.model,
-        batch_id=options.batch_id,
-        webhook_url=options.webhook_url,
-        meta=options.meta,
         source_url=url,
         filename=clean_filename(urlsplit(url).path.rsplit("/", 1)[-1] or None),
     )
