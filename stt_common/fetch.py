@@ -9,7 +9,6 @@ logs and the stored job carry only scheme, host and path (`redacted`).
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import time
 from collections.abc import Sequence
@@ -20,10 +19,8 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 
 from stt_common.errors import UrlForbidden, UrlTooLarge, UrlUnreachable
-from stt_common.webhooks import AddressRefused, IpAddress, is_public, public_address
-from stt_common.webhooks import allowed as allowlisted
+from stt_common.webhooks import AddressRefused, checked_outbound_url, pinned_url, public_address
 
-MAX_URL_LENGTH = 2048
 MAX_REDIRECTS = 5
 
 
@@ -43,37 +40,10 @@ def redacted(url: str) -> str:
 
 
 def check_audio_url(url: str, allowlist: Sequence[str] = ()) -> str:
-    """What can be refused at submission: not http(s), no host, credentials in it, over-long, or a host
-    that is itself a non-public address (or `localhost`) not in `allowlist`. Names are checked when the
-    worker fetches, on what they then resolve to."""
-    if len(url) > MAX_URL_LENGTH:
-        raise UrlForbidden(f"audio_url is longer than {MAX_URL_LENGTH} characters")
-    try:
-        parts = urlsplit(url)
-        _ = parts.port
-    except ValueError as exc:
-        raise UrlForbidden(f"audio_url is not a URL: {exc}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UrlForbidden("audio_url must be an http:// or https:// URL with a host")
-    if parts.username or parts.password:
-        raise UrlForbidden("audio_url must not carry a user name or password (a presigned URL's query is fine)")
-    host = parts.hostname
-    literal = _literal(host)
-    if literal is not None and not is_public(literal) and not allowlisted(literal, host, allowlist):
-        raise UrlForbidden(
-            f"audio_url points at {host}, which is not a public address; an operator can allow it with "
-            "STT_WEBHOOK_ALLOWED_HOSTS (the service's one list of allowed outbound hosts)"
-        )
+    """What can be refused at submission (`webhooks.checked_outbound_url`, the same rules as a webhook's):
+    a presigned URL's query, and a #fragment (never sent), are fine."""
+    checked_outbound_url(url, allowlist, "audio_url", UrlForbidden)
     return url
-
-
-def _literal(host: str) -> IpAddress | None:
-    if host.lower() == "localhost":
-        return ipaddress.ip_address("127.0.0.1")
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return None
 
 
 def download(url: str, target: BinaryIO, *, max_bytes: int, deadline_s: float, allowlist: Sequence[str]) -> Fetched:
@@ -91,12 +61,10 @@ def download(url: str, target: BinaryIO, *, max_bytes: int, deadline_s: float, a
                 raise UrlForbidden(f"audio_url: {exc}") from None
             except (socket.gaierror, UnicodeError):
                 raise UrlUnreachable(f"audio_url: the host {host} does not resolve") from None
-            pinned_host = f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
-            pinned = urlunsplit((parts.scheme, pinned_host, parts.path or "/", parts.query, ""))
             try:
                 with client.stream(
                     "GET",
-                    pinned,
+                    pinned_url(parts, address, port),
                     headers={"host": parts.netloc, "user-agent": "turkish-stt (audio_url fetch)"},
                     timeout=httpx.Timeout(_left(deadline), connect=min(10.0, _left(deadline))),
                     extensions={"sni_hostname": host} if parts.scheme == "https" else {},

@@ -13,12 +13,12 @@ import ipaddress
 import secrets
 import socket
 from collections.abc import Sequence
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from stt_common.errors import InvalidWebhookUrl
+from stt_common.errors import InputError, InvalidWebhookUrl
 from stt_common.models import DEFAULT_TENANT, SigningSecret
 
 SECRET_PREFIX = "whsec_"
@@ -68,30 +68,43 @@ def signing_secret(session: Session, configured: str | None, tenant: str = DEFAU
 
 
 def check_url(url: str, allowlist: Sequence[str] = ()) -> str:
-    """Refuse what can never be delivered: not http(s), no host, credentials, over-long, or a host that
-    is itself a non-public address (or `localhost`) not in `allowlist`. Names are checked when sending,
-    on what they then resolve to (`public_address`)."""
+    """Refuse a `webhook_url` that can never be delivered (`checked_outbound_url`), or with a #fragment."""
+    if checked_outbound_url(url, allowlist, "webhook_url", InvalidWebhookUrl).fragment:
+        raise InvalidWebhookUrl("webhook_url must not have a #fragment")
+    return url
+
+
+def checked_outbound_url(url: str, allowlist: Sequence[str], field: str, error: type[InputError]) -> SplitResult:
+    """What the service refuses to call before any lookup, for webhooks and audio URLs alike: not http(s),
+    no host, a user name or password, over-long, or a host that is itself a non-public address (or
+    `localhost`) not in `allowlist`. Names are judged when calling, on what they resolve to
+    (`public_address`)."""
     if len(url) > MAX_URL_LENGTH:
-        raise InvalidWebhookUrl(f"webhook_url is longer than {MAX_URL_LENGTH} characters")
+        raise error(f"{field} is longer than {MAX_URL_LENGTH} characters")
     try:
         parts = urlsplit(url)
         _ = parts.port  # raises on a malformed port
     except ValueError as exc:
-        raise InvalidWebhookUrl(f"webhook_url is not a URL: {exc}") from None
+        raise error(f"{field} is not a URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidWebhookUrl("webhook_url must be an http:// or https:// URL with a host")
+        raise error(f"{field} must be an http:// or https:// URL with a host")
     if parts.username or parts.password:
-        raise InvalidWebhookUrl("webhook_url must not carry credentials; sign-in is by signature")
-    if parts.fragment:
-        raise InvalidWebhookUrl("webhook_url must not have a #fragment")
+        raise error(f"{field} must not carry a user name or password")
     host = parts.hostname
     literal = ipaddress.ip_address("127.0.0.1") if host.lower() == "localhost" else _ip_or_none(host)
     if literal is not None and not is_public(literal) and not allowed(literal, host, allowlist):
-        raise InvalidWebhookUrl(
-            f"webhook_url points at {host}, which is not a public address; an operator can "
-            "allow it with STT_WEBHOOK_ALLOWED_HOSTS (on the api and the webhooks worker)"
+        raise error(
+            f"{field} points at {host}, which is not a public address; an operator can allow it with "
+            "STT_WEBHOOK_ALLOWED_HOSTS (the service's one list of allowed outbound hosts)"
         )
-    return url
+    return parts
+
+
+def pinned_url(parts: SplitResult, address: IpAddress, port: int) -> str:
+    """The URL with its host replaced by the checked address, so no second lookup can differ (the caller
+    sends the original host in the Host header and as the TLS server name)."""
+    host = f"[{address}]" if address.version == 6 else str(address)
+    return urlunsplit((parts.scheme, f"{host}:{port}", parts.path or "/", parts.query, ""))
 
 
 def _ip_or_none(host: str) -> IpAddress | None:

@@ -24,7 +24,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import and_, or_, select, update
@@ -34,7 +34,7 @@ from stt_common import __version__, metrics
 from stt_common.db import session_scope, utcnow
 from stt_common.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
 from stt_common.settings import Settings
-from stt_common.webhooks import AddressRefused, IpAddress, public_address, sign, signing_secret
+from stt_common.webhooks import AddressRefused, pinned_url, public_address, sign, signing_secret
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ async def _send(url: str, msg_id: str, body: str, secret: str, deadline_s: float
                 make_client() as client,
                 client.stream(
                     "POST",
-                    _pinned(parts, address, port),
+                    pinned_url(parts, address, port),
                     content=body.encode(),
                     headers=headers,
                     timeout=deadline_s,
@@ -254,12 +254,6 @@ async def _send(url: str, msg_id: str, body: str, secret: str, deadline_s: float
     if code == 429 or code >= 500:
         return replace(outcome, verdict=Verdict.retry, error="http_error", retry_after_s=_retry_after(response))
     return replace(outcome, error="http_error")
-
-
-def _pinned(parts: SplitResult, address: IpAddress, port: int) -> str:
-    """The URL with its host replaced by the checked address, so no second lookup can differ."""
-    host = f"[{address}]" if address.version == 6 else str(address)
-    return urlunsplit((parts.scheme, f"{host}:{port}", parts.path or "/", parts.query, ""))
 
 
 async def _read_start(response: httpx.Response) -> str:
