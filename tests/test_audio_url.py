@@ -123,7 +123,13 @@ def test_json_and_form_submissions_and_their_refusals(stack: Stack) -> None:
         }
         assert job["metadata"] == {"k": 1}
         assert client.post("/v1/jobs", data={"audio_url": "https://example.com/b.wav"}).status_code == 202
+        deep = b'{"audio_url": "https://e.com/a.wav", "metadata": {"a": ' + b"[" * 5000 + b"]" * 5000 + b"}}"
+        nan = b'{"audio_url": "https://e.com/a.wav", "metadata": {"x": NaN}}'
+        as_json = {"content-type": "application/json"}
         for body, status, code in [
+            ({"content": deep, "headers": as_json}, 422, "validation_error"),  # the parser's recursion limit
+            ({"content": nan, "headers": as_json}, 400, "invalid_metadata"),
+            ({"content": b"[1, 2]", "headers": as_json}, 422, "validation_error"),
             ({"json": {"audio_url": "http://127.0.0.1/a.wav"}}, 422, "url_forbidden"),
             ({"json": {"audio_url": "file:///etc/passwd"}}, 422, "url_forbidden"),
             ({"json": {"audio_url": "https://e.com/a", "extra": 1}}, 422, "validation_error"),
