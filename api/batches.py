@@ -1,5 +1,5 @@
-"""Batches as plain functions: read the items (repeated file parts and/or one zip archive), accept each
-on its own, record the batch and its jobs in one transaction, then enqueue.
+"""Batches as plain functions: read the items (repeated file parts, one zip archive, audio URLs), accept
+each on its own, record the batch and its jobs in one transaction, then enqueue.
 
 A bad item becomes a `failed` job with its own error code at once; the rest go ahead. If the queue
 refuses a job, the whole batch is taken back (503 `queue_unavailable`), as for a single job.
@@ -27,10 +27,12 @@ from api.idempotency import Idempotency, forget, remember
 from api.submission import (
     JobOptions,
     accept_upload,
+    accept_url,
     check_quota,
     clean_filename,
     commit_or_remove,
     enqueue_or_take_back,
+    url_filename,
 )
 from stt_common import events, jobs, metrics
 from stt_common.db import utcnow
@@ -46,13 +48,19 @@ log = logging.getLogger(__name__)
 @dataclass
 class Item:
     filename: str | None  # as shown: cleaned (`clean_filename`)
-    open: Callable[[], BinaryIO] | None  # the item's content, made when it is accepted; None: see `error`
+    open: Callable[[], BinaryIO] | None  # the item's content, made when it is accepted; None: see `error`/`url`
     error: InputError | None = None
+    url: str | None = None  # audio a worker fetches (`submission.accept_url`)
 
 
 def upload_item(filename: str | None, content: BinaryIO) -> Item:
     """A `files` part: already spooled by the multipart parser."""
     return Item(clean_filename(filename), lambda: content)
+
+
+def url_item(url: str) -> Item:
+    """An `audio_urls` entry: checked when it is accepted, fetched by a worker."""
+    return Item(url_filename(url), None, url=url)
 
 
 # An archive is read only as far as its declarations allow: its central directory (entry count and size,
@@ -171,7 +179,7 @@ def create(
     """Record the batch, its accepted and rejected jobs, commit, then enqueue the accepted ones."""
     if not items:
         raise InputError(
-            "a batch needs at least one file (`files` parts or an `archive`)",
+            "a batch needs at least one file (`files` parts, an `archive` or `audio_urls`)",
             code=ErrorCode.empty_batch,
             http_status=422,
         )
@@ -211,12 +219,14 @@ def _accept(session: Session, storage: Storage, settings: Settings, item: Item, 
     """The item's queued job, or a failed one carrying why it was refused. The item's content exists
     only while it is checked and stored."""
     error = item.error
-    if error is None and item.open is not None:
-        try:
+    try:
+        if error is None and item.url is not None:
+            return accept_url(session, settings, item.url, options, batch_index=index)
+        if error is None and item.open is not None:
             with closing(item.open()) as content:
                 return accept_upload(session, storage, settings, content, item.filename, options, batch_index=index)
-        except InputError as exc:
-            error = exc
+    except InputError as exc:
+        error = exc
     assert error is not None
     now = utcnow()
     job = options.new_job(

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 # Form fields are kept in memory: no route has more than a dozen, none over 4 KB (Starlette allows 1000
 # of 1 MB each). File parts are spooled to disk past 64 KB instead of Starlette's 1 MB, so a batch of
 # 1000 small parts holds at most 64 MB in memory.
-MAX_FORM_FIELDS, MAX_FIELD_BYTES = 32, 64 * 1024
+MAX_FORM_FIELDS, MAX_FIELD_BYTES, BATCH_FIELD_BYTES = 32, 64 * 1024, 8 * 1024
 MultiPartParser.spool_max_size = 64 * 1024
 
 
@@ -45,8 +45,10 @@ class FormLimits(TypedDict, total=False):
     max_files: int
 
 
-def form_limits(max_files: int) -> FormLimits:
-    return {"max_fields": MAX_FORM_FIELDS, "max_part_size": MAX_FIELD_BYTES, "max_files": max_files}
+def form_limits(
+    max_files: int = 1, max_fields: int = MAX_FORM_FIELDS, max_part_size: int = MAX_FIELD_BYTES
+) -> FormLimits:
+    return {"max_fields": max_fields, "max_part_size": max_part_size, "max_files": max_files}
 
 
 def warm_up(app: FastAPI) -> None:
@@ -117,15 +119,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pace=BodyPace(settings.body_idle_timeout_seconds, settings.body_min_bytes_per_second),
     )
     install_error_handlers(app)
-    app.include_router(jobs_router, form_limits=form_limits(max_files=1))
-    # Starlette parses at most 1000 file parts by default; a batch may hold up to STT_MAX_BATCH_ITEMS
-    # (+1: the archive part).
+    app.include_router(jobs_router, form_limits=form_limits())
+    # A batch may hold up to STT_MAX_BATCH_ITEMS file parts (+1: the archive) or `audio_urls` fields; its
+    # fields are URLs and options, 8 KB at most each, so a full batch's fields hold 8 MB at most.
     app.include_router(
         batches_router,
-        form_limits=form_limits(max_files=settings.max_batch_items + 1),
+        form_limits=form_limits(
+            max_files=settings.max_batch_items + 1,
+            max_fields=settings.max_batch_items + MAX_FORM_FIELDS,
+            max_part_size=BATCH_FIELD_BYTES,
+        ),
     )
     app.include_router(webhooks_router)
-    app.include_router(openai_router, form_limits=form_limits(max_files=1))
+    app.include_router(openai_router, form_limits=form_limits())
     app.include_router(system_router)
     return app
 

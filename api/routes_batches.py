@@ -4,19 +4,22 @@ subtitles."""
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import PurePosixPath
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Header, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from api import batches
 from api.auth import PrincipalDep, authenticate
 from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
 from api.idempotency import REPLAY_HEADER, Idempotency, made_once
+from api.json_body import read_json
 from api.schemas import error_responses
 from api.submission import job_options
 from stt_common import events
@@ -29,18 +32,47 @@ from stt_common.transcript import Transcript
 router = APIRouter(prefix="/v1/batches", tags=["batches"], dependencies=[Depends(authenticate)])
 
 
-@router.post("", status_code=202, response_model=BatchOut, responses=error_responses(400, 408, 409, 413, 422))
+class BatchFromUrls(BaseModel):
+    """POST /v1/batches as JSON: the audio by URL, with the same options as the form."""
+
+    model_config = ConfigDict(extra="forbid")
+    audio_urls: list[str] = Field(description="http(s) URLs the service downloads, one job each, in this order.")
+    model: str | None = Field(None, max_length=128)
+    webhook_url: str | None = Field(None, max_length=2048)
+    metadata: dict[str, Any] | None = None
+
+
+JSON_OPTIONS_BYTES, JSON_BYTES_PER_URL = 16 * 1024, 2 * 1024 + 16  # a URL is at most 2 KB (webhooks.check_url)
+
+
+async def json_batch(request: Request, settings: SettingsDep) -> BatchFromUrls | None:
+    """The JSON body of POST /v1/batches, if it has one: room for the options and a full batch of URLs."""
+    return await read_json(request, BatchFromUrls, JSON_OPTIONS_BYTES + settings.max_batch_items * JSON_BYTES_PER_URL)
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=BatchOut,
+    responses=error_responses(400, 408, 409, 413, 422),
+    openapi_extra={"requestBody": {"content": {"application/json": {"schema": BatchFromUrls.model_json_schema()}}}},
+)
 def create_batch(
     principal: PrincipalDep,
     session: SessionDep,
     storage: StorageDep,
     settings: SettingsDep,
     celery: CeleryDep,
+    from_json: Annotated[BatchFromUrls | None, Depends(json_batch)],
     files: Annotated[
         list[UploadFile] | None, File(description="The audio files, one part each (repeat the field).")
     ] = None,
     archive: Annotated[
         UploadFile | None, File(description="A zip archive of audio files; its members follow any `files` parts.")
+    ] = None,
+    audio_urls: Annotated[
+        list[str] | None,
+        Form(description="http(s) URLs of audio the service downloads (repeat the field); they follow the files."),
     ] = None,
     model: Annotated[str | None, Form(max_length=128, description="Model for every file; see GET /v1/models.")] = None,
     webhook_url: Annotated[
@@ -62,13 +94,22 @@ def create_batch(
         Header(min_length=1, max_length=255, description="Retry-safe: the same key and request return the same batch."),
     ] = None,
 ) -> Response:
-    """Accept many audio files at once. Each is checked on its own: bad ones are listed with their error
-    code and the rest are queued. Returns at once with the batch and its items."""
+    """Accept many audio files at once, as uploads, a zip archive, or URLs (the form's repeated
+    `audio_urls`, or a JSON body). Each is checked on its own: bad ones are listed with their error code
+    and the rest are queued. Returns at once with the batch and its items; URLs are downloaded by workers."""
+    if from_json is not None:
+        audio_urls, model, webhook_url = from_json.audio_urls, from_json.model, from_json.webhook_url
+        metadata = json.dumps(from_json.metadata) if from_json.metadata is not None else None
     options = job_options(settings, principal.tenant, model, webhook_url, metadata)
-    uploads = list(files or [])
-    if len(uploads) > settings.max_batch_items:
+    uploads, urls = list(files or []), list(audio_urls or [])
+    if len(uploads) + len(urls) > settings.max_batch_items:
         raise TooManyFiles.in_batch(settings.max_batch_items)
-    fields = {"model": model, "webhook_url": webhook_url, "metadata": metadata}
+    fields = {
+        "model": model,
+        "webhook_url": webhook_url,
+        "metadata": metadata,
+        "audio_urls": json.dumps(urls) if urls else None,
+    }
     parts = [u.file for u in uploads] + ([archive.file] if archive else [])
     idempotency = Idempotency.of(principal.tenant, idempotency_key, "POST /v1/batches", fields, parts)
 
@@ -76,8 +117,9 @@ def create_batch(
         items = [batches.upload_item(u.filename, u.file) for u in uploads]
         with ExitStack() as archive_open:  # the archive is read, one member at a time, while it is open
             if archive is not None:
-                room = settings.max_batch_items - len(items)
+                room = settings.max_batch_items - len(items) - len(urls)
                 items += archive_open.enter_context(batches.archive_items(archive.file, settings, room))
+            items += [batches.url_item(url) for url in urls]
             return batches.create(session, storage, settings, celery, items, options, idempotency)
 
     batch, replayed = made_once(

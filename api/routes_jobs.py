@@ -7,14 +7,14 @@ import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from api import submission
 from api.auth import PrincipalDep, authenticate
 from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
 from api.idempotency import REPLAY_HEADER, Idempotency, made_once
+from api.json_body import read_json
 from api.schemas import JobList, error_responses
 from api.submission import job_options, submit, submit_url
 from stt_common import jobs
@@ -38,24 +38,12 @@ class JobFromUrl(BaseModel):
     metadata: dict[str, Any] | None = None
 
 
-MAX_JSON_BYTES = 16 * 1024
+MAX_JSON_BYTES = 16 * 1024  # a URL and the options
 
 
 async def json_job(request: Request) -> JobFromUrl | None:
-    """The JSON body of POST /v1/jobs, if it has one (read to at most 16 KB: it holds a URL and options)."""
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
-        return None
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_JSON_BYTES:
-            raise InputError(
-                f"the JSON body is larger than {MAX_JSON_BYTES} bytes", code=ErrorCode.field_too_large, http_status=413
-            )
-    try:
-        return JobFromUrl.model_validate_json(body or b"null")
-    except ValidationError as exc:
-        raise RequestValidationError(exc.errors(include_url=False)) from None
+    """The JSON body of POST /v1/jobs, if it has one."""
+    return await read_json(request, JobFromUrl, MAX_JSON_BYTES)
 
 
 @router.post(

@@ -229,14 +229,33 @@ def submit_url(
     """Record and enqueue a job whose audio a worker will fetch from `url` (stt_common/fetch.py): the
     answer comes at once, the download happens once, in the worker."""
     check_quota(session, settings, options.tenant, 1)
+    job = accept_url(session, settings, url, options)
+    return _commit_and_enqueue(session, storage, celery, job, idempotency)
+
+
+def accept_url(
+    session: Session, settings: Settings, url: str, options: JobOptions, batch_index: int | None = None
+) -> Job:
+    """Check `url` as far as it can be checked at the door and record its queued job (flushed, not
+    committed); its filename is the URL's last path segment until the worker has fetched it."""
     check_audio_url(url, settings.webhook_allowed_hosts)
     job = options.new_job(
         status=JobStatus.queued,
+        batch_index=batch_index,
         source_url=url,
-        filename=clean_filename(urlsplit(url).path.rsplit("/", 1)[-1] or None),
+        filename=url_filename(url),
     )
     session.add(job)
-    return _commit_and_enqueue(session, storage, celery, job, idempotency)
+    session.flush()
+    return job
+
+
+def url_filename(url: str) -> str | None:
+    """The URL's last path segment, shown as the job's filename until the worker knows better."""
+    try:
+        return clean_filename(urlsplit(url).path.rsplit("/", 1)[-1] or None)
+    except ValueError:  # not a URL at all: refused by `check_audio_url`
+        return None
 
 
 def _commit_and_enqueue(

@@ -98,6 +98,25 @@ class SttClient:
             response = self.http.post("/v1/jobs", files={"file": (path.name, fh)}, data=data, headers=headers)
         return self._check(response).json()  # type: ignore[no-any-return]
 
+    def submit_url(
+        self, url: str, *, model: str | None = None, webhook_url: str | None = None, key: str | None = None
+    ) -> Job:
+        """A job whose audio the service downloads from `url` (http or https; a presigned URL works)."""
+        return self._post_json("/v1/jobs", {"audio_url": url, "model": model, "webhook_url": webhook_url}, key)
+
+    def submit_urls(
+        self, urls: Sequence[str], *, model: str | None = None, webhook_url: str | None = None, key: str | None = None
+    ) -> Batch:
+        """A batch whose audio the service downloads, one job per URL, in order."""
+        return self._post_json(
+            "/v1/batches", {"audio_urls": list(urls), "model": model, "webhook_url": webhook_url}, key
+        )
+
+    def _post_json(self, path: str, body: dict[str, Any], key: str | None) -> dict[str, Any]:
+        headers = {"Idempotency-Key": key} if key else {}
+        response = self.http.post(path, json={k: v for k, v in body.items() if v is not None}, headers=headers)
+        return self._check(response).json()  # type: ignore[no-any-return]
+
     def job(self, job_id: str) -> Job:
         return self._check(self.http.get(f"/v1/jobs/{job_id}")).json()  # type: ignore[no-any-return]
 

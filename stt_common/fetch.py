@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -19,7 +20,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 
 from stt_common.errors import UrlForbidden, UrlTooLarge, UrlUnreachable
-from stt_common.webhooks import AddressRefused, checked_outbound_url, pinned_url, public_address
+from stt_common.webhooks import AddressRefused, IpAddress, checked_outbound_url, pinned_url, public_address
 
 MAX_REDIRECTS = 5
 
@@ -55,12 +56,7 @@ def download(url: str, target: BinaryIO, *, max_bytes: int, deadline_s: float, a
             parts = urlsplit(current)
             host = parts.hostname or ""
             port = parts.port or (443 if parts.scheme == "https" else 80)
-            try:
-                address = public_address(host, port, allowlist)
-            except AddressRefused as exc:
-                raise UrlForbidden(f"audio_url: {exc}") from None
-            except (socket.gaierror, UnicodeError):
-                raise UrlUnreachable(f"audio_url: the host {host} does not resolve") from None
+            address = _checked_address(host, port, allowlist, deadline)
             try:
                 with client.stream(
                     "GET",
@@ -85,6 +81,24 @@ def download(url: str, target: BinaryIO, *, max_bytes: int, deadline_s: float, a
             except httpx.TransportError as exc:
                 raise UrlUnreachable(f"audio_url: {exc.__class__.__name__} connecting to {host}") from None
     raise UrlUnreachable(f"audio_url: more than {MAX_REDIRECTS} redirects")
+
+
+_resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="audio-url-dns")
+
+
+def _checked_address(host: str, port: int, allowlist: Sequence[str], deadline: float) -> IpAddress:
+    """`public_address` within what is left of the deadline. getaddrinfo cannot be interrupted (a slow
+    resolver holds it for its own timeouts, times every hop), so it runs in a small pool and is left
+    behind when it hangs."""
+    lookup = _resolver.submit(public_address, host, port, allowlist)
+    try:
+        return lookup.result(timeout=_left(deadline))
+    except TimeoutError:
+        raise UrlUnreachable(f"audio_url: the host {host} did not resolve in time") from None
+    except AddressRefused as exc:
+        raise UrlForbidden(f"audio_url: {exc}") from None
+    except (socket.gaierror, UnicodeError):
+        raise UrlUnreachable(f"audio_url: the host {host} does not resolve") from None
 
 
 def _copy(response: httpx.Response, target: BinaryIO, max_bytes: int, deadline: float) -> int:

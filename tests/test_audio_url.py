@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import io
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -21,8 +23,7 @@ from stt_common.errors import ErrorCode, SttError, UrlForbidden, UrlTooLarge, Ur
 from stt_common.fetch import check_audio_url, download, redacted
 from stt_common.webhooks import is_public, resolve
 from tests.services import AudioServer, CeleryWorker, RedisServer, ThreadedServer, free_port, wait_for
-from tests.stack import SAMPLES, Stack, job_statuses, make_stack
-from tests.test_faults import SLOW, service, sqlite_stack, with_faults
+from tests.stack import SAMPLES, SLOW, Stack, job_statuses, make_stack, service, sqlite_stack, with_faults
 
 CLIP = (SAMPLES / "clip01.wav").read_bytes()
 ALLOW = ["127.0.0.1"]
@@ -94,6 +95,23 @@ def test_a_name_resolving_to_a_private_address_is_refused_when_fetched() -> None
         download(f"http://{name}:{free_port()}/a.wav", io.BytesIO(), max_bytes=1, deadline_s=2, allowlist=[])
 
 
+def test_a_resolver_that_hangs_is_bounded_by_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """getaddrinfo cannot be interrupted; a name server that never answers must not hold the worker past
+    the download's deadline."""
+    real = socket.getaddrinfo
+
+    def hanging(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host == "slow-dns.example":
+            time.sleep(3)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    started = time.monotonic()
+    with pytest.raises(UrlUnreachable, match="did not resolve in time"):
+        download("http://slow-dns.example/a.wav", io.BytesIO(), max_bytes=1, deadline_s=0.5, allowlist=[])
+    assert time.monotonic() - started < 1.5
+
+
 def test_logs_and_the_job_keep_no_query() -> None:
     assert (
         redacted("https://bucket.s3.amazonaws.com/a/b.wav?X-Amz-Signature=s#f")
@@ -140,7 +158,7 @@ def test_json_and_form_submissions_and_their_refusals(stack: Stack) -> None:
                     "content": b'{"audio_url": "' + b"a" * 40_000 + b'"}',
                     "headers": {"content-type": "application/json"},
                 },
-                413,
+                400,
                 "field_too_large",
             ),
             ({"data": {"model": "tr-espeak-small"}}, 422, "validation_error"),  # neither file nor URL
@@ -180,6 +198,87 @@ def test_before_the_key_a_json_body_is_not_read(stack: Stack, tmp_path: Path) ->
     assert len(job_statuses(keyed)) == 1
 
 
+def test_a_batch_of_urls_by_json_and_by_form(stack: Stack, tmp_path: Path) -> None:
+    """Each URL is an item checked on its own: a refused one is a failed item with its code, the rest are
+    queued in order after any files; the request as a whole is bounded before anything is stored."""
+    small = make_stack(stack.settings.database_url, stack.settings.redis_url, tmp_path, max_batch_items=5)
+    with TestClient(create_app(small.settings)) as client:
+        urls = ["https://example.com/a.mp3?sig=s", "http://127.0.0.1/b.wav", "not a url", "https://e.com/d/"]
+        made = client.post("/v1/batches", json={"audio_urls": urls, "metadata": {"k": 1}})
+        assert made.status_code == 202, made.text
+        items = made.json()["items"]
+        assert [(i["filename"], i["status"], (i["error"] or {}).get("code")) for i in items] == [
+            ("a.mp3", "queued", None),
+            ("b.wav", "failed", "url_forbidden"),
+            ("not a url", "failed", "url_forbidden"),  # shown as given, to find it in the list
+            (None, "queued", None),
+        ]
+        job = client.get(f"/v1/jobs/{items[0]['job_id']}").json()
+        assert (job["audio"]["source_url"], job["batch_index"], job["metadata"]) == (
+            "https://example.com/a.mp3",
+            0,
+            {"k": 1},
+        )
+        form = client.post(
+            "/v1/batches",
+            data={"audio_urls": ["https://e.com/x.wav", "https://e.com/y.wav"]},
+            files={"files": ("first.wav", CLIP)},
+        )
+        assert form.status_code == 202, form.text
+        assert [i["filename"] for i in form.json()["items"]] == ["first.wav", "x.wav", "y.wav"]
+
+        key = {"Idempotency-Key": "urls-1"}
+        first = client.post("/v1/batches", json={"audio_urls": ["https://e.com/1.wav"]}, headers=key)
+        again = client.post("/v1/batches", json={"audio_urls": ["https://e.com/1.wav"]}, headers=key)
+        other = client.post("/v1/batches", json={"audio_urls": ["https://e.com/2.wav"]}, headers=key)
+        assert again.json()["id"] == first.json()["id"]
+        assert again.headers["Idempotent-Replayed"] == "true"
+        assert other.json()["error"]["code"] == "idempotency_key_reused"
+
+        as_json = {"content-type": "application/json"}
+        six = [f"https://e.com/{i}.wav" for i in range(6)]
+        limit = 16 * 1024 + 5 * (2 * 1024 + 16)
+        for body, status, code in [
+            ({"json": {"audio_urls": six}}, 413, "too_many_files"),
+            ({"data": {"audio_urls": six}}, 413, "too_many_files"),
+            ({"data": {"audio_urls": six[:3]}, "files": [("files", ("a.wav", CLIP))] * 3}, 413, "too_many_files"),
+            ({"json": {"audio_urls": []}}, 422, "empty_batch"),
+            ({"json": {"audio_urls": "https://e.com/a.wav"}}, 422, "validation_error"),
+            ({"json": {"audio_urls": [1, 2]}}, 422, "validation_error"),
+            (
+                {"json": {"audio_urls": ["https://e.com/a.wav"], "webhook_url": "http://10.0.0.1/"}},
+                422,
+                "invalid_webhook_url",
+            ),
+            ({"content": b'{"audio_urls": ["' + b"a" * limit + b'"]}', "headers": as_json}, 400, "field_too_large"),
+            ({"data": {"audio_urls": "https://e.com/" + "a" * 9000}}, 400, "field_too_large"),
+            ({"data": {"audio_urls": ["https://e.com/a.wav"] * 40}}, 400, "too_many_parts"),
+        ]:
+            r = client.post("/v1/batches", **body)  # type: ignore[arg-type]
+            assert (r.status_code, r.json()["error"]["code"]) == (status, code), (body, r.text[:300])
+    assert len(job_statuses(small)) == 4 + 3 + 1  # refusals leave no job
+
+
+def test_before_the_key_a_batch_body_is_not_read(stack: Stack, tmp_path: Path) -> None:
+    keyed = make_stack(stack.settings.database_url, stack.settings.redis_url, tmp_path, auth_enabled=True)
+    with session_scope(keyed.session_factory) as session:
+        key = api_keys.create(session, "acme").plaintext
+    huge = b'{"audio_urls": ["' + b"a" * 5_000_000 + b'"]}'
+    many = {"audio_urls": ["https://e.com/a.wav"] * 2000}
+    with TestClient(create_app(keyed.settings)) as client:
+        for headers, expected in [
+            ({}, ["missing_api_key", "missing_api_key"]),
+            ({"Authorization": "Bearer stt_not_a_key"}, ["invalid_api_key", "invalid_api_key"]),
+            ({"Authorization": f"Bearer {key}"}, ["field_too_large", "too_many_parts"]),
+        ]:
+            answers = [
+                client.post("/v1/batches", content=huge, headers={**headers, "content-type": "application/json"}),
+                client.post("/v1/batches", data=many, headers=headers),
+            ]
+            assert [r.json()["error"]["code"] for r in answers] == expected
+    assert job_statuses(keyed) == {}
+
+
 # --- Through a real worker
 
 
@@ -208,10 +307,8 @@ def test_through_a_worker_good_urls_succeed_and_bad_ones_fail_with_their_codes(
     }
     try:
         with SttClient(server.url) as stt:
-            ids = {
-                path: stt.http.post("/v1/jobs", json={"audio_url": audio_server.url(path)}).json()["id"]
-                for path in expected
-            }
+            ids = {path: stt.submit_url(audio_server.url(path))["id"] for path in expected}
+            batch = stt.submit_urls([audio_server.url(p) for p in ("/clip.wav", "/missing", "/page.html")])
             for path, code in expected.items():
                 job = stt.wait(ids[path], timeout=90)
                 if code is None:
@@ -223,11 +320,25 @@ def test_through_a_worker_good_urls_succeed_and_bad_ones_fail_with_their_codes(
                 else:
                     assert (job["status"], job["error"]["code"]) == ("failed", code), (path, job)
                     assert job["attempts"] == 1  # a bad URL is never retried
+            assert stt.wait_batch(batch["id"], timeout=60)["counts"] == {
+                "queued": 0,
+                "processing": 0,
+                "succeeded": 1,
+                "failed": 2,
+                "canceled": 0,
+            }
+            results = list(stt.batch_results(batch["id"]))
+            assert [(r["audio"]["filename"], r["status"], (r["error"] or {}).get("code")) for r in results] == [
+                ("clip.wav", "succeeded", None),
+                ("missing", "failed", ErrorCode.url_unreachable),
+                ("page.html", "failed", ErrorCode.url_not_audio),
+            ]
+            assert results[0]["result"]["text"] == stt.job(ids["/clip.wav"])["result"]["text"]
     finally:
         server.stop()
         worker.stop()
     assert "X-Amz" not in worker.log()
-    assert audio_server.hits["/clip.wav"] == 2  # once for /clip.wav, once after /redirect-here
+    assert audio_server.hits["/clip.wav"] == 3  # for /clip.wav, after /redirect-here, and the batch's
 
 
 @pytest.fixture

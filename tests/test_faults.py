@@ -11,7 +11,6 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -19,8 +18,6 @@ import pytest
 from redis import Redis
 from sqlalchemy import select
 
-from api.main import create_app
-from client.api import SttClient
 from stt_common.migrate import upgrade
 from stt_common.models import Job, JobStatus, WebhookDelivery
 from tests.services import (
@@ -28,38 +25,14 @@ from tests.services import (
     CeleryWorker,
     PostgresServer,
     RedisServer,
-    ThreadedServer,
     WebhookReceiver,
     free_port,
     wait_for,
-    webhooks_worker,
 )
-from tests.stack import SAMPLES, Stack, job_statuses, make_stack
+from tests.stack import SAMPLES, SLOW, Stack, fault_stack, job_statuses, service, sqlite_stack, with_faults
 
 pytestmark = pytest.mark.slow
 CLIP = SAMPLES / "clip01.wav"
-SLOW = "worker.before_complete=sleep:{}"  # holds a finished transcription before its result is stored
-
-
-def fault_stack(database_url: str, redis_url: str, tmp_path: Path, **overrides: object) -> Stack:
-    """Fast recovery for tests: a 3 s lease, a reaper every second with a 1 s grace, quick webhook
-    retries to a local receiver."""
-    values: dict[str, object] = {
-        "job_lease_seconds": 3,
-        "reaper_interval_seconds": 1.0,
-        "reaper_grace_seconds": 1.0,
-        "task_retry_backoff_max": 2,
-        "webhook_allowed_hosts": ["127.0.0.1"],
-        "webhook_retry_schedule": [0.3] * 8,
-        "webhook_sweep_seconds": 0.5,
-        "webhook_timeout_seconds": 2.0,
-        **overrides,
-    }
-    return make_stack(database_url, redis_url, tmp_path, **values)
-
-
-def with_faults(stack: Stack, faults: str) -> dict[str, str]:
-    return {**stack.env, "STT_FAULT_POINTS": faults}
 
 
 def wait_status(stack: Stack, status: str, timeout: float = 30) -> str:
@@ -116,27 +89,6 @@ def assert_each_job_finished_once(
     # Storage holds exactly the audio of the jobs: nothing orphaned, no half-written upload.
     assert stack.storage.list_keys() == sorted(j.audio_key for j in found if j.audio_key)
     return found
-
-
-def sqlite_stack(redis: RedisServer, tmp_path: Path, **overrides: object) -> Stack:
-    url = f"sqlite:///{tmp_path / 'stt.db'}"
-    upgrade(url)
-    return fault_stack(url, redis.url, tmp_path, **overrides)
-
-
-@contextmanager
-def service(stack: Stack, tmp_path: Path, *workers: CeleryWorker) -> Iterator[tuple[SttClient, CeleryWorker]]:
-    """The webhooks worker (with its reaper) and the api in a thread, for `workers` the test started;
-    all of them stopped at the end."""
-    housekeeping = webhooks_worker(stack.env, tmp_path).start()
-    server = ThreadedServer(create_app(stack.settings))
-    try:
-        with SttClient(server.url, timeout=30) as stt:
-            yield stt, housekeeping
-    finally:
-        server.stop()
-        for process in (housekeeping, *workers):
-            process.stop()
 
 
 @pytest.fixture
