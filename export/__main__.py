@@ -1,7 +1,9 @@
 """python -m export CHECKPOINT --out models/NAME
 
-CHECKPOINT is a Hugging Face hub id (e.g. a Turkish fine-tune of facebook/wav2vec2-large-xlsr-53) or a
-local folder saved with `save_pretrained`. Writes model.onnx, model.int8.onnx, vocab.json and
+CHECKPOINT is a Hugging Face hub id (e.g. a Turkish fine-tune of facebook/wav2vec2-large-xlsr-53, or
+facebook/mms-1b-all with --target-lang tur) or a local folder saved with `save_pretrained`, of any
+waveform CTC family in transformers (wav2vec2 and its conformer, HuBERT, WavLM, Data2Vec-Audio,
+UniSpeech, SEW). Writes model.onnx, model.int8.onnx, vocab.json and
 manifest.json, after checking that the ONNX logits match PyTorch.
 """
 
@@ -18,7 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("checkpoint", help="Hub id or local folder of a Wav2Vec2ForCTC checkpoint.")
+    parser.add_argument(
+        "checkpoint",
+        help="Hub id or local folder of a CTC checkpoint: wav2vec2, wav2vec2-conformer, HuBERT, WavLM, "
+        "Data2Vec-Audio, UniSpeech(-SAT), SEW(-D).",
+    )
     parser.add_argument("--out", type=Path, required=True, help="Model folder to write (replaced if present).")
     parser.add_argument("--name", help="Model name served by the api (default: the folder's name).")
     parser.add_argument("--language", default="tr")
@@ -46,6 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--int8-only", action="store_true", help="After the checks, keep only model.int8.onnx (smaller folder to ship)."
     )
+    parser.add_argument(
+        "--target-lang",
+        help="For a multilingual MMS checkpoint: the language whose adapter and vocabulary to export (e.g. tur).",
+    )
+    parser.add_argument(
+        "--keep-case",
+        action="store_true",
+        help="Write transcripts in the vocabulary's own case (default: Turkish lower case, İ → i, I → ı).",
+    )
     args = parser.parse_args(argv)
     options = ExportOptions(
         name=args.name or args.out.name,
@@ -58,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         max_int8_wer_increase=args.max_int8_wer_increase,
         keep_fp32=not args.int8_only,
         time_major_features=not args.conv_features,
+        target_lang=args.target_lang,
+        keep_case=args.keep_case,
     )
     try:
         manifest = export_checkpoint(args.checkpoint, args.out, options)

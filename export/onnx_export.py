@@ -43,47 +43,142 @@ class ExportOptions:
     dev_max_clips: int = 300
     max_int8_wer_increase: float = 0.01
     keep_fp32: bool = True  # False: ship only the INT8 file (after the gate), e.g. for a model committed to git
+    target_lang: str | None = None  # an MMS-style checkpoint's adapter and vocabulary to export
+    keep_case: bool = False  # write the vocabulary's own case instead of Turkish lower case
 
 
-def load_checkpoint(checkpoint: str) -> tuple[Any, dict[str, int], Any]:
-    """Load model, vocabulary and feature-extractor settings from a hub id or a local folder."""
-    from transformers import AutoConfig, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC
+# transformers' CTC models that read the waveform through wav2vec2's convolutional feature encoder: one
+# export path (AutoModelForCTC) serves them all, and the time-major rewrite applies to each.
+WAVEFORM_FAMILIES = (
+    "wav2vec2",
+    "wav2vec2-conformer",
+    "hubert",
+    "wavlm",
+    "data2vec-audio",
+    "unispeech",
+    "unispeech-sat",
+    "sew",
+    "sew-d",
+)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    model: Any  # a transformers *ForCTC in eval mode
+    vocab: dict[str, int]
+    tokenizer: Any  # Wav2Vec2CTCTokenizer
+    extractor: Any  # Wav2Vec2FeatureExtractor
+
+
+def load_checkpoint(checkpoint: str, target_lang: str | None = None) -> Checkpoint:
+    """Load model, vocabulary and feature-extractor settings from a hub id or a local folder. With
+    `target_lang`, an MMS-style checkpoint loads that language's adapter and vocabulary."""
+    from transformers import AutoConfig, AutoModelForCTC, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor
 
     try:
         config = AutoConfig.from_pretrained(checkpoint)
     except (OSError, ValueError) as exc:
         raise ExportError(f"cannot read a model config from {checkpoint!r}: {exc}") from exc
-    if config.model_type != "wav2vec2" or not any(a.endswith("ForCTC") for a in config.architectures or []):
+    if config.model_type not in WAVEFORM_FAMILIES or not any(a.endswith("ForCTC") for a in config.architectures or []):
         raise ExportError(
-            f"{checkpoint!r} is a {config.model_type} model ({config.architectures}); a Wav2Vec2ForCTC "
-            "checkpoint (fine-tuned with a CTC head) is needed"
+            f"{checkpoint!r} is a {config.model_type} model ({config.architectures}); a checkpoint fine-tuned "
+            f"with a CTC head (*ForCTC) of one of these families is needed: {', '.join(WAVEFORM_FAMILIES)}"
         )
+    _check_language(checkpoint, target_lang)
     try:
-        tokenizer = Wav2Vec2CTCTokenizer.from_pretrained(checkpoint)
+        tokenizer = Wav2Vec2CTCTokenizer.from_pretrained(checkpoint, target_lang=target_lang)
     except (OSError, ValueError) as exc:
         raise ExportError(f"{checkpoint!r} has no CTC tokenizer (vocab.json): {exc}") from exc
-    vocab = dict(tokenizer.get_vocab())
-    if len(vocab) != config.vocab_size:
-        raise ExportError(
-            f"the vocabulary has {len(vocab)} tokens but the model's CTC head has {config.vocab_size} "
-            "outputs; export the tokenizer the model was trained with"
-        )
+    saved = _saved_json(checkpoint, "tokenizer_config.json") or {}
+    if isinstance(saved.get("word_delimiter_token"), str):
+        # transformers 5 reloads a Wav2Vec2CTCTokenizer's word delimiter as "|" whatever was saved (a
+        # checkpoint that separates words with "▁" would lose its spaces), and the property's setter is
+        # shadowed by the special-token map.
+        tokenizer._word_delimiter_token = saved["word_delimiter_token"]
+    vocab = dict(
+        tokenizer.encoder
+    )  # vocab.json as saved (the chosen language's): tokens added later are not in the head
     try:
         extractor = Wav2Vec2FeatureExtractor.from_pretrained(checkpoint)
     except (OSError, ValueError):
         extractor = Wav2Vec2FeatureExtractor()  # the wav2vec2 defaults: 16 kHz, normalised
-    model = Wav2Vec2ForCTC.from_pretrained(checkpoint).eval()
-    return model, vocab, (tokenizer, extractor)
+    adapter = {"target_lang": target_lang, "ignore_mismatched_sizes": True} if target_lang else {}
+    try:
+        model = AutoModelForCTC.from_pretrained(checkpoint, **adapter).eval()
+    except (OSError, ValueError) as exc:  # no adapter for that language, or weights that do not fit
+        raise ExportError(f"cannot load {checkpoint!r}{f' for {target_lang}' if target_lang else ''}: {exc}") from exc
+    outputs = model.lm_head.out_features
+    if len(vocab) != outputs:
+        raise ExportError(
+            f"the vocabulary has {len(vocab)} tokens but the model's CTC head has {outputs} "
+            "outputs; export the tokenizer the model was trained with"
+        )
+    return Checkpoint(model, vocab, tokenizer, extractor)
+
+
+def _saved_json(checkpoint: str, name: str) -> dict[str, Any] | None:
+    """One of the checkpoint's JSON files (local folder or hub), or None without it."""
+    from transformers.utils.hub import cached_file
+
+    path = cached_file(checkpoint, name, _raise_exceptions_for_missing_entries=False)
+    value = json.loads(Path(path).read_text(encoding="utf-8")) if path else None
+    return value if isinstance(value, dict) else None
+
+
+def _check_language(checkpoint: str, target_lang: str | None) -> None:
+    """An MMS-style vocab.json holds one vocabulary per language: one must be chosen, and exist."""
+    vocab = _saved_json(checkpoint, "vocab.json") or {}
+    languages = sorted(lang for lang, value in vocab.items() if isinstance(value, dict))
+    shown = ", ".join(languages[:20]) + (" …" if len(languages) > 20 else "")
+    if languages and target_lang is None:
+        raise ExportError(
+            f"{checkpoint!r} holds vocabularies for {len(languages)} languages ({shown}); choose one with --target-lang"
+        )
+    if target_lang is not None and target_lang not in languages:
+        raise ExportError(
+            f"{checkpoint!r} has no vocabulary for {target_lang!r}" + (f" (it has {shown})" if shown else "")
+        )
 
 
 def frame_geometry(config: Any) -> tuple[int, int]:
-    """(stride, receptive field) of the convolutional feature encoder, in input samples."""
+    """(stride, receptive field) of the convolutional feature encoder, in input samples; an adapter after
+    the encoder (`add_adapter`: strided convolutions, padded) multiplies the stride."""
     stride = math.prod(config.conv_stride)
     field, jump = 1, 1
     for kernel, step in zip(config.conv_kernel, config.conv_stride, strict=True):
         field += (kernel - 1) * jump
         jump *= step
+    if getattr(config, "add_adapter", False):
+        stride *= config.adapter_stride**config.num_adapter_layers
     return stride, field
+
+
+def special_tokens(tokenizer: Any, vocab: dict[str, int]) -> list[str]:
+    """Tokens the transcript never shows (<s>, </s>, [UNK], …): the tokenizer's specials but the blank
+    and the word delimiter, which the decoder treats on their own."""
+    shown = {tokenizer.pad_token, tokenizer.word_delimiter_token}
+    return sorted(t for t in tokenizer.all_special_tokens if t in vocab and t not in shown)
+
+
+def describe_vocabulary(vocab: dict[str, int], tokenizer: Any) -> dict[str, Any]:
+    """What the model can write, for the manifest and the model card: its letters and their case, and
+    anything outside the Turkish alphabet."""
+    from stt_common.text import TURKISH_LETTERS, turkish_lower
+
+    specials = set(tokenizer.all_special_tokens) | {tokenizer.word_delimiter_token}
+    characters = sorted(t for t in vocab if t not in specials)
+    letters = [t for t in characters if t.isalpha()]
+    upper = [t for t in letters if t != turkish_lower(t)]
+    case = "upper" if upper and len(upper) == len(letters) else "mixed" if upper else "lower"
+    return {
+        "tokens": len(vocab),
+        "characters": "".join(characters),
+        "case": case,
+        "word_delimiter": tokenizer.word_delimiter_token,
+        "blank": tokenizer.pad_token,
+        "special_tokens": sorted(t for t in specials if t in vocab and t != tokenizer.word_delimiter_token),
+        "outside_turkish": "".join(t for t in characters if turkish_lower(t) not in TURKISH_LETTERS),
+    }
 
 
 def export_fp32(model: Any, path: Path, opset: int, time_major_features: bool = True) -> None:
@@ -181,7 +276,8 @@ def dev_set_gate(folder: Path, options: ExportOptions) -> dict[str, Any]:
 
 def export_checkpoint(checkpoint: str, out: Path, options: ExportOptions) -> Manifest:
     """Write the model folder at `out` atomically: it appears complete, or not at all."""
-    model, vocab, (tokenizer, extractor) = load_checkpoint(checkpoint)
+    loaded = load_checkpoint(checkpoint, options.target_lang)
+    model, vocab, tokenizer, extractor = loaded.model, loaded.vocab, loaded.tokenizer, loaded.extractor
     stride, field = frame_geometry(model.config)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -222,11 +318,16 @@ def export_checkpoint(checkpoint: str, out: Path, options: ExportOptions) -> Man
             blank_token=tokenizer.pad_token,
             word_delimiter_token=tokenizer.word_delimiter_token,
             unk_token=tokenizer.unk_token,
+            special_tokens=special_tokens(tokenizer, vocab),
+            output_case="model" if options.keep_case else "lower",
             files={p.name: file_entry(p) for p in sorted(staging.iterdir()) if p.name != MANIFEST},
             metrics=metrics,
             description=options.description,
             source={
                 "checkpoint": str(checkpoint),
+                "family": model.config.model_type,
+                "target_lang": options.target_lang,
+                "vocabulary": describe_vocabulary(vocab, tokenizer),
                 "parameters": sum(p.numel() for p in model.parameters()),
                 "quantized_ops": list(options.quantize_ops) if options.quantize else [],
                 "float_nodes": float_nodes,

@@ -52,9 +52,10 @@ class TimeMajorConvLayer(nn.Module):
 
 
 class TimeMajorFeatureEncoder(nn.Module):
-    """Drop-in for Wav2Vec2FeatureEncoder in inference: (batch, samples) → (batch, channels, frames)."""
+    """Drop-in for Wav2Vec2FeatureEncoder (and its copies in the other families) in inference:
+    (batch, samples) → (batch, channels, frames)."""
 
-    def __init__(self, encoder: Any) -> None:  # transformers' Wav2Vec2FeatureEncoder
+    def __init__(self, encoder: Any) -> None:  # transformers' Wav2Vec2FeatureEncoder or a copy of it
         super().__init__()
         self.conv_layers = nn.ModuleList(TimeMajorConvLayer(layer) for layer in encoder.conv_layers)
 
@@ -72,10 +73,12 @@ FIRST_LAYER_SCOPE = "/feature_extractor/conv_layers.0/"
 
 @contextmanager
 def time_major_features(model: Any) -> Iterator[Any]:
-    """Swap a Wav2Vec2ForCTC's feature encoder for the time-major one while the block runs."""
-    original = model.wav2vec2.feature_extractor
-    model.wav2vec2.feature_extractor = TimeMajorFeatureEncoder(original).eval()
+    """Swap a *ForCTC model's convolutional feature encoder (wav2vec2, HuBERT, WavLM, Data2Vec-Audio,
+    UniSpeech, SEW, … all share its layout) for the time-major one while the block runs."""
+    base = model.base_model
+    original = base.feature_extractor
+    base.feature_extractor = TimeMajorFeatureEncoder(original).eval()
     try:
         yield model
     finally:
-        model.wav2vec2.feature_extractor = original
+        base.feature_extractor = original

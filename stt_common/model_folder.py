@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -52,6 +52,16 @@ class Manifest(BaseModel):
     blank_token: str = "<pad>"
     word_delimiter_token: str = "|"
     unk_token: str = "<unk>"
+    special_tokens: list[str] = Field(
+        default_factory=list,
+        description="Tokens never written (<s>, </s>, [UNK], …) besides the blank; tokens written <like_this> "
+        "are never written either, listed or not.",
+    )
+    output_case: Literal["lower", "model"] = Field(
+        "lower",
+        description="`lower`: transcripts in Turkish lower case (İ → i, I → ı) whatever the vocabulary's case; "
+        "`model`: as the vocabulary writes them.",
+    )
     word_delimiter_bonus: float = Field(
         0.0,
         description="Added to the word delimiter's logit before the greedy choice of each frame; tuned "

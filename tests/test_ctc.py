@@ -96,3 +96,16 @@ def test_a_delimiter_bonus_restores_a_space_the_blank_narrowly_won() -> None:
     assert words[0].confidence == pytest.approx(1.0, abs=1e-4)  # confidence stays the model's own
     clear = logits_for("al__ma")  # where the blank wins by far, the bonus changes nothing
     assert tuned.decode(clear, FRAME)[0] == "alma"
+
+
+def test_an_upper_case_vocabulary_with_its_own_specials_is_written_in_turkish_lower_case() -> None:
+    tokens = ["[PAD]", "▁", "[UNK]", "<s>", *"İSTANBULIŞK"]
+    vocab = {t: i for i, t in enumerate(dict.fromkeys(tokens))}
+    spoken = ["<s>", "İ", "S", "T", "A", "N", "B", "U", "L", "▁", "I", "Ş", "[UNK]", "I", "K", "[PAD]"]
+    logits = np.full((len(spoken), len(vocab)), -10.0, dtype=np.float32)
+    for frame, token in enumerate(spoken):
+        logits[frame, vocab[token]] = 10.0
+    lower = CtcDecoder(vocab, blank="[PAD]", word_delimiter="▁", silent=["[UNK]", "<s>"], lowercase=True)
+    assert lower.decode(logits, FRAME)[0] == "istanbul ışık"
+    as_written = CtcDecoder(vocab, blank="[PAD]", word_delimiter="▁", silent=["[UNK]", "<s>"])
+    assert as_written.decode(logits, FRAME)[0] == "İSTANBUL IŞIK"

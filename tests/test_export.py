@@ -69,7 +69,7 @@ def test_a_checkpoint_without_a_ctc_head_is_refused(tmp_path: Path) -> None:
             hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, conv_dim=(32,) * 7
         )
     ).save_pretrained(tmp_path / "base")
-    with pytest.raises(ExportError, match="Wav2Vec2ForCTC"):
+    with pytest.raises(ExportError, match="with a CTC head"):
         export_checkpoint(str(tmp_path / "base"), tmp_path / "out", ExportOptions(name="x"))
     assert not (tmp_path / "out").exists()
 

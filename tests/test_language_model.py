@@ -108,3 +108,24 @@ def test_a_tampered_or_unlisted_language_model_is_refused(tmp_path: Path) -> Non
     write_manifest(folder, manifest)
     with pytest.raises(ModelError, match="not listed in files"):
         read_manifest(folder)
+
+
+def test_an_upper_case_vocabulary_reads_a_lower_case_language_model() -> None:
+    """A model whose vocabulary is upper case meets a language model of lower-case text: the search
+    reads its tokens in Turkish lower case (İ → i, I → ı) and finds the same path as the lower-case
+    vocabulary does."""
+    from stt_common.text import turkish_lower
+
+    manifest = read_manifest(BUNDLED)
+    vocab = json.loads((BUNDLED / "vocab.json").read_text())
+    upper = {(t if t.startswith("<") else t.replace("i", "İ").replace("ı", "I").upper()): i for t, i in vocab.items()}
+    assert {turkish_lower(t) for t in upper} == set(vocab)
+    recognizer = Recognizer.load(BUNDLED, language_model=False)
+    log_probs = log_softmax(recognizer.logits(audio.decode(SAMPLES / "clip01.wav", 16000, 60)))
+    settings = manifest.language_model
+    assert settings is not None
+    lm = BUNDLED / settings.file
+    expected = BeamSearch(lm, settings, vocab, "<pad>", "|").path(log_probs)
+    assert (BeamSearch(lm, settings, upper, "<pad>", "|", lowercase=True).path(log_probs) == expected).all()
+    unread = BeamSearch(lm, settings, upper, "<pad>", "|").path(log_probs)  # the LM knows no upper-case letter
+    assert not (unread == expected).all()

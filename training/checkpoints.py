@@ -7,7 +7,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from training.vocab import BLANK, TURKISH_LETTERS, UNK, WORD_DELIMITER
+from stt_common.text import TURKISH_LETTERS
+from training.vocab import BLANK, UNK, WORD_DELIMITER
+
+# wav2vec2's convolutional encoder: 20 ms frames (SEW's own default has 13 layers).
+CONV_LAYOUT = {"conv_kernel": (10, 3, 3, 3, 3, 2, 2), "conv_stride": (5, 2, 2, 2, 2, 2, 2)}
 
 PRESETS: dict[str, dict[str, Any]] = {
     # A few hundred kB: exercises every code path quickly (tests, CI smoke training).
@@ -44,6 +48,20 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# Each waveform CTC family's model class in transformers (what AutoModelForCTC builds from its config).
+CTC_CLASSES = {
+    "wav2vec2": "Wav2Vec2ForCTC",
+    "wav2vec2-conformer": "Wav2Vec2ConformerForCTC",
+    "hubert": "HubertForCTC",
+    "wavlm": "WavLMForCTC",
+    "data2vec-audio": "Data2VecAudioForCTC",
+    "unispeech": "UniSpeechForCTC",
+    "unispeech-sat": "UniSpeechSatForCTC",
+    "sew": "SEWForCTC",
+    "sew-d": "SEWDForCTC",
+}
+
+
 def build_vocab(texts: Iterable[str], letters: str = TURKISH_LETTERS) -> dict[str, int]:
     """Blank (id 0, the CTC blank), the word delimiter, every letter of the alphabet and any other
     character the texts use, then <unk>. Keeping the whole alphabet keeps vocabularies comparable."""
@@ -72,12 +90,15 @@ def build_processor(folder: Path, texts: Iterable[str]) -> Any:
     return Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer)
 
 
-def config_for(preset: str, vocab_size: int, pad_token_id: int, **overrides: Any) -> Any:
-    from transformers import Wav2Vec2Config
+def config_for(preset: str, vocab_size: int, pad_token_id: int, family: str = "wav2vec2", **overrides: Any) -> Any:
+    """A CTC model's configuration: `preset`'s sizes in `family`'s architecture (any of transformers'
+    waveform CTC families; the presets' keys are the ones they share with wav2vec2)."""
+    from transformers import AutoConfig
 
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    return Wav2Vec2Config(
+    return AutoConfig.for_model(
+        family,
         vocab_size=vocab_size,
         pad_token_id=pad_token_id,
         ctc_loss_reduction="mean",
@@ -85,8 +106,8 @@ def config_for(preset: str, vocab_size: int, pad_token_id: int, **overrides: Any
         feat_extract_norm="layer",
         do_stable_layer_norm=True,
         layerdrop=0.0,
-        **PRESETS[preset],
-        **overrides,
+        architectures=[CTC_CLASSES.get(family, "Wav2Vec2ForCTC")],
+        **{**CONV_LAYOUT, **PRESETS[preset], **overrides},
     )
 
 

@@ -1,9 +1,10 @@
-"""Write a randomly initialised Wav2Vec2ForCTC checkpoint with the Turkish vocabulary.
+"""Write a randomly initialised CTC checkpoint (wav2vec2 or another family) with the Turkish vocabulary.
 
 Weights do not change a model's size or speed, so a random checkpoint stands in for a trained one in
 tests (`--preset tiny`) and in benchmarks of the full architecture (`--preset xlsr-large`).
 
     python -m training.random_checkpoint --preset tiny --out build/tiny-random
+    python -m training.random_checkpoint --preset tiny --family hubert --out build/tiny-hubert
 """
 
 from __future__ import annotations
@@ -11,17 +12,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from training.checkpoints import PRESETS, build_processor, config_for
+from training.checkpoints import CTC_CLASSES, PRESETS, build_processor, config_for
 
 
-def write_random_checkpoint(out: Path, preset: str, seed: int = 0) -> Path:
+def write_random_checkpoint(out: Path, preset: str, seed: int = 0, family: str = "wav2vec2") -> Path:
     import torch
-    from transformers import Wav2Vec2ForCTC
+    from transformers import AutoModelForCTC
 
     processor = build_processor(out, [])
-    config = config_for(preset, len(processor.tokenizer), processor.tokenizer.pad_token_id)
+    config = config_for(preset, len(processor.tokenizer), processor.tokenizer.pad_token_id, family)
     torch.manual_seed(seed)
-    Wav2Vec2ForCTC(config).eval().save_pretrained(out)
+    AutoModelForCTC.from_config(config).eval().save_pretrained(out)
     processor.save_pretrained(out)
     return out
 
@@ -31,8 +32,9 @@ def main() -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     parser.add_argument("--out", type=Path, required=True, help="Folder to write the checkpoint into.")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--family", choices=sorted(CTC_CLASSES), default="wav2vec2", help="The architecture.")
     args = parser.parse_args()
-    print(write_random_checkpoint(args.out, args.preset, args.seed))
+    print(write_random_checkpoint(args.out, args.preset, args.seed, args.family))
 
 
 if __name__ == "__main__":

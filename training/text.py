@@ -5,17 +5,12 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from training.vocab import TURKISH_LETTERS
+from stt_common.text import TURKISH_LETTERS, turkish_lower
 
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'"})
 _DIGITS = re.compile(r"\d+(?:[.,]\d+)?")
 _NOT_ALLOWED = re.compile(f"[^{re.escape(TURKISH_LETTERS)} ]")
 _SPACES = re.compile(r"\s+")
-
-
-def turkish_lower(text: str) -> str:
-    """Lower-case the Turkish way: I → ı and İ → i (Python's str.lower maps I → i)."""
-    return text.replace("I", "ı").replace("İ", "i").lower()
 
 
 def numbers_to_words(text: str) -> str:

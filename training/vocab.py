@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-TURKISH_LETTERS = "abcçdefgğhıijklmnoöprsştuüvyzqwxâîû'"
+from stt_common.text import TURKISH_LETTERS
+
 BLANK = "<pad>"
 UNK = "<unk>"
 WORD_DELIMITER = "|"

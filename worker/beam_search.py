@@ -15,12 +15,22 @@ import numpy as np
 
 from stt_common.errors import ModelError
 from stt_common.model_folder import LanguageModel
+from stt_common.text import turkish_lower
 
 
 class BeamSearch:
     def __init__(
-        self, lm_file: Path, settings: LanguageModel, vocab: dict[str, int], blank: str, word_delimiter: str
+        self,
+        lm_file: Path,
+        settings: LanguageModel,
+        vocab: dict[str, int],
+        blank: str,
+        word_delimiter: str,
+        *,
+        lowercase: bool = False,
     ) -> None:
+        """`lowercase`: the language model reads the tokens in Turkish lower case (an upper-case
+        vocabulary meets a model of lower-case text), except where two tokens would become one."""
         try:
             from flashlight.lib.text.decoder.kenlm import KenLM
             from flashlight.lib.text.dictionary import Dictionary
@@ -35,7 +45,8 @@ class BeamSearch:
             raise ModelError("the vocabulary's ids must run 0..n-1 for the beam search")
         dictionary = Dictionary()
         for token in tokens:
-            dictionary.add_entry(token)
+            lowered = turkish_lower(token) if lowercase else token
+            dictionary.add_entry(lowered if lowered == token or lowered not in vocab else token)
         try:
             self.lm = KenLM(str(lm_file), dictionary)
         except RuntimeError as exc:  # KenLM's format errors

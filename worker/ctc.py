@@ -4,10 +4,12 @@ chosen greedily, or by a beam search with a language model (worker/beam_search.p
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from stt_common.text import turkish_lower
 from stt_common.transcript import Word
 
 if TYPE_CHECKING:
@@ -21,7 +23,9 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 class CtcDecoder:
     """`delimiter_bonus` is added to the word delimiter's logit when choosing each frame's token (not to
-    the probabilities reported as confidence): a calibration for models that under-predict spaces."""
+    the probabilities reported as confidence): a calibration for models that under-predict spaces.
+    `silent` tokens (and any written <like_this>) never reach the text; with `lowercase` every token is
+    written in Turkish lower case, so an upper-case vocabulary's İSTANBUL reads istanbul and IŞIK ışık."""
 
     def __init__(
         self,
@@ -30,15 +34,18 @@ class CtcDecoder:
         word_delimiter: str,
         delimiter_bonus: float = 0.0,
         beam: BeamSearch | None = None,
+        *,
+        silent: Iterable[str] = (),
+        lowercase: bool = False,
     ) -> None:
         if blank not in vocab:
             raise ValueError(f"the vocabulary has no blank token {blank!r}")
-        self.id_to_token = {i: t for t, i in vocab.items()}
+        self.id_to_token = {i: turkish_lower(t) if lowercase else t for t, i in vocab.items()}
         self.blank_id = vocab[blank]
         self.delimiter_id = vocab.get(word_delimiter, -1)
         self.delimiter_bonus = delimiter_bonus if self.delimiter_id >= 0 else 0.0
-        # Special tokens (<pad>, <s>, </s>, <unk>) never reach the text.
-        self.silent_ids = {i for t, i in vocab.items() if t.startswith("<") and t.endswith(">")}
+        listed = set(silent)
+        self.silent_ids = {i for t, i in vocab.items() if t in listed or (t.startswith("<") and t.endswith(">"))}
         self.silent_ids.add(self.blank_id)
         self.beam = beam
 

@@ -94,9 +94,16 @@ class Recognizer:
                 vocab,
                 manifest.blank_token,
                 manifest.word_delimiter_token,
+                lowercase=manifest.output_case == "lower",
             )
         decoder = CtcDecoder(
-            vocab, manifest.blank_token, manifest.word_delimiter_token, manifest.word_delimiter_bonus, beam
+            vocab,
+            manifest.blank_token,
+            manifest.word_delimiter_token,
+            manifest.word_delimiter_bonus,
+            beam,
+            silent=manifest.special_tokens,
+            lowercase=manifest.output_case == "lower",
         )
         plan = ChunkPlan.from_seconds(
             window_seconds,
