@@ -2,8 +2,8 @@
 
 CHECKPOINT is a Hugging Face hub id (e.g. a Turkish fine-tune of facebook/wav2vec2-large-xlsr-53, or
 facebook/mms-1b-all with --target-lang tur) or a local folder saved with `save_pretrained`, of any
-waveform CTC family in transformers (wav2vec2 and its conformer, HuBERT, WavLM, Data2Vec-Audio,
-UniSpeech, SEW). Writes model.onnx, model.int8.onnx, vocab.json and
+CTC family in transformers for speech (wav2vec2 and its conformer, HuBERT, WavLM, Data2Vec-Audio,
+UniSpeech, SEW, Wav2Vec2-BERT). Writes model.onnx, model.int8.onnx, vocab.json and
 manifest.json, after checking that the ONNX logits match PyTorch.
 """
 
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "checkpoint",
         help="Hub id or local folder of a CTC checkpoint: wav2vec2, wav2vec2-conformer, HuBERT, WavLM, "
-        "Data2Vec-Audio, UniSpeech(-SAT), SEW(-D).",
+        "Data2Vec-Audio, UniSpeech(-SAT), SEW(-D), Wav2Vec2-BERT.",
     )
     parser.add_argument("--out", type=Path, required=True, help="Model folder to write (replaced if present).")
     parser.add_argument("--name", help="Model name served by the api (default: the folder's name).")

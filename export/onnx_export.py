@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from stt_common.model_folder import MANIFEST, ONNX_FILES, VOCAB, Manifest, file_entry, write_manifest
+from stt_common.model_folder import MANIFEST, ONNX_FILES, VOCAB, FbankFeatures, Manifest, file_entry, write_manifest
+from worker.features import HOP_SAMPLES, WINDOW_SAMPLES, fbank_features
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ WAVEFORM_FAMILIES = (
     "sew",
     "sew-d",
 )
+# Families that read log-mel filterbank features (computed in the worker: worker/features.py).
+FEATURE_FAMILIES = ("wav2vec2-bert",)
 
 
 @dataclass(frozen=True)
@@ -67,22 +70,24 @@ class Checkpoint:
     model: Any  # a transformers *ForCTC in eval mode
     vocab: dict[str, int]
     tokenizer: Any  # Wav2Vec2CTCTokenizer
-    extractor: Any  # Wav2Vec2FeatureExtractor
+    extractor: Any  # Wav2Vec2FeatureExtractor, or SeamlessM4TFeatureExtractor for a features family
+    features: FbankFeatures | None  # what the model reads instead of the waveform
 
 
 def load_checkpoint(checkpoint: str, target_lang: str | None = None) -> Checkpoint:
     """Load model, vocabulary and feature-extractor settings from a hub id or a local folder. With
     `target_lang`, an MMS-style checkpoint loads that language's adapter and vocabulary."""
-    from transformers import AutoConfig, AutoModelForCTC, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor
+    from transformers import AutoConfig, AutoModelForCTC, Wav2Vec2CTCTokenizer
 
     try:
         config = AutoConfig.from_pretrained(checkpoint)
     except (OSError, ValueError) as exc:
         raise ExportError(f"cannot read a model config from {checkpoint!r}: {exc}") from exc
-    if config.model_type not in WAVEFORM_FAMILIES or not any(a.endswith("ForCTC") for a in config.architectures or []):
+    families = WAVEFORM_FAMILIES + FEATURE_FAMILIES
+    if config.model_type not in families or not any(a.endswith("ForCTC") for a in config.architectures or []):
         raise ExportError(
             f"{checkpoint!r} is a {config.model_type} model ({config.architectures}); a checkpoint fine-tuned "
-            f"with a CTC head (*ForCTC) of one of these families is needed: {', '.join(WAVEFORM_FAMILIES)}"
+            f"with a CTC head (*ForCTC) of one of these families is needed: {', '.join(families)}"
         )
     _check_language(checkpoint, target_lang)
     try:
@@ -98,10 +103,7 @@ def load_checkpoint(checkpoint: str, target_lang: str | None = None) -> Checkpoi
     vocab = dict(
         tokenizer.encoder
     )  # vocab.json as saved (the chosen language's): tokens added later are not in the head
-    try:
-        extractor = Wav2Vec2FeatureExtractor.from_pretrained(checkpoint)
-    except (OSError, ValueError):
-        extractor = Wav2Vec2FeatureExtractor()  # the wav2vec2 defaults: 16 kHz, normalised
+    extractor, features = _feature_extractor(checkpoint, config.model_type in FEATURE_FAMILIES)
     adapter = {"target_lang": target_lang, "ignore_mismatched_sizes": True} if target_lang else {}
     try:
         model = AutoModelForCTC.from_pretrained(checkpoint, **adapter).eval()
@@ -113,7 +115,25 @@ def load_checkpoint(checkpoint: str, target_lang: str | None = None) -> Checkpoi
             f"the vocabulary has {len(vocab)} tokens but the model's CTC head has {outputs} "
             "outputs; export the tokenizer the model was trained with"
         )
-    return Checkpoint(model, vocab, tokenizer, extractor)
+    return Checkpoint(model, vocab, tokenizer, extractor, features)
+
+
+def _feature_extractor(checkpoint: str, reads_features: bool) -> tuple[Any, FbankFeatures | None]:
+    """The checkpoint's feature extractor, and the features the worker must compute (None: the waveform)."""
+    from transformers import SeamlessM4TFeatureExtractor, Wav2Vec2FeatureExtractor
+
+    if not reads_features:
+        try:
+            return Wav2Vec2FeatureExtractor.from_pretrained(checkpoint), None
+        except (OSError, ValueError):
+            return Wav2Vec2FeatureExtractor(), None  # the wav2vec2 defaults: 16 kHz, normalised
+    try:
+        extractor = SeamlessM4TFeatureExtractor.from_pretrained(checkpoint)
+    except (OSError, ValueError):
+        extractor = SeamlessM4TFeatureExtractor()  # w2v-bert-2.0's: 80 mel bins, pairs stacked
+    if extractor.sampling_rate != 16000:
+        raise ExportError(f"{checkpoint!r} reads {extractor.sampling_rate} Hz features; 16 kHz is supported")
+    return extractor, FbankFeatures(num_mel_bins=extractor.num_mel_bins, stride=extractor.stride)
 
 
 def _saved_json(checkpoint: str, name: str) -> dict[str, Any] | None:
@@ -140,14 +160,18 @@ def _check_language(checkpoint: str, target_lang: str | None) -> None:
         )
 
 
-def frame_geometry(config: Any) -> tuple[int, int]:
-    """(stride, receptive field) of the convolutional feature encoder, in input samples; an adapter after
-    the encoder (`add_adapter`: strided convolutions, padded) multiplies the stride."""
-    stride = math.prod(config.conv_stride)
-    field, jump = 1, 1
-    for kernel, step in zip(config.conv_kernel, config.conv_stride, strict=True):
-        field += (kernel - 1) * jump
-        jump *= step
+def frame_geometry(config: Any, features: FbankFeatures | None = None) -> tuple[int, int]:
+    """(stride, receptive field) of one output frame, in input samples: of the convolutional feature
+    encoder, or of the filterbank frames stacked `features.stride` at a time; an adapter after the
+    encoder (`add_adapter`: strided convolutions, padded) multiplies the stride."""
+    if features is not None:
+        stride, field = HOP_SAMPLES * features.stride, WINDOW_SAMPLES
+    else:
+        stride = math.prod(config.conv_stride)
+        field, jump = 1, 1
+        for kernel, step in zip(config.conv_kernel, config.conv_stride, strict=True):
+            field += (kernel - 1) * jump
+            jump *= step
     if getattr(config, "add_adapter", False):
         stride *= config.adapter_stride**config.num_adapter_layers
     return stride, field
@@ -181,20 +205,27 @@ def describe_vocabulary(vocab: dict[str, int], tokenizer: Any) -> dict[str, Any]
     }
 
 
-def export_fp32(model: Any, path: Path, opset: int, time_major_features: bool = True) -> None:
+def export_fp32(
+    model: Any, path: Path, opset: int, time_major_features: bool = True, features: FbankFeatures | None = None
+) -> None:
+    """The graph from (batch, samples) waveforms, or from (batch, frames, bins × stride) features."""
     import torch
 
     from export.time_major import time_major_features as rewritten
 
-    dummy = torch.zeros(1, 16000, dtype=torch.float32)
-    with torch.no_grad(), rewritten(model) if time_major_features else nullcontext(model) as exported:
+    if features is None:
+        name, dummy = "input_values", torch.zeros(1, 16000, dtype=torch.float32)
+    else:
+        name, dummy = "input_features", torch.zeros(1, 50, features.num_mel_bins * features.stride)
+    rewrite = time_major_features and features is None
+    with torch.no_grad(), rewritten(model) if rewrite else nullcontext(model) as exported:
         torch.onnx.export(
             exported,
             (dummy,),
             str(path),
-            input_names=["input_values"],
+            input_names=[name],
             output_names=["logits"],
-            dynamic_axes={"input_values": {0: "batch", 1: "samples"}, "logits": {0: "batch", 1: "frames"}},
+            dynamic_axes={name: {0: "batch", 1: "time"}, "logits": {0: "batch", 1: "frames"}},
             opset_version=opset,
             dynamo=False,
             do_constant_folding=True,
@@ -239,7 +270,7 @@ def ort_logits(path: Path, samples: np.ndarray) -> np.ndarray:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {"input_values": samples[np.newaxis, :]})[0][0]
+    return session.run(None, {session.get_inputs()[0].name: samples[np.newaxis]})[0][0]
 
 
 def parity_samples(seconds: float = 3.0, rate: int = 16000) -> np.ndarray:
@@ -278,14 +309,17 @@ def export_checkpoint(checkpoint: str, out: Path, options: ExportOptions) -> Man
     """Write the model folder at `out` atomically: it appears complete, or not at all."""
     loaded = load_checkpoint(checkpoint, options.target_lang)
     model, vocab, tokenizer, extractor = loaded.model, loaded.vocab, loaded.tokenizer, loaded.extractor
-    stride, field = frame_geometry(model.config)
+    features = loaded.features
+    stride, field = frame_geometry(model.config, features)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent))
     try:
         fp32 = staging / ONNX_FILES["fp32"]
-        export_fp32(model, fp32, options.opset, options.time_major_features)
+        export_fp32(model, fp32, options.opset, options.time_major_features, features)
         samples = parity_samples(rate=extractor.sampling_rate)
+        if features is not None:  # the worker's features; their parity with transformers' is tested
+            samples = fbank_features(samples, features)
         reference = torch_logits(model, samples)
         max_diff = float(np.abs(ort_logits(fp32, samples) - reference).max())
         if max_diff > options.parity_atol:
@@ -314,7 +348,8 @@ def export_checkpoint(checkpoint: str, out: Path, options: ExportOptions) -> Man
             sample_rate=extractor.sampling_rate,
             frame_stride_samples=stride,
             receptive_field_samples=field,
-            do_normalize=bool(extractor.do_normalize),
+            do_normalize=bool(getattr(extractor, "do_normalize", False)),
+            features=features,
             blank_token=tokenizer.pad_token,
             word_delimiter_token=tokenizer.word_delimiter_token,
             unk_token=tokenizer.unk_token,
@@ -331,7 +366,13 @@ def export_checkpoint(checkpoint: str, out: Path, options: ExportOptions) -> Man
                 "parameters": sum(p.numel() for p in model.parameters()),
                 "quantized_ops": list(options.quantize_ops) if options.quantize else [],
                 "float_nodes": float_nodes,
-                "feature_encoder": "time-major MatMul" if options.time_major_features else "Conv1d",
+                "feature_encoder": (
+                    "log-mel filterbank (worker/features.py)"
+                    if features
+                    else "time-major MatMul"
+                    if options.time_major_features
+                    else "Conv1d"
+                ),
             },
         )
         write_manifest(staging, manifest)

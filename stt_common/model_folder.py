@@ -41,6 +41,15 @@ class LanguageModel(BaseModel):
     )
 
 
+class FbankFeatures(BaseModel):
+    """Kaldi log-mel filterbank features, normalised per mel bin, `stride` consecutive frames stacked into
+    one input vector: what Wav2Vec2-BERT models read instead of the waveform."""
+
+    kind: Literal["kaldi_fbank"] = "kaldi_fbank"
+    num_mel_bins: int = 80
+    stride: int = 2
+
+
 class Manifest(BaseModel):
     format_version: int = FORMAT_VERSION
     name: str
@@ -49,6 +58,9 @@ class Manifest(BaseModel):
     frame_stride_samples: int = Field(320, description="Input samples per output frame (CTC time step).")
     receptive_field_samples: int = Field(400, description="Shortest input that yields one frame.")
     do_normalize: bool = True
+    features: FbankFeatures | None = Field(
+        None, description="What the model reads: None, the waveform; else log-mel features (worker/features.py)."
+    )
     blank_token: str = "<pad>"
     word_delimiter_token: str = "|"
     unk_token: str = "<unk>"

@@ -15,14 +15,16 @@ torch = pytest.importorskip("torch", reason="export needs the `export` extra (to
 
 from api.main import create_app  # noqa: E402
 from client.api import SttClient  # noqa: E402
-from export.onnx_export import ExportError, ExportOptions, export_checkpoint  # noqa: E402
+from export.onnx_export import FEATURE_FAMILIES, ExportError, ExportOptions, export_checkpoint  # noqa: E402
 from stt_common import audio  # noqa: E402
+from stt_common.model_folder import FbankFeatures  # noqa: E402
 from stt_common.text import turkish_lower  # noqa: E402
 from tests.services import CeleryWorker, ThreadedServer  # noqa: E402
 from tests.stack import SAMPLES, Stack, make_stack  # noqa: E402
 from training.checkpoints import CTC_CLASSES, config_for  # noqa: E402
 from training.random_checkpoint import write_random_checkpoint  # noqa: E402
 from training.vocab import turkish_vocab  # noqa: E402
+from worker.features import fbank_features, log_mel  # noqa: E402
 from worker.recognizer import Recognizer  # noqa: E402
 
 FAMILIES = sorted(CTC_CLASSES)
@@ -43,25 +45,27 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, 
 
 
 def torch_reference(checkpoint: Path, samples: np.ndarray) -> tuple[np.ndarray, Any]:
-    """PyTorch's logits for `samples`, and transformers' processor to decode a token path as it does."""
-    from transformers import AutoModelForCTC, Wav2Vec2Processor
+    """PyTorch's logits for `samples` (through the checkpoint's own feature extractor), and its
+    tokenizer to decode a token path as transformers does."""
+    from transformers import AutoFeatureExtractor, AutoModelForCTC, Wav2Vec2CTCTokenizer
 
-    processor = Wav2Vec2Processor.from_pretrained(checkpoint)
+    extractor = AutoFeatureExtractor.from_pretrained(checkpoint)
+    tokenizer = Wav2Vec2CTCTokenizer.from_pretrained(checkpoint)
     config = json.loads((checkpoint / "tokenizer_config.json").read_text())
-    processor.tokenizer._word_delimiter_token = config["word_delimiter_token"]  # transformers 5 reloads it as "|"
+    tokenizer._word_delimiter_token = config["word_delimiter_token"]  # transformers 5 reloads it as "|"
     model = AutoModelForCTC.from_pretrained(checkpoint).eval()
+    inputs = extractor(samples, sampling_rate=16000, return_tensors="pt")
     with torch.no_grad():
-        logits = model(processor(samples, sampling_rate=16000, return_tensors="pt").input_values).logits[0].numpy()
-    return logits, processor
+        logits = model(inputs.get("input_values", inputs.get("input_features"))).logits[0].numpy()
+    return logits, tokenizer
 
 
-def decoded(processor: Any, logits: np.ndarray) -> str:
+def decoded(tokenizer: Any, logits: np.ndarray) -> str:
     """The processor's text for the greedy path through `logits`. Random weights leave near-ties, so
     paths are compared on the served logits (parity is checked on the numbers). Special tokens are
     dropped after decoding: transformers' skip_special_tokens drops them first and then merges the
     letters around them ("n<unk>n" → "n"), where CTC keeps both."""
-    text = str(processor.batch_decode(logits.argmax(-1)[None, :])[0])
-    tokenizer = processor.tokenizer
+    text = str(tokenizer.batch_decode(logits.argmax(-1)[None, :])[0])
     for token in set(tokenizer.all_special_tokens) - {tokenizer.word_delimiter_token, tokenizer.pad_token}:
         text = text.replace(token, "")
     return text
@@ -82,20 +86,49 @@ def test_each_family_exports_with_parity_int8_coverage_and_is_served(
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["source"]["family"] == family
     assert manifest["metrics"]["parity_fp32_max_abs_diff"] < 1e-3
-    assert (manifest["frame_stride_samples"], manifest["receptive_field_samples"]) == (320, 400)
     int8 = onnx.load(str(folder / "model.int8.onnx")).graph.node
-    products = {n.name: n.op_type for n in int8 if "feature_extractor" in n.name and "MatMul" in n.op_type}
-    assert sorted(op for name, op in products.items() if "conv_layers.0/" not in name) == ["MatMulInteger"] * 6
+    if family in FEATURE_FAMILIES:  # 10 ms filterbank frames, stacked in pairs, halved by the adapter
+        assert (manifest["frame_stride_samples"], manifest["receptive_field_samples"]) == (640, 400)
+        assert manifest["features"] == {"kind": "kaldi_fbank", "num_mel_bins": 80, "stride": 2}
+    else:  # the convolutional encoder, in INT8 but for its first layer
+        assert (manifest["frame_stride_samples"], manifest["receptive_field_samples"]) == (320, 400)
+        products = {n.name: n.op_type for n in int8 if "feature_extractor" in n.name and "MatMul" in n.op_type}
+        assert sorted(op for name, op in products.items() if "conv_layers.0/" not in name) == ["MatMulInteger"] * 6
+    assert sum(n.op_type == "MatMulInteger" for n in int8) >= 12  # the transformer's products at least
 
-    reference, processor = torch_reference(checkpoint, SPEECH)
+    reference, tokenizer = torch_reference(checkpoint, SPEECH)
     served = whole_clip(folder)
     logits = served.logits(SPEECH)
     assert logits.shape == reference.shape  # the frame geometry the chunker relies on
-    assert np.abs(logits - reference).max() < 1e-3
-    assert served.transcribe(SPEECH).text == decoded(processor, logits)
+    # Features computed in the worker differ from transformers' by up to FBANK_TOLERANCE (see below).
+    assert np.abs(logits - reference).max() < (2e-2 if family in FEATURE_FAMILIES else 1e-3)
+    assert served.transcribe(SPEECH).text == decoded(tokenizer, logits)
     quantised = Recognizer.load(folder, variant="int8")
     assert quantised.logits(SPEECH).shape == reference.shape
     assert quantised.transcribe(SPEECH).duration_s == pytest.approx(len(SPEECH) / 16000, abs=1e-3)
+
+
+FBANK_TOLERANCE = 2e-3  # log-mel units (natural log of energy); values on speech span about -15 to 25
+
+
+def test_the_worker_computes_the_features_transformers_does() -> None:
+    """Wav2Vec2-BERT's input: Kaldi log-mel filterbanks, per-bin normalised and stacked in pairs. The
+    worker's (kaldi-native-fbank, no torch) against transformers' SeamlessM4TFeatureExtractor (numpy),
+    on real speech at several lengths, odd frame counts included."""
+    from transformers import SeamlessM4TFeatureExtractor
+
+    extractor = SeamlessM4TFeatureExtractor()
+    settings = FbankFeatures(num_mel_bins=80, stride=2)
+    for samples in (SPEECH, SPEECH[:16160], SPEECH[:5000], SPEECH[:560]):
+        mel = log_mel(samples, 80)
+        assert np.abs(mel - extractor._extract_fbank_features(samples)).max() < FBANK_TOLERANCE
+        expected = extractor(samples, sampling_rate=16000, return_tensors="np")["input_features"][0]
+        got = fbank_features(samples, settings)
+        assert got.shape == expected.shape, len(samples)
+        assert np.abs(got - expected).max() < 50 * FBANK_TOLERANCE  # normalised: divided by each bin's deviation
+    # One frame has no sample variance: transformers writes NaN (a transcript of nothing), the worker zeros.
+    assert np.isnan(extractor(SPEECH[:401], sampling_rate=16000)["input_features"][0][:, :80]).all()
+    assert (fbank_features(SPEECH[:401], settings) == 0).all()
 
 
 @pytest.mark.slow
@@ -163,9 +196,9 @@ def test_an_upper_case_vocabulary_is_written_in_turkish_lower_case(tmp_path: Pat
         "",
         "".join(sorted(UPPER_LETTERS)),
     )
-    _, processor = torch_reference(checkpoint, SPEECH)
+    _, tokenizer = torch_reference(checkpoint, SPEECH)
     served = whole_clip(tmp_path / "m")
-    text = decoded(processor, served.logits(SPEECH))
+    text = decoded(tokenizer, served.logits(SPEECH))
     assert text != turkish_lower(text), "the random model should write some upper-case letters"
     assert served.transcribe(SPEECH).text == turkish_lower(text)
 

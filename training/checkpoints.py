@@ -59,7 +59,11 @@ CTC_CLASSES = {
     "unispeech-sat": "UniSpeechSatForCTC",
     "sew": "SEWForCTC",
     "sew-d": "SEWDForCTC",
+    "wav2vec2-bert": "Wav2Vec2BertForCTC",  # reads log-mel features, not the waveform
 }
+# What a family's public fine-tunes set beyond the presets: w2v-bert-2.0's CTC fine-tunes add an adapter
+# that halves the frame rate (40 ms frames).
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {"wav2vec2-bert": {"add_adapter": True, "num_adapter_layers": 1}}
 
 
 def build_vocab(texts: Iterable[str], letters: str = TURKISH_LETTERS) -> dict[str, int]:
@@ -107,7 +111,7 @@ def config_for(preset: str, vocab_size: int, pad_token_id: int, family: str = "w
         do_stable_layer_norm=True,
         layerdrop=0.0,
         architectures=[CTC_CLASSES.get(family, "Wav2Vec2ForCTC")],
-        **{**CONV_LAYOUT, **PRESETS[preset], **overrides},
+        **{**CONV_LAYOUT, **PRESETS[preset], **FAMILY_DEFAULTS.get(family, {}), **overrides},
     )
 
 

@@ -23,6 +23,12 @@ def write_random_checkpoint(out: Path, preset: str, seed: int = 0, family: str =
     config = config_for(preset, len(processor.tokenizer), processor.tokenizer.pad_token_id, family)
     torch.manual_seed(seed)
     AutoModelForCTC.from_config(config).eval().save_pretrained(out)
+    if family == "wav2vec2-bert":  # it reads log-mel features: its own extractor replaces wav2vec2's
+        from transformers import SeamlessM4TFeatureExtractor, Wav2Vec2BertProcessor
+
+        processor = Wav2Vec2BertProcessor(
+            feature_extractor=SeamlessM4TFeatureExtractor(), tokenizer=processor.tokenizer
+        )
     processor.save_pretrained(out)
     return out
 

@@ -17,6 +17,7 @@ from stt_common.transcript import SegmentRules, Transcript, segment
 from worker.beam_search import BeamSearch
 from worker.chunking import ChunkPlan, chunks
 from worker.ctc import CtcDecoder
+from worker.features import fbank_features
 
 # Called with the fraction of the audio done after each window; may raise to stop the transcription.
 ProgressCallback = Callable[[float], None]
@@ -130,13 +131,15 @@ class Recognizer:
 
     def logits(self, samples: np.ndarray) -> np.ndarray:
         values = samples.astype(np.float32, copy=False)
-        if self.manifest.do_normalize:
+        if self.manifest.features is None and self.manifest.do_normalize:
             # What Wav2Vec2FeatureExtractor does: zero mean, unit variance per utterance.
             values = (values - values.mean()) / np.sqrt(values.var() + 1e-7)
         shortfall = self.manifest.receptive_field_samples - len(values)
         if shortfall > 0:  # a clip shorter than one frame still gets a (silent-padded) frame
             values = np.pad(values, (0, shortfall))
-        (out,) = self.session.run(None, {self.input_name: values[np.newaxis, :]})
+        if self.manifest.features is not None:
+            values = fbank_features(values, self.manifest.features, self.manifest.sample_rate)
+        (out,) = self.session.run(None, {self.input_name: values[np.newaxis]})
         return out[0]  # type: ignore[no-any-return]
 
     def transcribe(self, samples: np.ndarray) -> Transcript:
