@@ -14,7 +14,18 @@ from typing import Any
 
 import numpy as np
 
-from stt_common.model_folder import MANIFEST, ONNX_FILES, VOCAB, FbankFeatures, Manifest, file_entry, write_manifest
+from stt_common.errors import ModelError
+from stt_common.model_folder import (
+    MANIFEST,
+    ONNX_FILES,
+    VOCAB,
+    WORD_LM_DIR,
+    FbankFeatures,
+    Manifest,
+    add_word_language_model,
+    file_entry,
+    write_manifest,
+)
 from worker.features import HOP_SAMPLES, WINDOW_SAMPLES, fbank_features
 
 log = logging.getLogger(__name__)
@@ -158,6 +169,17 @@ def _check_language(checkpoint: str, target_lang: str | None) -> None:
         raise ExportError(
             f"{checkpoint!r} has no vocabulary for {target_lang!r}" + (f" (it has {shown})" if shown else "")
         )
+
+
+def _language_model_dir(checkpoint: str) -> Path | None:
+    """The checkpoint's `language_model/` folder (a local one, or fetched from the hub), or None."""
+    local = Path(checkpoint)
+    if local.is_dir():
+        return local / WORD_LM_DIR if (local / WORD_LM_DIR).is_dir() else None
+    from huggingface_hub import snapshot_download
+
+    fetched = Path(snapshot_download(checkpoint, allow_patterns=[f"{WORD_LM_DIR}/*"])) / WORD_LM_DIR
+    return fetched if fetched.is_dir() else None
 
 
 def frame_geometry(config: Any, features: FbankFeatures | None = None) -> tuple[int, int]:
@@ -375,6 +397,12 @@ def export_checkpoint(checkpoint: str, out: Path, options: ExportOptions) -> Man
                 ),
             },
         )
+        words = _language_model_dir(checkpoint)
+        if words is not None:  # the checkpoint's word n-gram (Wav2Vec2ProcessorWithLM), served with it
+            try:
+                add_word_language_model(staging, manifest, words)
+            except ModelError as exc:
+                raise ExportError(str(exc)) from exc
         write_manifest(staging, manifest)
         if options.dev_set:
             manifest.metrics.update(dev_set_gate(staging, options))

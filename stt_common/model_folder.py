@@ -41,6 +41,20 @@ class LanguageModel(BaseModel):
     )
 
 
+class WordLanguageModel(BaseModel):
+    """A word n-gram model as public fine-tunes ship it (transformers' Wav2Vec2ProcessorWithLM layout:
+    `language_model/` with a KenLM file, `unigrams.txt` and `attrs.json`); worker/word_lm.py."""
+
+    file: str = Field(description="The KenLM file (ARPA or binary), listed under `files`.")
+    unigrams: str = Field(description="Its word list, one per line, listed under `files`.")
+    alpha: float = Field(0.5, description="Weight of the n-gram's log probability (natural log).")
+    beta: float = Field(1.5, description="Added per word.")
+    unk_score_offset: float = Field(-10.0, description="Added for a word, or a word in progress, no unigram has.")
+    score_boundary: bool = Field(True, description="Score sentence start and end.")
+    beam_size: int = Field(default=16, ge=1)
+    token_beam_size: int = Field(default=8, ge=1)
+
+
 class FbankFeatures(BaseModel):
     """Kaldi log-mel filterbank features, normalised per mel bin, `stride` consecutive frames stacked into
     one input vector: what Wav2Vec2-BERT models read instead of the waveform."""
@@ -84,6 +98,11 @@ class Manifest(BaseModel):
         None,
         description="Decode with a beam search over this character language model (`python -m "
         "training.lm` builds and tunes it); absent: greedy decoding.",
+    )
+    word_language_model: WordLanguageModel | None = Field(
+        None,
+        description="Decode with a beam search over this word language model; it wins over `language_model` "
+        "when both are present (the checkpoint's authors tuned it for their model).",
     )
     files: dict[str, FileEntry]
     metrics: dict[str, Any] = Field(default_factory=dict)
@@ -167,3 +186,38 @@ def list_models(models_dir: Path) -> dict[str, tuple[Path, Manifest]]:
                 continue
             found[manifest.name] = (folder, manifest)
     return found
+
+
+WORD_LM_DIR = "language_model"  # transformers' Wav2Vec2ProcessorWithLM layout, carried as it is
+KENLM_SUFFIXES = (".arpa", ".bin", ".binary", ".arpa.gz")
+
+
+def add_word_language_model(folder: Path, manifest: Manifest, source: Path) -> WordLanguageModel:
+    """Copy a `language_model/` folder (one KenLM file, `unigrams.txt`, `attrs.json` with alpha, beta,
+    unk_score_offset, score_boundary) into the model folder and record it in `manifest` (the caller
+    writes it). Refuses a folder that does not hold exactly that."""
+    import shutil
+
+    names = sorted(p.name for p in source.iterdir() if not p.name.startswith((".", "__")))
+    kenlm = [n for n in names if n.endswith(KENLM_SUFFIXES)]
+    if len(kenlm) != 1 or "unigrams.txt" not in names or "attrs.json" not in names:
+        raise ModelError(
+            f"{source} must hold one KenLM file ({', '.join(KENLM_SUFFIXES)}), unigrams.txt and attrs.json; it has "
+            f"{', '.join(names) or 'nothing'}"
+        )
+    try:
+        attrs = json.loads((source / "attrs.json").read_text(encoding="utf-8"))
+        settings = WordLanguageModel(
+            file=f"{WORD_LM_DIR}/{kenlm[0]}",
+            unigrams=f"{WORD_LM_DIR}/unigrams.txt",
+            **{k: attrs[k] for k in ("alpha", "beta", "unk_score_offset", "score_boundary") if k in attrs},
+        )
+    except (ValueError, ValidationError) as exc:
+        raise ModelError(f"{source / 'attrs.json'} is not a language model's settings: {exc}") from exc
+    target = Path(folder) / WORD_LM_DIR
+    target.mkdir(exist_ok=True)
+    for name in (kenlm[0], "unigrams.txt", "attrs.json"):
+        shutil.copyfile(source / name, target / name)
+        manifest.files[f"{WORD_LM_DIR}/{name}"] = file_entry(target / name)
+    manifest.word_language_model = settings
+    return settings

@@ -11,7 +11,7 @@ import pytest
 
 from stt_common import audio
 from stt_common.errors import ModelError
-from stt_common.model_folder import LanguageModel, read_manifest, write_manifest
+from stt_common.model_folder import LanguageModel, add_word_language_model, read_manifest, write_manifest
 from tests.stack import MODELS, SAMPLES
 from worker.beam_search import BeamSearch
 from worker.ctc import log_softmax
@@ -129,3 +129,63 @@ def test_an_upper_case_vocabulary_reads_a_lower_case_language_model() -> None:
     assert (BeamSearch(lm, settings, upper, "<pad>", "|", lowercase=True).path(log_probs) == expected).all()
     unread = BeamSearch(lm, settings, upper, "<pad>", "|").path(log_probs)  # the LM knows no upper-case letter
     assert not (unread == expected).all()
+
+
+def write_domain_text(path: Path, leave_out: str = "") -> Path:
+    """A few hundred sentences: the samples' own sentences (but any holding `leave_out`) and random
+    sentences over their words and some common ones."""
+    import random
+
+    references = json.loads((SAMPLES / "references.json").read_text(encoding="utf-8"))
+    sentences = [r["text"] for r in references.values() if not leave_out or leave_out not in r["text"]]
+    common = ["ve", "ile", "için", "çok", "ama", "şu", "ev", "okul", "kitap", "güzel"]
+    words = [*sorted({w for s in sentences for w in s.split()}), *common]
+    rng = random.Random(0)
+    sentences += [" ".join(rng.choice(words) for _ in range(rng.randint(4, 9))) for _ in range(300)]
+    path.write_text("\n".join(sentences) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_word_language_model_built_from_a_text_file_is_served_and_reads_its_words(tmp_path: Path) -> None:
+    """`python -m training.lm --kind word --text FILE --write` gives the bundled model a word 3-gram of
+    the domain's text: the words the acoustic model misspells come out as the text spells them."""
+    from tests.test_training import run_cli
+    from training.lm import main
+
+    references = json.loads((SAMPLES / "references.json").read_text(encoding="utf-8"))
+    model = Path(shutil.copytree(BUNDLED, tmp_path / "model"))
+    text = write_domain_text(tmp_path / "domain.txt")
+    run_cli(main, ["lm", "--model", str(model), "--kind", "word", "--text", str(text), "--write"])
+    manifest = read_manifest(model)
+    assert manifest.word_language_model is not None
+    assert (manifest.word_language_model.alpha, manifest.word_language_model.beta) == (0.5, 1.5)
+    assert set(manifest.files) >= {
+        "language_model/words.arpa",
+        "language_model/unigrams.txt",
+        "language_model/attrs.json",
+    }
+    greedy = Recognizer.load(model, language_model=False)
+    words = Recognizer.load(model)
+    clips = {name: audio.decode(SAMPLES / name, 16000, 60) for name in references}
+    misread = [n for n, samples in clips.items() if greedy.transcribe(samples).text != references[n]["text"]]
+    assert len(misread) >= 2, "the greedy transcripts should have errors for the language model to mend"
+    assert {n: words.transcribe(samples).text for n, samples in clips.items()} == {
+        n: r["text"] for n, r in references.items()
+    }
+
+
+def test_a_word_the_language_model_never_saw_can_still_be_written(tmp_path: Path) -> None:
+    """The search is not bound to the unigram list (Turkish makes new words with suffixes): a word
+    outside it costs the unknown-word offset, but a clear one is still written."""
+    from training.lm import build_word_lm
+
+    references = json.loads((SAMPLES / "references.json").read_text(encoding="utf-8"))
+    model = Path(shutil.copytree(BUNDLED, tmp_path / "model"))
+    text = write_domain_text(tmp_path / "domain.txt", leave_out="puanların")
+    build_word_lm(text.read_text(encoding="utf-8").splitlines(), tmp_path / "lm" / "language_model")
+    manifest = read_manifest(model)
+    add_word_language_model(model, manifest, tmp_path / "lm" / "language_model")
+    write_manifest(model, manifest)
+    assert "puanların" not in (model / "language_model" / "unigrams.txt").read_text(encoding="utf-8").split()
+    read = Recognizer.load(model).transcribe(audio.decode(SAMPLES / "clip03.ogg", 16000, 60)).text
+    assert read == references["clip03.ogg"]["text"]  # "bu puanların düşmesi anlamına geliyor"

@@ -258,3 +258,32 @@ def test_an_mms_checkpoint_exports_the_language_asked_for(mms_checkpoint: Path, 
     assert np.abs(logits - expected).max() < 1e-3
     export_checkpoint(str(mms_checkpoint), tmp_path / "eng", ExportOptions(name="y", target_lang="eng"))
     assert Recognizer.load(tmp_path / "eng", variant="fp32").logits(SPEECH).shape[-1] == len(ENGLISH)
+
+
+# --- A checkpoint's word language model (Wav2Vec2ProcessorWithLM's language_model/ folder)
+
+
+def test_a_checkpoints_language_model_folder_is_carried_and_served(
+    exported: dict[str, tuple[Path, Path]], tmp_path: Path
+) -> None:
+    import shutil
+
+    from training.lm import build_word_lm
+    from worker.word_lm import WordSearch
+
+    checkpoint = Path(shutil.copytree(exported["wav2vec2"][0], tmp_path / "with-lm"))
+    words = build_word_lm(["bu bir deneme", "teşekkür ederim"] * 20, checkpoint / "language_model")
+    attrs = json.loads((words / "attrs.json").read_text())
+    (words / "attrs.json").write_text(json.dumps({**attrs, "alpha": 0.7, "beta": 2.0}))
+    manifest = export_checkpoint(str(checkpoint), tmp_path / "m", ExportOptions(name="with-lm"))
+    assert manifest.word_language_model is not None
+    assert (manifest.word_language_model.alpha, manifest.word_language_model.beta) == (0.7, 2.0)
+    assert manifest.word_language_model.file == "language_model/words.arpa"
+    served = Recognizer.load(tmp_path / "m")
+    assert isinstance(served.decoder.beam, WordSearch)
+    assert served.transcribe(SPEECH).duration_s > 3
+
+    (words / "unigrams.txt").unlink()
+    with pytest.raises(ExportError, match=r"one KenLM file .*, unigrams.txt and attrs.json"):
+        export_checkpoint(str(checkpoint), tmp_path / "broken", ExportOptions(name="broken"))
+    assert not (tmp_path / "broken").exists()

@@ -10,12 +10,19 @@ decoder's word timing and confidence work on its path as on the greedy one.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 from stt_common.errors import ModelError
 from stt_common.model_folder import LanguageModel
 from stt_common.text import turkish_lower
+
+
+class TokenSearch(Protocol):
+    """A search over each frame's tokens with a language model (this one, or worker/word_lm.py's)."""
+
+    def path(self, log_probs: np.ndarray) -> np.ndarray: ...
 
 
 class BeamSearch:
@@ -51,27 +58,42 @@ class BeamSearch:
             self.lm = KenLM(str(lm_file), dictionary)
         except RuntimeError as exc:  # KenLM's format errors
             raise ModelError(f"{lm_file} is not a language model KenLM reads: {exc}") from exc
-        self.settings, self.vocab_size = settings, len(tokens)
-        self.blank_id, self.delimiter_id = vocab[blank], vocab[word_delimiter]
+        self.settings = settings
+        self.ids = vocab[blank], vocab[word_delimiter]
 
     def path(self, log_probs: np.ndarray) -> np.ndarray:
         """The best-scoring token of each frame, language model included; `log_probs` is [frames, vocab]."""
-        from flashlight.lib.text.decoder import CriterionType, LexiconFreeDecoder, LexiconFreeDecoderOptions
-
         s = self.settings
-        options = LexiconFreeDecoderOptions(
-            beam_size=s.beam_size,
-            beam_size_token=min(s.token_beam_size, self.vocab_size),
-            beam_threshold=25.0,
-            lm_weight=s.weight,
-            sil_score=s.word_score,
-            log_add=False,
-            criterion_type=CriterionType.CTC,
-        )
-        decoder = LexiconFreeDecoder(options, self.lm, self.delimiter_id, self.blank_id, [])
-        emissions = np.ascontiguousarray(log_probs, dtype=np.float32)
-        frames = emissions.shape[0]
-        if frames == 0:
-            return np.zeros(0, dtype=np.int64)
-        best = decoder.decode(emissions.ctypes.data, frames, self.vocab_size)[0]
-        return np.asarray(best.tokens[1 : frames + 1], dtype=np.int64)  # the search pads each end with one token
+        return search_path(log_probs, self.lm, s.beam_size, s.token_beam_size, s.weight, s.word_score, self.ids)
+
+
+def search_path(
+    log_probs: np.ndarray,
+    lm: Any,
+    beam_size: int,
+    token_beam_size: int,
+    lm_weight: float,
+    delimiter_score: float,
+    ids: tuple[int, int],
+) -> np.ndarray:
+    """flashlight-text's lexicon-free CTC beam search over `log_probs` ([frames, vocab]) with `lm`: one
+    token per frame. `ids` are the blank's and the word delimiter's."""
+    from flashlight.lib.text.decoder import CriterionType, LexiconFreeDecoder, LexiconFreeDecoderOptions
+
+    frames, vocab_size = log_probs.shape
+    if frames == 0:
+        return np.zeros(0, dtype=np.int64)
+    options = LexiconFreeDecoderOptions(
+        beam_size=beam_size,
+        beam_size_token=min(token_beam_size, vocab_size),
+        beam_threshold=25.0,
+        lm_weight=lm_weight,
+        sil_score=delimiter_score,
+        log_add=False,
+        criterion_type=CriterionType.CTC,
+    )
+    blank_id, delimiter_id = ids
+    decoder = LexiconFreeDecoder(options, lm, delimiter_id, blank_id, [])
+    emissions = np.ascontiguousarray(log_probs, dtype=np.float32)
+    best = decoder.decode(emissions.ctypes.data, frames, vocab_size)[0]
+    return np.asarray(best.tokens[1 : frames + 1], dtype=np.int64)  # the search pads each end with one token

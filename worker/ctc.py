@@ -13,7 +13,7 @@ from stt_common.text import turkish_lower
 from stt_common.transcript import Word
 
 if TYPE_CHECKING:
-    from worker.beam_search import BeamSearch
+    from worker.beam_search import TokenSearch
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -33,7 +33,7 @@ class CtcDecoder:
         blank: str,
         word_delimiter: str,
         delimiter_bonus: float = 0.0,
-        beam: BeamSearch | None = None,
+        beam: TokenSearch | None = None,
         *,
         silent: Iterable[str] = (),
         lowercase: bool = False,

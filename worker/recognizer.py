@@ -14,10 +14,11 @@ from stt_common import audio
 from stt_common.errors import ModelError
 from stt_common.model_folder import ONNX_FILES, VOCAB, Manifest, read_manifest, read_vocab, verify_files
 from stt_common.transcript import SegmentRules, Transcript, segment
-from worker.beam_search import BeamSearch
+from worker.beam_search import BeamSearch, TokenSearch
 from worker.chunking import ChunkPlan, chunks
 from worker.ctc import CtcDecoder
 from worker.features import fbank_features
+from worker.word_lm import WordSearch
 
 # Called with the fraction of the audio done after each window; may raise to stop the transcription.
 ProgressCallback = Callable[[float], None]
@@ -86,8 +87,15 @@ class Recognizer:
         vocab_size = session.get_outputs()[0].shape[-1]
         if isinstance(vocab_size, int) and vocab_size != len(vocab):
             raise ModelError(f"{model_dir}: the model emits {vocab_size} classes but {VOCAB} has {len(vocab)}")
-        beam = None
-        if language_model and manifest.language_model is not None:
+        beam: TokenSearch | None = None
+        lowercase = manifest.output_case == "lower"
+        if language_model and manifest.word_language_model is not None:
+            words = manifest.word_language_model
+            verify_files(model_dir, manifest, [words.file, words.unigrams])
+            beam = WordSearch(
+                Path(model_dir), words, vocab, manifest.blank_token, manifest.word_delimiter_token, lowercase=lowercase
+            )
+        elif language_model and manifest.language_model is not None:
             verify_files(model_dir, manifest, [manifest.language_model.file])
             beam = BeamSearch(
                 Path(model_dir) / manifest.language_model.file,
@@ -95,7 +103,7 @@ class Recognizer:
                 vocab,
                 manifest.blank_token,
                 manifest.word_delimiter_token,
-                lowercase=manifest.output_case == "lower",
+                lowercase=lowercase,
             )
         decoder = CtcDecoder(
             vocab,
@@ -104,7 +112,7 @@ class Recognizer:
             manifest.word_delimiter_bonus,
             beam,
             silent=manifest.special_tokens,
-            lowercase=manifest.output_case == "lower",
+            lowercase=lowercase,
         )
         plan = ChunkPlan.from_seconds(
             window_seconds,
