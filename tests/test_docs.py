@@ -33,3 +33,36 @@ def test_readme_names_the_two_commands_and_ci_runs_the_test_one() -> None:
     assert "make demo" in readme
     assert "make test" in readme
     assert "make test" in (REPO_ROOT / ".ci" / "run").read_text()
+
+
+def test_the_model_guide_commands_use_options_that_exist() -> None:
+    """Every `--option` docs/MODELS.md gives `python -m export`, `python -m training.lm` or
+    `python -m training` is one the command takes."""
+    import dataclasses
+
+    transformers = __import__("pytest").importorskip("transformers")
+    from training.__main__ import DataArguments, ModelArguments
+
+    doc = (REPO_ROOT / "docs" / "MODELS.md").read_text()
+    lines = "\n".join(re.findall(r"```bash\n(.*?)```", doc, re.S)).replace("\\\n", " ").splitlines()
+    fields = {
+        f.name
+        for cls in (ModelArguments, DataArguments, transformers.TrainingArguments)
+        for f in dataclasses.fields(cls)
+    }
+    sources = {
+        "python -m export": (REPO_ROOT / "export" / "__main__.py").read_text(),
+        "python -m training.lm": (REPO_ROOT / "training" / "lm.py").read_text(),
+    }
+    checked = 0
+    for line in lines:
+        command = line.split("#")[0]
+        options = re.findall(r"(?<!\S)--([a-z0-9_-]+)", command)
+        for prefix, source in sources.items():
+            if prefix + " " in command:
+                assert [o for o in options if f'"--{o}"' not in source] == [], line
+                checked += len(options)
+        if "python -m training " in command:
+            assert [o for o in options if o not in fields] == [], line
+            checked += len(options)
+    assert checked >= 10
