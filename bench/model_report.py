@@ -59,7 +59,9 @@ def timed_together(fns: dict[str, Any], runs: int, rounds: int = 5) -> dict[str,
 
 
 def mb(path: Path) -> float:
-    return sum(p.stat().st_size for p in ([path] if path.is_file() else path.glob("*.safetensors"))) / 1e6
+    """A checkpoint folder's weights, or an ONNX file with its weights file when it has one (past 2 GB)."""
+    files = [path, path.with_name(path.name + ".data")] if path.is_file() else list(path.glob("*.safetensors"))
+    return sum(p.stat().st_size for p in files if p.is_file()) / 1e6
 
 
 def ort_session(path: Path, threads: int) -> Any:
@@ -72,13 +74,16 @@ def ort_session(path: Path, threads: int) -> Any:
 
 
 def peak_memory_mb(model_dir: Path, threads: int) -> float:
-    """Peak RSS of a fresh process that loads the INT8 model and transcribes 30 s (as a worker would)."""
+    """Peak RSS of a fresh process that loads the INT8 model and transcribes 30 s (as a worker would).
+    Read from VmHWM, the new process's own high-water mark: ru_maxrss carries the parent's peak across
+    vfork and exec (Linux keeps it in the signal struct), so a large benchmark process would show through."""
     code = (
-        f"import resource, numpy as np, sys; sys.path.insert(0, {str(REPO)!r})\n"
+        f"import numpy as np, sys; sys.path.insert(0, {str(REPO)!r})\n"
         "from worker.recognizer import Recognizer\n"
         f"r = Recognizer.load({str(model_dir)!r}, variant='int8', threads={threads}); r.warm_up(5)\n"
         "r.transcribe(np.random.default_rng(0).standard_normal(30 * 16000).astype(np.float32) * 0.1)\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        "hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
+        "print(int(hwm.split()[1]) / 1024)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])

@@ -24,6 +24,7 @@ from stt_common.model_folder import (
     Manifest,
     add_word_language_model,
     file_entry,
+    variant_files,
     write_manifest,
 )
 from worker.features import HOP_SAMPLES, WINDOW_SAMPLES, fbank_features
@@ -240,11 +241,16 @@ def export_fp32(
     else:
         name, dummy = "input_features", torch.zeros(1, 50, features.num_mel_bins * features.stride)
     rewrite = time_major_features and features is None
-    with torch.no_grad(), rewritten(model) if rewrite else nullcontext(model) as exported:
+    with (
+        tempfile.TemporaryDirectory(dir=path.parent) as tmp,
+        torch.no_grad(),
+        rewritten(model) if rewrite else nullcontext(model) as exported,
+    ):
+        written = Path(tmp) / path.name
         torch.onnx.export(
             exported,
             (dummy,),
-            str(path),
+            str(written),
             input_names=[name],
             output_names=["logits"],
             dynamic_axes={name: {0: "batch", 1: "time"}, "logits": {0: "batch", 1: "frames"}},
@@ -252,6 +258,21 @@ def export_fp32(
             dynamo=False,
             do_constant_folding=True,
         )
+        _one_file_or_two(written, path)
+
+
+def _one_file_or_two(written: Path, path: Path) -> None:
+    """Move the exported graph to `path`. Past protobuf's 2 GB (w2v-BERT 2.0, XLS-R 1B, MMS 1B) the
+    exporter writes each weight to a file of its own beside the graph: gather them into `path`.data."""
+    import onnx
+
+    if [p for p in written.parent.iterdir() if p != written]:
+        model = onnx.load(str(written))  # with its weights
+        onnx.save(
+            model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=path.name + ".data"
+        )
+    else:
+        written.rename(path)
 
 
 def quantize_int8(source: Path, target: Path, ops: tuple[str, ...]) -> list[str]:
@@ -273,7 +294,7 @@ def add_metadata(path: Path, metadata: dict[str, str]) -> None:
     """ONNX files carry their own description, so a lone file still says what it is."""
     import onnx
 
-    model = onnx.load(str(path))
+    model = onnx.load(str(path), load_external_data=False)  # weights in `path`.data stay where they are
     del model.metadata_props[:]
     for key, value in metadata.items():
         entry = model.metadata_props.add()
@@ -407,8 +428,9 @@ def export_checkpoint(checkpoint: str, out: Path, options: ExportOptions) -> Man
         if options.dev_set:
             manifest.metrics.update(dev_set_gate(staging, options))
         if options.quantize and not options.keep_fp32:
-            (staging / ONNX_FILES["fp32"]).unlink()
-            del manifest.files[ONNX_FILES["fp32"]]
+            for name in variant_files(manifest.files, "fp32"):
+                (staging / name).unlink()
+                del manifest.files[name]
         write_manifest(staging, manifest)
         if out.exists():
             shutil.rmtree(out)

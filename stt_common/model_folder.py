@@ -117,6 +117,12 @@ class Manifest(BaseModel):
         return [v for v, f in ONNX_FILES.items() if f in self.files]
 
 
+def variant_files(files: dict[str, Any], variant: str) -> list[str]:
+    """The files of one ONNX variant: the graph, and its weights file when it has one (past 2 GB)."""
+    graph = ONNX_FILES[variant]
+    return [name for name in (graph, f"{graph}.data") if name in files]
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:

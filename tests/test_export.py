@@ -167,3 +167,49 @@ def test_frame_geometry_of_the_xlsr_architecture() -> None:
     from transformers import Wav2Vec2Config
 
     assert frame_geometry(Wav2Vec2Config()) == (320, 400)
+
+
+def test_a_model_past_two_gigabytes_keeps_its_weights_in_one_file_beside_the_graph(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    """Past protobuf's 2 GB the exporter writes every weight to a file of its own: the folder gets one
+    `model.onnx.data` instead, listed and verified like the graph (shown here on a small model written
+    the way the exporter writes a large one)."""
+    import onnx
+
+    from export.onnx_export import _one_file_or_two
+    from stt_common.errors import ModelError
+    from stt_common.model_folder import file_entry, read_manifest, write_manifest
+
+    export_checkpoint(str(checkpoint), tmp_path / "m", ExportOptions(name="x"))
+    scattered = tmp_path / "scattered"
+    scattered.mkdir()
+    graph = onnx.load(str(tmp_path / "m" / "model.onnx"))
+    onnx.save(
+        graph,
+        str(scattered / "model.onnx"),
+        save_as_external_data=True,
+        all_tensors_to_one_file=False,
+        size_threshold=0,
+    )
+    assert len(list(scattered.iterdir())) > 10  # a file per weight
+    folder = tmp_path / "m"
+    (folder / "model.onnx").unlink()
+    _one_file_or_two(scattered / "model.onnx", folder / "model.onnx")
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith("model.onnx")) == [
+        "model.onnx",
+        "model.onnx.data",
+    ]
+    assert (folder / "model.onnx").stat().st_size < (folder / "model.onnx.data").stat().st_size
+    manifest = read_manifest(folder)
+    manifest.files["model.onnx"] = file_entry(folder / "model.onnx")
+    manifest.files["model.onnx.data"] = file_entry(folder / "model.onnx.data")
+    write_manifest(folder, manifest)
+    samples = audio.decode(SAMPLES / "clip01.wav", 16000, 60)
+    served = Recognizer.load(folder, variant="fp32").logits(samples)
+    assert np.abs(served - Recognizer.load(TINY_MODEL, variant="fp32").logits(samples)).max() < 1e-4
+    with (folder / "model.onnx.data").open("r+b") as fh:
+        fh.seek(1000)
+        fh.write(b"\0\1\2\3")
+    with pytest.raises(ModelError, match=r"model\.onnx\.data does not match"):
+        Recognizer.load(folder, variant="fp32")

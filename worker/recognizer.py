@@ -12,7 +12,15 @@ import onnxruntime as ort
 
 from stt_common import audio
 from stt_common.errors import ModelError
-from stt_common.model_folder import ONNX_FILES, VOCAB, Manifest, read_manifest, read_vocab, verify_files
+from stt_common.model_folder import (
+    ONNX_FILES,
+    VOCAB,
+    Manifest,
+    read_manifest,
+    read_vocab,
+    variant_files,
+    verify_files,
+)
 from stt_common.transcript import SegmentRules, Transcript, segment
 from worker.beam_search import BeamSearch, TokenSearch
 from worker.chunking import ChunkPlan, chunks
@@ -69,7 +77,7 @@ class Recognizer:
         available = manifest.variants()
         chosen = variant if variant in available else available[0]
         onnx_file = ONNX_FILES[chosen]
-        verify_files(model_dir, manifest, [onnx_file, VOCAB])
+        verify_files(model_dir, manifest, [*variant_files(manifest.files, chosen), VOCAB])
         vocab = read_vocab(model_dir)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
