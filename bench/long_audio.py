@@ -3,7 +3,7 @@ behind how long audio is cut (at pauses, in windows, or not at all).
 
 Each length runs in a fresh process that loads and warms the model as a worker does and transcribes a
 FLAC file (held-out sample sentences with pauses) through the worker's streaming path; its peak RSS
-is that process's ru_maxrss. The same process times the bare engine on 5 s of audio before and after
+is that process's own high-water mark (VmHWM). The same process times the bare engine on 5 s of audio before and after
 its file, and the RTF is also given divided by that engine RTF: this shared machine's speed moves
 under sustained load by more than the target (docs/BENCHMARKS.md). Lengths run in the order given, so
 `--minutes 60 10 1` measures every length on a machine already under load. Targets (issue 3): RTF
@@ -50,14 +50,17 @@ def engine_ms():  # the bare engine on 5 s of audio, median of 3: how fast the m
     for _ in range(3):
         t = time.perf_counter(); r.logits(probe); times.append(time.perf_counter() - t)
     return sorted(times)[1] * 1000
+def hwm_mb():  # this process's own peak RSS (ru_maxrss would carry the parent's across vfork and exec)
+    line = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
 before = engine_ms()
 usage = resource.getrusage(resource.RUSAGE_SELF)
-loaded, cpu0 = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+loaded, cpu0 = hwm_mb(), usage.ru_utime + usage.ru_stime
 t0 = time.perf_counter()
 timed = r.transcribe_file({path!r}, max_seconds=1e6, expected_seconds={seconds})
 wall = time.perf_counter() - t0
 usage = resource.getrusage(resource.RUSAGE_SELF)
-cpu, peak = usage.ru_utime + usage.ru_stime - cpu0, usage.ru_maxrss / 1024
+cpu, peak = usage.ru_utime + usage.ru_stime - cpu0, hwm_mb()
 print(json.dumps({{"wall_s": wall, "cpu_s": cpu, "decode_s": timed.decode_s, "audio_s": timed.transcript.duration_s,
                   "words": len(timed.transcript.words), "rss_loaded_mb": loaded, "rss_peak_mb": peak,
                   "engine_before_ms": before, "engine_after_ms": engine_ms()}}))
