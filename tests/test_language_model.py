@@ -11,7 +11,13 @@ import pytest
 
 from stt_common import audio
 from stt_common.errors import ModelError
-from stt_common.model_folder import LanguageModel, add_word_language_model, read_manifest, write_manifest
+from stt_common.model_folder import (
+    LanguageModel,
+    WordLanguageModel,
+    add_word_language_model,
+    read_manifest,
+    write_manifest,
+)
 from tests.stack import MODELS, SAMPLES
 from worker.beam_search import BeamSearch
 from worker.ctc import log_softmax
@@ -189,3 +195,26 @@ def test_a_word_the_language_model_never_saw_can_still_be_written(tmp_path: Path
     assert "puanların" not in (model / "language_model" / "unigrams.txt").read_text(encoding="utf-8").split()
     read = Recognizer.load(model).transcribe(audio.decode(SAMPLES / "clip03.ogg", 16000, 60)).text
     assert read == references["clip03.ogg"]["text"]  # "bu puanların düşmesi anlamına geliyor"
+
+
+def test_the_word_scorer_skips_tokens_the_decoder_never_writes(tmp_path: Path) -> None:
+    """A special token between two letters (e, <unk>, v) is not part of the word: "ev" is scored as
+    the known word it is, not as "e<unk>v"."""
+    from training.lm import build_word_lm
+    from worker.word_lm import WordScorer, WordSearch
+
+    folder = build_word_lm(["ev okul", "okul ev"] * 10, tmp_path / "language_model")
+    settings = WordLanguageModel(file="language_model/words.arpa", unigrams="language_model/unigrams.txt")
+    vocab = {"<pad>": 0, "|": 1, "e": 2, "v": 3, "<unk>": 4, "o": 5}
+    search = WordSearch(folder.parent, settings, vocab, "<pad>", "|")
+    scorer = WordScorer(search)
+
+    def spell(tokens: list[int]) -> float:
+        state, total = scorer.start(False), 0.0
+        for token in tokens:
+            state, score = scorer.score(state, token)
+            total += score
+        return total
+
+    assert spell([2, 4, 3, 1]) == pytest.approx(spell([2, 3, 1]))  # e <unk> v | == e v |
+    assert spell([2, 3, 1]) > spell([2, 5, 1]) + 5  # "ev" is a word; "eo" is not even a prefix of one

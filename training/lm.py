@@ -194,7 +194,10 @@ def tune_word_lm(model: Path, corpus: Path, folder: Path, variant: str = "int8",
 
     def search_for(settings: WordLanguageModel) -> TokenSearch:
         blank, delimiter = manifest.blank_token, manifest.word_delimiter_token
-        return WordSearch(folder, settings, vocab, blank, delimiter, lowercase=manifest.output_case == "lower")
+        lowercase = manifest.output_case == "lower"
+        return WordSearch(
+            folder, settings, vocab, blank, delimiter, lowercase=lowercase, silent=manifest.special_tokens
+        )
 
     result = tune(model, corpus, grid, search_for, ("alpha", "beta"), variant, max_clips)
     return {**result, "lm_bytes": (folder / files["file"]).stat().st_size}

@@ -100,8 +100,9 @@ class Recognizer:
         if language_model and manifest.word_language_model is not None:
             words = manifest.word_language_model
             verify_files(model_dir, manifest, [words.file, words.unigrams])
+            blank, delimiter = manifest.blank_token, manifest.word_delimiter_token
             beam = WordSearch(
-                Path(model_dir), words, vocab, manifest.blank_token, manifest.word_delimiter_token, lowercase=lowercase
+                Path(model_dir), words, vocab, blank, delimiter, lowercase=lowercase, silent=manifest.special_tokens
             )
         elif language_model and manifest.language_model is not None:
             verify_files(model_dir, manifest, [manifest.language_model.file])

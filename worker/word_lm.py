@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,9 @@ class WordSearch:
         word_delimiter: str,
         *,
         lowercase: bool = False,
+        silent: Iterable[str] = (),
     ) -> None:
+        """`silent` tokens (and any written <like_this>) are never part of a word, as in worker/ctc.py."""
         try:
             from flashlight.lib.text.decoder.kenlm import KenLM
             from flashlight.lib.text.dictionary import Dictionary
@@ -69,6 +72,8 @@ class WordSearch:
         self.letters = [turkish_lower(t) if lowercase else t for t, _ in by_id]
         self.ids = vocab[blank], vocab[word_delimiter]
         self.delimiter_id = vocab[word_delimiter]
+        listed = set(silent)
+        self.silent_ids = {i for t, i in vocab.items() if t in listed or (t.startswith("<") and t.endswith(">"))}
 
     def path(self, log_probs: np.ndarray) -> np.ndarray:
         """The best-scoring token of each frame, language model included; `log_probs` is [frames, vocab].
@@ -113,6 +118,9 @@ class WordScorer(_lm_base()):  # type: ignore[misc]
         context, partial, partial_score = self.info[state]
         child = state.child(token)
         search = self.search
+        if token in search.silent_ids:  # <unk>, <s>: the decoder writes nothing for them
+            self.info.setdefault(child, (context, partial, partial_score))
+            return child, 0.0
         if token == search.delimiter_id:
             if not partial:
                 self.info.setdefault(child, (context, "", 0.0))
