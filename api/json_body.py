@@ -3,13 +3,28 @@ audio by URL): read only when the content type says JSON, and never past a size 
 
 from __future__ import annotations
 
-from typing import TypeVar
+import json
+from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stt_common.errors import ErrorCode, InputError
+
+
+class JsonOptions(BaseModel):
+    """The options a JSON body carries beside its audio, as the form's fields of the same names."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str | None = Field(None, max_length=128)
+    webhook_url: str | None = Field(None, max_length=2048)
+    metadata: dict[str, Any] | None = None
+
+    def metadata_field(self) -> str | None:
+        """`metadata` as the form carries it (JSON text), for the checks both share."""
+        return json.dumps(self.metadata) if self.metadata is not None else None
+
 
 Body = TypeVar("Body", bound=BaseModel)
 

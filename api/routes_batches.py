@@ -9,17 +9,17 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Header, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from api import batches
 from api.auth import PrincipalDep, authenticate
 from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
 from api.idempotency import REPLAY_HEADER, Idempotency, made_once
-from api.json_body import read_json
+from api.json_body import JsonOptions, read_json
 from api.schemas import error_responses
 from api.submission import job_options
 from stt_common import events
@@ -32,14 +32,10 @@ from stt_common.transcript import Transcript
 router = APIRouter(prefix="/v1/batches", tags=["batches"], dependencies=[Depends(authenticate)])
 
 
-class BatchFromUrls(BaseModel):
+class BatchFromUrls(JsonOptions):
     """POST /v1/batches as JSON: the audio by URL, with the same options as the form."""
 
-    model_config = ConfigDict(extra="forbid")
     audio_urls: list[str] = Field(description="http(s) URLs the service downloads, one job each, in this order.")
-    model: str | None = Field(None, max_length=128)
-    webhook_url: str | None = Field(None, max_length=2048)
-    metadata: dict[str, Any] | None = None
 
 
 JSON_OPTIONS_BYTES, JSON_BYTES_PER_URL = 16 * 1024, 2 * 1024 + 16  # a URL is at most 2 KB (webhooks.check_url)
@@ -99,7 +95,7 @@ def create_batch(
     and the rest are queued. Returns at once with the batch and its items; URLs are downloaded by workers."""
     if from_json is not None:
         audio_urls, model, webhook_url = from_json.audio_urls, from_json.model, from_json.webhook_url
-        metadata = json.dumps(from_json.metadata) if from_json.metadata is not None else None
+        metadata = from_json.metadata_field()
     options = job_options(settings, principal.tenant, model, webhook_url, metadata)
     uploads, urls = list(files or []), list(audio_urls or [])
     if len(uploads) + len(urls) > settings.max_batch_items:

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from api import submission
 from api.auth import PrincipalDep, authenticate
 from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
 from api.idempotency import REPLAY_HEADER, Idempotency, made_once
-from api.json_body import read_json
+from api.json_body import JsonOptions, read_json
 from api.schemas import JobList, error_responses
 from api.submission import job_options, submit, submit_url
 from stt_common import jobs
@@ -28,14 +27,10 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(authenticate)])
 
 
-class JobFromUrl(BaseModel):
+class JobFromUrl(JsonOptions):
     """POST /v1/jobs as JSON: the audio by URL, with the same options as the form."""
 
-    model_config = ConfigDict(extra="forbid")
     audio_url: str = Field(max_length=2048, description="An http(s) URL the service downloads the audio from.")
-    model: str | None = Field(None, max_length=128)
-    webhook_url: str | None = Field(None, max_length=2048)
-    metadata: dict[str, Any] | None = None
 
 
 MAX_JSON_BYTES = 16 * 1024  # a URL and the options
@@ -87,7 +82,7 @@ def create_job(
     transcription. Returns at once with the queued job; a URL is downloaded by the worker."""
     if from_json is not None:
         audio_url, model, webhook_url = from_json.audio_url, from_json.model, from_json.webhook_url
-        metadata = json.dumps(from_json.metadata) if from_json.metadata is not None else None
+        metadata = from_json.metadata_field()
     if (file is None) == (audio_url is None):
         raise InputError(
             "give the audio as `file` or as `audio_url`, one of them", code=ErrorCode.validation_error, http_status=422

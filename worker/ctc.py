@@ -16,6 +16,12 @@ if TYPE_CHECKING:
     from worker.beam_search import TokenSearch
 
 
+def silent_ids(vocab: dict[str, int], silent: Iterable[str] = ()) -> set[int]:
+    """Ids of the tokens a transcript never shows: those listed, and any written <like_this>."""
+    listed = set(silent)
+    return {i for t, i in vocab.items() if t in listed or (t.startswith("<") and t.endswith(">"))}
+
+
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))  # type: ignore[no-any-return]
@@ -44,9 +50,7 @@ class CtcDecoder:
         self.blank_id = vocab[blank]
         self.delimiter_id = vocab.get(word_delimiter, -1)
         self.delimiter_bonus = delimiter_bonus if self.delimiter_id >= 0 else 0.0
-        listed = set(silent)
-        self.silent_ids = {i for t, i in vocab.items() if t in listed or (t.startswith("<") and t.endswith(">"))}
-        self.silent_ids.add(self.blank_id)
+        self.silent_ids = silent_ids(vocab, silent) | {self.blank_id}
         self.beam = beam
 
     def choose(self, log_probs: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from stt_common.errors import ModelError
 from stt_common.model_folder import WordLanguageModel
 from stt_common.text import turkish_lower
 from worker.beam_search import search_path
+from worker.ctc import silent_ids
 
 LN_10 = math.log(10)  # KenLM scores in log10
 LONG_WORD = 6  # letters past which an unknown word in progress costs more, per letter
@@ -72,8 +73,7 @@ class WordSearch:
         self.letters = [turkish_lower(t) if lowercase else t for t, _ in by_id]
         self.ids = vocab[blank], vocab[word_delimiter]
         self.delimiter_id = vocab[word_delimiter]
-        listed = set(silent)
-        self.silent_ids = {i for t, i in vocab.items() if t in listed or (t.startswith("<") and t.endswith(">"))}
+        self.silent_ids = silent_ids(vocab, silent)
 
     def path(self, log_probs: np.ndarray) -> np.ndarray:
         """The best-scoring token of each frame, language model included; `log_probs` is [frames, vocab].
