@@ -94,7 +94,8 @@ def report_one(checkpoint: Path, model_dir: Path, runs: int, threads: int) -> di
     from onnxruntime.quantization import quantize_dynamic
     from transformers import Wav2Vec2ForCTC
 
-    from export.onnx_export import export_fp32, quantize_int8
+    from export.onnx_export import export_fp32
+    from export.quantize import quantize_int8
 
     torch.set_num_threads(threads)
     rng = np.random.default_rng(0)

@@ -1,4 +1,4 @@
-"""Checkpoint → ONNX fp32 → INT8 (dynamic, MatMul only) → verified model folder."""
+"""Checkpoint → ONNX fp32 (export/time_major.py, export/conformer.py) → INT8 (export/quantize.py) → model folder."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from export.quantize import Quantized, quantize_int8
 from stt_common.errors import ModelError
 from stt_common.model_folder import (
     MANIFEST,
@@ -234,6 +235,7 @@ def export_fp32(
     """The graph from (batch, samples) waveforms, or from (batch, frames, bins × stride) features."""
     import torch
 
+    from export.conformer import conformer_rewrites
     from export.time_major import time_major_features as rewritten
 
     if features is None:
@@ -244,7 +246,8 @@ def export_fp32(
     with (
         tempfile.TemporaryDirectory(dir=path.parent) as tmp,
         torch.no_grad(),
-        rewritten(model) if rewrite else nullcontext(model) as exported,
+        rewritten(model) if rewrite else nullcontext(model),
+        conformer_rewrites(model) as exported,
     ):
         written = Path(tmp) / path.name
         torch.onnx.export(
@@ -273,21 +276,6 @@ def _one_file_or_two(written: Path, path: Path) -> None:
         )
     else:
         written.rename(path)
-
-
-def quantize_int8(source: Path, target: Path, ops: tuple[str, ...]) -> list[str]:
-    """Dynamic INT8 of `ops`, except the time-major encoder's first layer; returns the nodes kept fp32."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from export.time_major import FIRST_LAYER_SCOPE
-
-    graph = onnx.load(str(source), load_external_data=False).graph
-    kept = [node.name for node in graph.node if node.op_type in ops and FIRST_LAYER_SCOPE in node.name]
-    quantize_dynamic(
-        str(source), str(target), op_types_to_quantize=list(ops), weight_type=QuantType.QInt8, nodes_to_exclude=kept
-    )
-    return kept
 
 
 def add_metadata(path: Path, metadata: dict[str, str]) -> None:
@@ -368,10 +356,10 @@ def export_checkpoint(checkpoint: str, out: Path, options: ExportOptions) -> Man
         if max_diff > options.parity_atol:
             raise ExportError(f"ONNX fp32 logits differ from PyTorch by {max_diff:.2e} > {options.parity_atol}")
         metrics: dict[str, Any] = {"parity_fp32_max_abs_diff": max_diff}
-        float_nodes: list[str] = []
+        quantized = Quantized([], [])
         if options.quantize:
             int8 = staging / ONNX_FILES["int8"]
-            float_nodes = quantize_int8(fp32, int8, options.quantize_ops)
+            quantized = quantize_int8(fp32, int8, options.quantize_ops)
             agreement = float((ort_logits(int8, samples).argmax(-1) == reference.argmax(-1)).mean())
             metrics["parity_int8_frame_agreement"] = agreement
         (staging / VOCAB).write_text(json.dumps(vocab, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -408,7 +396,8 @@ def export_checkpoint(checkpoint: str, out: Path, options: ExportOptions) -> Man
                 "vocabulary": describe_vocabulary(vocab, tokenizer),
                 "parameters": sum(p.numel() for p in model.parameters()),
                 "quantized_ops": list(options.quantize_ops) if options.quantize else [],
-                "float_nodes": float_nodes,
+                "float_nodes": quantized.float_nodes,
+                "stored_int8_weights": quantized.stored_int8,
                 "feature_encoder": (
                     "log-mel filterbank (worker/features.py)"
                     if features

@@ -35,6 +35,10 @@ def onnx_weights(path: Path, shapes: dict[str, tuple[int, ...]]) -> dict[str, np
     for node in graph.node:  # merged tensors reach their other users through Identity nodes
         if node.op_type == "Identity" and node.input[0] in init:
             init[node.output[0]] = init[node.input[0]]
+        elif node.op_type == "DequantizeLinear" and node.input[0] in init:  # stored int8 (export/quantize.py)
+            values, scale, zero = (init[name].astype(np.float32) for name in node.input)
+            axis_shape = (-1,) + (1,) * (values.ndim - 1)
+            init[node.output[0]] = (values - zero.reshape(axis_shape)) * scale.reshape(axis_shape)
     weights: dict[str, np.ndarray] = {}
     for node in graph.node:
         # "/wav2vec2/encoder/layers.0/attention/q_proj/MatMul_quant" → "wav2vec2.encoder.layers.0.attention.q_proj"
@@ -60,7 +64,7 @@ def onnx_weights(path: Path, shapes: dict[str, tuple[int, ...]]) -> dict[str, np
                 out_channels, in_channels, kernel = shapes[name]
                 value = value.reshape(out_channels, kernel, in_channels).transpose(0, 2, 1)
             weights[name] = value
-    return {name: value for name, value in weights.items() if name in shapes or "pos_conv_embed" in name}
+    return {name: value for name, value in weights.items() if name in shapes or ".pos_conv_embed.conv." in name}
 
 
 def rebuild(model_dir: Path, preset: str, out: Path) -> Path:

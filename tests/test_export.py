@@ -213,3 +213,87 @@ def test_a_model_past_two_gigabytes_keeps_its_weights_in_one_file_beside_the_gra
         fh.write(b"\0\1\2\3")
     with pytest.raises(ModelError, match=r"model\.onnx\.data does not match"):
         Recognizer.load(folder, variant="fp32")
+
+
+@pytest.mark.parametrize("family", ["wav2vec2-conformer", "wav2vec2-bert"])
+def test_the_time_major_convolution_module_computes_the_conformers_one(family: str) -> None:
+    from transformers import AutoConfig, AutoModel
+
+    from export.conformer import TimeMajorConvolutionModule
+
+    torch.manual_seed(0)
+    config = AutoConfig.for_model(
+        family, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+    )
+    layer = AutoModel.from_config(config).eval().encoder.layers[0]
+    module = layer.conv_module
+    for norm in module.modules():  # random affines and running statistics, so a swapped one would show
+        if isinstance(norm, (torch.nn.LayerNorm, torch.nn.BatchNorm1d)):
+            torch.nn.init.normal_(norm.weight)
+            torch.nn.init.normal_(norm.bias)
+        if isinstance(norm, torch.nn.BatchNorm1d):
+            norm.running_mean.normal_()
+            norm.running_var.uniform_(0.5, 2.0)
+    rewritten = TimeMajorConvolutionModule(module).eval()
+    x = torch.randn(2, 57, 32)
+    with torch.no_grad():
+        assert torch.allclose(rewritten(x), module(x), atol=1e-5)
+        if family == "wav2vec2-bert":  # padded frames are zeroed before the depthwise convolution
+            mask = torch.ones(2, 57, dtype=torch.long)
+            mask[1, 40:] = 0
+            assert torch.allclose(rewritten(x, mask), module(x, mask), atol=1e-5)
+
+
+def test_the_relative_key_bias_is_transformers_one() -> None:
+    from transformers import Wav2Vec2BertConfig
+    from transformers.models.wav2vec2_bert import modeling_wav2vec2_bert as bert
+
+    from export.conformer import relative_key_bias
+
+    torch.manual_seed(0)
+    config = Wav2Vec2BertConfig(
+        hidden_size=32, num_attention_heads=2, left_max_position_embeddings=5, right_max_position_embeddings=3
+    )
+    attention = bert.Wav2Vec2BertSelfAttention(config).eval()
+    for frames in (1, 4, 30):  # shorter than both clamps, and far longer
+        query, key = torch.randn(2, 2, frames, 16), torch.randn(2, 2, frames, 16)
+        expected_query, expected = bert._apply_relative_key_position_encoding(attention, query, key)
+        got_query, got = relative_key_bias(attention, query, key)
+        assert got.shape == expected.shape == (2, 2, frames, frames)
+        assert torch.equal(got_query, expected_query)
+        assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_large_float_weights_are_stored_as_int8_and_still_compute(tmp_path: Path) -> None:
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from export.quantize import store_weights_int8
+
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((16, 8, 5)).astype(np.float32) * rng.uniform(0.01, 3, (16, 1, 1)).astype(np.float32)
+    bias = rng.standard_normal(16).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w", "b"], ["y"], name="conv")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, None])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, None])],
+        [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")],
+    )
+    path = tmp_path / "conv.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    x = rng.standard_normal((1, 8, 50)).astype(np.float32)
+    before = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+    assert store_weights_int8(path, min_elements=100) == ["w"]  # the bias (16 values) stays fp32
+    stored = {t.name: t.data_type for t in onnx.load(str(path)).graph.initializer}
+    assert stored == {
+        "w_int8": TensorProto.INT8,
+        "w_scale": TensorProto.FLOAT,
+        "w_zero": TensorProto.INT8,
+        "b": TensorProto.FLOAT,
+    }
+    after = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    # Each weight is off by at most half its channel's step (max |w| / 254); the outputs follow.
+    assert 0 < np.abs(after - before).max() < 0.02 * np.abs(before).max()

@@ -95,6 +95,12 @@ def test_each_family_exports_with_parity_int8_coverage_and_is_served(
         products = {n.name: n.op_type for n in int8 if "feature_extractor" in n.name and "MatMul" in n.op_type}
         assert sorted(op for name, op in products.items() if "conv_layers.0/" not in name) == ["MatMulInteger"] * 6
     assert sum(n.op_type == "MatMulInteger" for n in int8) >= 12  # the transformer's products at least
+    # Conformers' pointwise convolutions are INT8 products too (export/conformer.py); only depthwise and
+    # positional convolutions (and w2v-BERT's strided adapter) stay Conv; its relative-key bias needs no Einsum.
+    convolutions = [n.name for n in int8 if n.op_type == "Conv"]
+    assert all(any(kind in name for kind in ("depthwise_conv", "pos_conv", "adapter")) for name in convolutions)
+    assert not [n.name for n in int8 if n.op_type == "Einsum"]
+    assert isinstance(manifest["source"]["stored_int8_weights"], list)
 
     reference, tokenizer = torch_reference(checkpoint, SPEECH)
     served = whole_clip(folder)
