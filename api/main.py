@@ -22,6 +22,7 @@ from api.routes_openai import router as openai_router
 from api.routes_system import metrics_registry
 from api.routes_system import router as system_router
 from api.routes_webhooks import router as webhooks_router
+from api.web import mount_page
 from stt_common import __version__, events, jobs, logs
 from stt_common.db import make_engine, make_session_factory
 from stt_common.queue import TRANSCRIBE_QUEUE, make_celery, publish_deliveries
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks_router)
     app.include_router(openai_router, form_limits=form_limits())
     app.include_router(system_router)
+    mount_page(app)
     return app
 
 

@@ -1,13 +1,16 @@
-"""/v1/jobs: submit audio, poll a job, list jobs, fetch a transcript, delete a job."""
+"""/v1/jobs: submit audio, poll a job, list jobs, fetch a transcript or the audio, delete a job."""
 
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 from pydantic import Field
+from starlette.background import BackgroundTask
+from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
 from api import submission
 from api.auth import PrincipalDep, authenticate
@@ -17,7 +20,8 @@ from api.json_body import JsonOptions, read_json
 from api.schemas import JobList, error_responses
 from api.submission import job_options, submit, submit_url
 from stt_common import jobs
-from stt_common.errors import Conflict, ErrorCode, InputError, TranscriptExpired
+from stt_common.audio import MEDIA_TYPES
+from stt_common.errors import AudioExpired, AudioMissing, Conflict, ErrorCode, InputError, TranscriptExpired
 from stt_common.models import Job, JobStatus
 from stt_common.resources import JobOut, JobSummaryOut, ResultOut
 from stt_common.subtitles import to_srt, to_vtt
@@ -174,6 +178,62 @@ def render_transcript(transcript: Transcript, format: Literal["txt", "srt", "vtt
     else:
         body = transcript.text + "\n"
     return Response(body, media_type=TRANSCRIPT_TYPES[format])
+
+
+@router.get(
+    "/{job_id}/audio",
+    responses={
+        **error_responses(400, 404, 409, 410, 416),
+        200: {"content": {t: {} for t in sorted(set(MEDIA_TYPES.values()))}},
+        206: {"description": "The byte range asked for with `Range`."},
+    },
+)
+def get_audio(
+    request: Request, principal: PrincipalDep, session: SessionDep, storage: StorageDep, job_id: str
+) -> Response:
+    """The job's audio as it was uploaded (or fetched from its URL), for playing it beside the transcript;
+    answers `Range` requests (206), so a player can seek without downloading it all."""
+    job = jobs.get_job(session, job_id, principal.tenant)
+    if job.audio_purged_at is not None:
+        raise AudioExpired(
+            f"the audio was deleted on {job.audio_purged_at:%Y-%m-%d %H:%M} UTC under the retention policy"
+        )
+    if job.audio_key is None:
+        raise Conflict("the job's audio has not been fetched from its URL yet", code=ErrorCode.audio_not_ready)
+    cleanup = ExitStack()  # an object store's copy lives until the response has been sent
+    try:
+        path = cleanup.enter_context(storage.fetch(job.audio_key))
+    except AudioMissing as exc:
+        raise AudioExpired("the job's audio is no longer in storage") from exc
+    try:
+        check_range(request.headers.get("range"), path.stat().st_size)
+    except BaseException:
+        cleanup.close()
+        raise
+    return FileResponse(
+        path,
+        media_type=MEDIA_TYPES.get(job.audio_format or "", "application/octet-stream"),
+        headers={"Cache-Control": "private, no-store"},
+        background=BackgroundTask(cleanup.close),
+    )
+
+
+def check_range(header: str | None, size: int) -> None:
+    """Refuse a `Range` the file cannot answer with an error body of ours (Starlette, which serves the
+    ranges, would answer such a header in plain text)."""
+    if header is None:
+        return
+    try:
+        FileResponse._parse_range_header(header, size)
+    except MalformedRangeHeader as exc:
+        raise InputError(f"the Range header is malformed: {exc.content}", code=ErrorCode.invalid_range) from exc
+    except RangeNotSatisfiable as exc:
+        raise InputError(
+            f"the Range asked for starts past the audio's {size} bytes",
+            code=ErrorCode.range_not_satisfiable,
+            http_status=416,
+            headers={"Content-Range": f"bytes */{size}"},
+        ) from exc
 
 
 @router.delete("/{job_id}", status_code=204, responses=error_responses(404))

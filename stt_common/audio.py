@@ -47,6 +47,19 @@ DEMUXERS = {
     "mkv": "matroska",
     "webm": "matroska",
 }
+# What a browser is told each container is, when the api plays a job's audio back.
+MEDIA_TYPES = {
+    "wav": "audio/wav",
+    "flac": "audio/flac",
+    "ogg": "audio/ogg",
+    "mp3": "audio/mpeg",
+    "aac": "audio/aac",
+    "m4a": "audio/mp4",
+    "mp4": "video/mp4",
+    "mov": "video/quicktime",
+    "mkv": "video/x-matroska",
+    "webm": "audio/webm",
+}
 ESTIMATED_LENGTH = {"mp3", "aac"}
 MAX_CHANNELS = 32
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 384_000

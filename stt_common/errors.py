@@ -30,6 +30,8 @@ class ErrorCode(StrEnum):
     too_many_files = "too_many_files"
     too_many_parts = "too_many_parts"
     field_too_large = "field_too_large"
+    invalid_range = "invalid_range"
+    range_not_satisfiable = "range_not_satisfiable"
     # Who is calling, and how much
     missing_api_key = "missing_api_key"
     invalid_api_key = "invalid_api_key"
@@ -68,6 +70,8 @@ class ErrorCode(StrEnum):
     job_not_succeeded = "job_not_succeeded"
     job_canceled = "job_canceled"
     transcript_expired = "transcript_expired"
+    audio_expired = "audio_expired"
+    audio_not_ready = "audio_not_ready"
     no_webhook_event = "no_webhook_event"
     delivery_in_progress = "delivery_in_progress"
     # Dependencies
@@ -253,6 +257,13 @@ class TranscriptExpired(SttError):
     """The job succeeded, and its transcript has since been deleted under the retention policy."""
 
     code = ErrorCode.transcript_expired
+    http_status = 410
+
+
+class AudioExpired(SttError):
+    """The job's audio has been deleted under the retention policy (or is gone from storage)."""
+
+    code = ErrorCode.audio_expired
     http_status = 410
 
 

@@ -89,10 +89,15 @@ def with_faults(stack: Stack, faults: str) -> dict[str, str]:
     return {**stack.env, "STT_FAULT_POINTS": faults}
 
 
-def sqlite_stack(redis: RedisServer, tmp_path: Path, **overrides: object) -> Stack:
+def migrated_sqlite(tmp_path: Path) -> str:
+    """The URL of a fresh, migrated SQLite database in `tmp_path`."""
     url = f"sqlite:///{tmp_path / 'stt.db'}"
     upgrade(url)
-    return fault_stack(url, redis.url, tmp_path, **overrides)
+    return url
+
+
+def sqlite_stack(redis: RedisServer, tmp_path: Path, **overrides: object) -> Stack:
+    return fault_stack(migrated_sqlite(tmp_path), redis.url, tmp_path, **overrides)
 
 
 @contextmanager

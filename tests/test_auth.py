@@ -102,6 +102,7 @@ def test_a_tenant_sees_only_its_own_jobs_batches_and_webhooks(client: TestClient
     foreign = [
         ("GET", f"/v1/jobs/{job}"),
         ("GET", f"/v1/jobs/{job}/transcript"),
+        ("GET", f"/v1/jobs/{job}/audio"),
         ("GET", f"/v1/jobs/{job}/webhooks"),
         ("POST", f"/v1/jobs/{job}/webhooks/redeliver"),
         ("DELETE", f"/v1/jobs/{job}"),

@@ -23,7 +23,7 @@ from api.main import create_app
 from stt_common.migrate import upgrade
 from stt_common.models import Batch, Job
 from tests.services import ApiProcess, RedisServer, ThreadedServer, wait_for
-from tests.stack import SAMPLES, Stack, make_stack
+from tests.stack import SAMPLES, Stack, make_stack, migrated_sqlite
 from tests.test_auth import new_key
 
 CLIP = (SAMPLES / "clip01.wav").read_bytes()
@@ -316,3 +316,48 @@ def test_waiting_transcriptions_hold_no_thread_and_each_tenant_may_have_only_so_
             assert _rows(stack)[0] == waiting  # the refused one stored nothing
     finally:
         server.stop()
+
+
+# --- The audio played back by range, and the web page's files
+
+HOSTILE_RANGES = {
+    "a 5,000-digit end": "bytes=0-" + "9" * 5000,
+    "5,000 ranges": "bytes=" + ",".join(f"{i}-{i}" for i in range(5000)),
+    "3,000 dashes": "bytes=" + "-" * 3000,
+    "another unit": "lines=0-10",
+    "no ranges": "bytes=,,,,",
+}
+
+
+def test_hostile_ranges_need_a_key_first_and_then_get_a_code_or_the_whole_file(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    stack = make_stack(migrated_sqlite(tmp_path), redis_server.url, tmp_path, auth_enabled=True)
+    with TestClient(create_app(stack.settings)) as client:
+        key = new_key(stack, "acme")
+        r = client.post("/v1/jobs", files={"file": ("clip01.wav", CLIP)}, headers=key)
+        assert r.status_code == 202, r.text
+        audio = f"/v1/jobs/{r.json()['id']}/audio"
+        for name, header in HOSTILE_RANGES.items():
+            before = client.get(audio, headers={"Range": header})
+            assert (before.status_code, before.json()["error"]["code"]) == (401, "missing_api_key"), name
+            started = time.perf_counter()
+            after = client.get(audio, headers={**key, "Range": header})
+            assert time.perf_counter() - started < 2, name
+            if after.status_code == 200:  # past 100 ranges a client gets the whole file, once
+                assert after.content == CLIP, name
+            else:
+                assert (after.status_code, after.json()["error"]["code"]) == (400, "invalid_range"), name
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/web/%2e%2e/web.py", "/web/..%2fweb.py", "/web/%2e%2e/%2e%2e/pyproject.toml", "/web//etc/passwd", "/web/"],
+)
+def test_the_page_serves_nothing_outside_its_folder(redis_server: RedisServer, tmp_path: Path, path: str) -> None:
+    stack = make_stack(migrated_sqlite(tmp_path), redis_server.url, tmp_path, auth_enabled=True)
+    with TestClient(create_app(stack.settings)) as client:
+        r = client.get(path)
+        assert r.status_code == 404, (path, r.status_code)
+        assert "mount_page" not in r.text
+        assert "[project]" not in r.text
