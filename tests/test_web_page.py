@@ -266,3 +266,25 @@ def test_the_page_is_served_with_a_strict_policy_and_etags(redis_server: RedisSe
         assert re.search(r"<[^>]*\son\w+\s*=", html) is None  # no inline event handlers
         assert client.get("/web/nothing.js").status_code == 404
         assert client.get("/docs").status_code == 200  # the OpenAPI docs stay where they were
+
+
+def test_the_page_fits_a_phone_and_every_control_has_a_name(browser: Browser, served: str) -> None:
+    context = browser.new_context(locale="tr-TR", viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        page = context.new_page()
+        page.goto(served)
+        expect(page.locator("#upload-heading")).to_be_visible()
+        assert page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth")  # no sideways scroll
+        unnamed = page.evaluate(
+            "[...document.querySelectorAll('input, select, button')].filter((el) => !(el.labels?.length"
+            " || el.getAttribute('aria-label') || el.textContent.trim())).map((el) => el.id || el.outerHTML)"
+        )
+        assert unnamed == []
+        # Without a mouse: Tab reaches the file picker's label-button and the start button in order.
+        order = []
+        for _ in range(12):
+            page.keyboard.press("Tab")
+            order.append(page.evaluate("document.activeElement.id || document.activeElement.textContent.trim()"))
+        assert order.index("key-toggle") < order.index("file-input") < order.index("model") < order.index("webhook")
+    finally:
+        context.close()
