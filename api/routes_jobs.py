@@ -199,7 +199,12 @@ def get_audio(
             f"the audio was deleted on {job.audio_purged_at:%Y-%m-%d %H:%M} UTC under the retention policy"
         )
     if job.audio_key is None:
-        raise Conflict("the job's audio has not been fetched from its URL yet", code=ErrorCode.audio_not_ready)
+        why = (
+            "its URL could not be fetched"
+            if job.status == JobStatus.failed
+            else "it has not been fetched from its URL yet"
+        )
+        raise Conflict(f"the job has no audio: {why}", code=ErrorCode.audio_not_ready)
     cleanup = ExitStack()  # an object store's copy lives until the response has been sent
     try:
         path = cleanup.enter_context(storage.fetch(job.audio_key))

@@ -63,8 +63,8 @@ export async function remove(path) {
   await call("DELETE", path);
 }
 
-// A multipart upload with progress (fetch cannot report upload progress): resolves with the JSON
-// answer, rejects with an ApiError.
+// A multipart upload with progress (fetch cannot report upload progress): `onProgress(sent, total)` in
+// bytes of the request body; resolves with the JSON answer, rejects with an ApiError.
 export function upload(path, form, onProgress) {
   return new Promise((resolve, reject) => {
     const request = new XMLHttpRequest();
@@ -72,7 +72,7 @@ export function upload(path, form, onProgress) {
     for (const [name, value] of Object.entries(headers())) request.setRequestHeader(name, value);
     request.responseType = "json";
     request.upload.addEventListener("progress", (event) => {
-      if (event.lengthComputable) onProgress(event.loaded / event.total);
+      if (event.lengthComputable) onProgress(event.loaded, event.total);
     });
     request.addEventListener("load", () => {
       const body = request.response;

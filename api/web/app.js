@@ -99,8 +99,16 @@ async function startUploads() {
   const items = pending.filter((p) => !p.done);
   if (!items.length) return;
   $("start").disabled = true;
-  const progress = (fraction) => {
-    for (const item of items) item.progress.value = fraction;
+  // The files travel one after another in the request body: each file's bar follows its own share of
+  // the bytes sent (the multipart framing, a few hundred bytes a file, spread over them).
+  const sizes = items.map((item) => item.file.size);
+  const progress = (sent, total) => {
+    const scale = sizes.reduce((a, b) => a + b, 0) / total;
+    let before = 0;
+    items.forEach((item, i) => {
+      item.progress.value = sizes[i] ? Math.min(1, Math.max(0, (sent * scale - before) / sizes[i])) : 1;
+      before += sizes[i];
+    });
   };
   for (const item of items) item.state.textContent = t("uploading");
   try {
