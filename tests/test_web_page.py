@@ -288,3 +288,24 @@ def test_the_page_fits_a_phone_and_every_control_has_a_name(browser: Browser, se
         assert order.index("key-toggle") < order.index("file-input") < order.index("model") < order.index("webhook")
     finally:
         context.close()
+
+
+def test_each_file_of_a_batch_upload_shows_its_own_progress(page: Page) -> None:
+    cdp = page.context.new_cdp_session(page)  # a slow uplink: about 2 s for the two files below
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 120_000},
+    )
+    upload(page, [sample_payload("clip01.wav", "first.wav"), sample_payload("clip05.wav", "second.wav")])
+    bars = page.locator("#pending li progress")
+    seen = []
+    for _ in range(60):
+        seen.append(tuple(float(bars.nth(i).evaluate("el => el.value")) for i in range(2)))
+        if seen[-1] == (1.0, 1.0):
+            break
+        page.wait_for_timeout(100)
+    # The first file finishes while the second is still on its way, and the second starts from zero.
+    assert any(first == 1.0 and 0 <= second < 0.9 for first, second in seen), seen
+    assert any(0 < first < 1 for first, _ in seen), seen
+    expect(page.locator("#pending li .muted").first).to_have_text("kabul edildi", timeout=30_000)
