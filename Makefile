@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 RUN := .run
 
-.PHONY: demo test test-fast up down migrate lint bench load model clean
+.PHONY: demo test test-fast up down migrate lint licences bench load model clean
 
 # The bundled model's recipe (models/tr-espeak-small/README.md records the run that produced it: about
 # 5 minutes on one GPU; without one the Trainer uses the CPU, where 5000 steps take many hours).
@@ -40,12 +40,12 @@ demo: $(VENV)/.stamp-run
 	$(PY) -m stt_common.migrate
 	$(PY) scripts/demo.py
 
-test: lint
+test: lint licences
 	@scripts/ensure_redis.sh >/dev/null  # the tests start their own redis-server; this installs it if missing
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The inner loop: lint, then every test but the slow end-to-end ones (CI runs `make test`, all of them).
-test-fast: lint
+test-fast: lint licences
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 up: $(VENV)/.stamp-run migrate
@@ -71,6 +71,10 @@ lint: $(VENV)/.stamp-test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+
+# The licences of what the api and worker images install, against the allowlist in the script.
+licences: $(VENV)/.stamp-test
+	$(PY) scripts/check_licences.py
 
 bench: $(VENV)/.stamp-run
 	@scripts/ensure_redis.sh
