@@ -66,3 +66,29 @@ def test_a_planted_package_with_an_allowed_licence_passes(tmp_path: Path) -> Non
     plant(site, "our-image", "License-Expression: Apache-2.0", requires=("planted-dep",))
     plant(site, "planted-dep", "License: MIT License\nClassifier: License :: OSI Approved :: MIT License")
     assert checker().main(["--root", "our-image", "--path", str(site), "--extras", ""]) == 0
+
+
+def test_the_bundled_model_card_states_its_licence_and_sources() -> None:
+    import yaml
+
+    from training.model_card import FRONT_MATTER, PROVENANCE
+
+    for card in (REPO_ROOT / "models").glob("*/README.md"):
+        text = card.read_text(encoding="utf-8")
+        assert text.startswith(FRONT_MATTER), card  # as training/model_card.py writes it
+        front = yaml.safe_load(text.split("---")[1])
+        assert front["license"] == "cc-by-sa-4.0"
+        assert "google-research-datasets/turkish-treebanks" in front["datasets"]
+        assert "rspeer/wordfreq" in front["datasets"]
+        assert PROVENANCE in text
+        assert f"models/{card.parent.name}/" in (REPO_ROOT / "NOTICE").read_text(encoding="utf-8")
+
+
+def test_the_licence_file_is_the_one_the_package_declares() -> None:
+    import tomllib
+
+    declared = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["license"]["text"]
+    assert declared == "MIT"
+    assert (REPO_ROOT / "LICENSE").read_text().startswith("MIT License")
+    for document in ("NOTICE", "SECURITY.md", "CONTRIBUTING.md", "samples/README.md"):
+        assert (REPO_ROOT / document).stat().st_size > 500, document

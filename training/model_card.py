@@ -67,6 +67,36 @@ def training_settings(folder: Path) -> dict[str, Any]:
     }
 
 
+# What the card's readers (and the Hugging Face hub) take as the model's terms and sources; NOTICE at the
+# repository's root says the same at more length. The weights and the n-gram are trained on texts that
+# include word sequences sampled from wordfreq's data (CC BY-SA 4.0), so they are shared alike.
+FRONT_MATTER = """---
+license: cc-by-sa-4.0
+language:
+- tr
+datasets:
+- google-research-datasets/turkish-treebanks
+- rspeer/wordfreq
+tags:
+- automatic-speech-recognition
+- ctc
+- synthetic-speech
+---
+"""
+PROVENANCE = """## Licence and provenance
+- **Texts**: the Turkish Web Treebank's sentences (the `turkish-treebanks` package, Google Research,
+  Apache-2.0) and word sequences sampled from `wordfreq`'s Turkish frequency list (code Apache-2.0; its
+  data CC BY-SA 4.0, built from Wikipedia, OpenSubtitles 2018, ParaCrawl, Google Books Ngrams and other
+  sources its README credits).
+- **Voices**: espeak-ng (GPL-3.0-or-later) rendered the audio. The program's licence does not extend to
+  the sound it outputs; no espeak-ng code or data is in this folder.
+- **Terms of this folder** (`model.int8.onnx`, `lm.arpa.gz`, `vocab.json`): CC BY-SA 4.0, because the
+  training and language-model texts include the wordfreq-derived word sequences. Attribute "tr-espeak-small
+  (turkish-stt), trained on text from the Turkish Web Treebank and wordfreq" and share adaptations under
+  the same licence. The repository's code is MIT (LICENSE); NOTICE lists every source.
+"""
+
+
 def card(
     name: str,
     manifest: Any,
@@ -84,7 +114,7 @@ def card(
 
     size = manifest.files[ONNX_FILES["int8"]].bytes / 1e6
     cfg = corpus["config"]
-    return f"""# {name}
+    body = f"""# {name}
 
 A small Turkish speech recogniser (Wav2Vec2ForCTC, {training["parameters"] / 1e6:.1f} M parameters, INT8 ONNX
 {size:.1f} MB) trained **from scratch on synthetic speech only**: Turkish sentences spoken by espeak-ng.
@@ -115,7 +145,9 @@ Measured through the service's own engine (ONNX Runtime, greedy CTC), one thread
 
 INT8 quantises MatMul weights only; the export's parity gate requires INT8 within
 {config["max_int8_wer_increase"] * 100:.0f} WER point(s) of fp32 on the validation set.
-"""
+
+{PROVENANCE}"""
+    return FRONT_MATTER + body
 
 
 def put_section(card: Path, start: str, end: str, section: str) -> None:
