@@ -3,8 +3,7 @@
 
 import { ApiError, getBlob, getJson } from "./api.js";
 import { locale, t } from "./i18n.js";
-
-const $ = (id) => document.getElementById(id);
+import { $, notify, saveBlob } from "./ui.js";
 
 let job = null; // the job shown: its id, filename and result
 let words = []; // {word, start, end, confidence, el}
@@ -24,7 +23,7 @@ function basename(name) {
   return (name || "transcript").replace(/\.[^./\\]+$/, "");
 }
 
-export async function openTranscript(id, notify) {
+export async function openTranscript(id) {
   const loaded = await getJson(`/v1/jobs/${encodeURIComponent(id)}`);
   close();
   job = loaded;
@@ -162,17 +161,11 @@ function search() {
   if (first) first.el.scrollIntoView({ block: "nearest" });
 }
 
-async function download(format, notify) {
+async function download(format) {
   if (!job) return;
   try {
     const blob = await getBlob(`/v1/jobs/${encodeURIComponent(job.id)}/transcript?format=${format}`);
-    const link = document.createElement("a");
-    link.href = URL.createObjectURL(blob);
-    link.download = `${basename(job.audio.filename)}.${format}`;
-    document.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+    saveBlob(blob, `${basename(job.audio.filename)}.${format}`);
   } catch (exc) {
     notify(exc.message, true);
   }
@@ -183,7 +176,7 @@ function typing(target) {
   return target instanceof HTMLElement && (target.isContentEditable || /^(INPUT|SELECT|TEXTAREA|AUDIO)$/.test(target.tagName));
 }
 
-export function setUpTranscript(notify) {
+export function setUpTranscript() {
   const player = $("player");
   player.addEventListener("play", () => {
     cancelAnimationFrame(frame);
@@ -200,7 +193,7 @@ export function setUpTranscript(notify) {
   $("search").addEventListener("input", search);
   $("transcript-close").addEventListener("click", close);
   for (const button of document.querySelectorAll("[data-download]")) {
-    button.addEventListener("click", () => download(button.dataset.download, notify));
+    button.addEventListener("click", () => download(button.dataset.download));
   }
   $("copy").addEventListener("click", async () => {
     if (!job) return;
