@@ -40,6 +40,7 @@ from report import (  # bench/report.py (this folder is on sys.path)
     cpu_model,
     cpu_seconds,
     free_port,
+    private_env,
     replace_section,
     write_results,
 )
@@ -136,19 +137,14 @@ def main() -> int:
     redis_port = free_port()
     receiver = Receiver()
     threads = max(1, (os.cpu_count() or 1) // args.concurrency)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STT_")}
-    env.update(
-        {
-            "STT_AUTH_ENABLED": "false",  # a private stack on this machine
-            "STT_DATABASE_URL": args.database_url or f"sqlite:///{work / 'stt.db'}",
-            "STT_STORAGE_DIR": str(work / "storage"),
-            "STT_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-            "STT_WORKER_CONCURRENCY": str(args.concurrency),
-            "STT_WORKER_THREADS": str(threads),
-            "STT_WEBHOOK_ALLOWED_HOSTS": '["127.0.0.1"]',
-            "STT_MAX_BATCH_ITEMS": str(max(1000, args.clips)),
-            "PYTHONUNBUFFERED": "1",
-        }
+    env = private_env(
+        work,
+        redis_port,
+        args.database_url,
+        STT_WORKER_CONCURRENCY=str(args.concurrency),
+        STT_WORKER_THREADS=str(threads),
+        STT_WEBHOOK_ALLOWED_HOSTS='["127.0.0.1"]',
+        STT_MAX_BATCH_ITEMS=str(max(1000, args.clips)),
     )
     stack = PrivateStack(work, env, REPO)
     names = stack.names

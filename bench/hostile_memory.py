@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from report import PrivateStack, cpu_model, free_port, redis_command, write_results  # bench/report.py
+from report import PrivateStack, cpu_model, free_port, private_env, redis_command, write_results  # bench/report.py
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -74,15 +74,7 @@ def main() -> None:
     }
     work = Path(tempfile.mkdtemp(prefix="stt-bench-hostile-"))
     redis_port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STT_")}
-    env.update(
-        {
-            "STT_AUTH_ENABLED": "false",
-            "STT_DATABASE_URL": f"sqlite:///{work / 'stt.db'}",
-            "STT_STORAGE_DIR": str(work / "storage"),
-            "STT_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        }
-    )
+    env = private_env(work, redis_port)
     stack = PrivateStack(work, env, REPO)
     try:
         stack.spawn(

@@ -27,6 +27,7 @@ from report import (  # bench/report.py (this folder is on sys.path)
     PrivateStack,
     cpu_model,
     free_port,
+    private_env,
     replace_section,
     write_results,
 )
@@ -96,17 +97,12 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="stt-bench-load-"))
     redis_port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STT_")}
-    env.update(
-        {
-            "STT_AUTH_ENABLED": "false",  # a private stack on this machine
-            "STT_DATABASE_URL": args.database_url or f"sqlite:///{work / 'stt.db'}",
-            "STT_STORAGE_DIR": str(work / "storage"),
-            "STT_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-            "STT_WORKER_CONCURRENCY": str(args.concurrency),
-            "STT_WORKER_THREADS": str(max(1, (os.cpu_count() or 1) // args.concurrency)),
-            "PYTHONUNBUFFERED": "1",
-        }
+    env = private_env(
+        work,
+        redis_port,
+        args.database_url,
+        STT_WORKER_CONCURRENCY=str(args.concurrency),
+        STT_WORKER_THREADS=str(max(1, (os.cpu_count() or 1) // args.concurrency)),
     )
     stack = PrivateStack(work, env, REPO)
     runs = []

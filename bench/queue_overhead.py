@@ -29,6 +29,7 @@ import soundfile as sf
 from report import (  # bench/report.py (this folder is on sys.path)
     cpu_model,
     free_port,
+    private_env,
     redis_command,
     stop_all,
     wait_for_ready,
@@ -61,16 +62,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="stt-bench-"))
     redis_port, api_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STT_")}
-    env.update(
-        {
-            "STT_AUTH_ENABLED": "false",  # a private stack on this machine
-            "STT_DATABASE_URL": f"sqlite:///{work / 'stt.db'}",
-            "STT_STORAGE_DIR": str(work / "storage"),
-            "STT_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
+    env = private_env(work, redis_port)
     if args.models_dir:
         env["STT_MODELS_DIR"] = str(args.models_dir.resolve())
     if args.model:

@@ -119,6 +119,26 @@ def wait_for_ready(client: Any, deadline: float, logs: Path, interval_s: float =
         time.sleep(interval_s)
 
 
+def private_env(
+    work: Path, redis_port: int, database_url: str | None = None, drop: tuple[str, ...] = ("STT_",), **settings: str
+) -> dict[str, str]:
+    """The environment of a private stack: this process's, less the variables starting with `drop`, with
+    keys off (the stack is on this machine only), a SQLite file and local storage in `work` unless
+    `database_url`, its own redis-server on `redis_port`, and `settings` (STT_* names) on top."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env.update(
+        {
+            "STT_AUTH_ENABLED": "false",
+            "STT_DATABASE_URL": database_url or f"sqlite:///{work / 'stt.db'}",
+            "STT_STORAGE_DIR": str(work / "storage"),
+            "STT_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "PYTHONUNBUFFERED": "1",
+            **settings,
+        }
+    )
+    return env
+
+
 class PrivateStack:
     """A whole service of its own for a benchmark: redis-server on a free port, a migrated database,
     uvicorn, a Celery worker and the webhooks worker, logs in `work`. `env` holds the STT_* settings."""

@@ -33,6 +33,7 @@ from report import (  # bench/report.py (this folder is on sys.path)
     cpu_model,
     cpu_seconds,
     free_port,
+    private_env,
     replace_section,
     write_results,
 )
@@ -44,17 +45,7 @@ START, END = "<!-- storage-backends:start -->", "<!-- storage-backends:end -->"
 def measure(backend: str, jobs: int, clips: int, clip: bytes) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix=f"stt-bench-{backend}-"))
     redis_port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STT_", "AWS_"))}
-    env.update(
-        {
-            "STT_AUTH_ENABLED": "false",  # a private stack on this machine
-            "STT_DATABASE_URL": f"sqlite:///{work / 'stt.db'}",
-            "STT_STORAGE_DIR": str(work / "storage"),
-            "STT_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-            "STT_MAX_BATCH_ITEMS": str(max(1000, clips)),
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
+    env = private_env(work, redis_port, drop=("STT_", "AWS_"), STT_MAX_BATCH_ITEMS=str(max(1000, clips)))
     stack = PrivateStack(work, env, REPO)
     try:
         if backend == "s3":

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
-from report import PrivateStack, cpu_model, free_port, replace_section, write_results
+from report import PrivateStack, cpu_model, free_port, private_env, replace_section, write_results
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -251,16 +251,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="stt-bench-web-"))
     redis_port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STT_")}
-    env.update(
-        {
-            "STT_AUTH_ENABLED": "false",  # a private stack on this machine
-            "STT_DATABASE_URL": f"sqlite:///{work / 'stt.db'}",
-            "STT_STORAGE_DIR": str(work / "storage"),
-            "STT_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
+    env = private_env(work, redis_port)
     stack = PrivateStack(work, env, REPO)
     try:
         stack.start(redis_port)
