@@ -7,9 +7,10 @@ the products do not cover.
    weights, which hid those weights from the quantiser (SEW-D kept 57 MB of them fp32).
 2. Dynamic INT8 (weights int8 per tensor, activations quantised on the fly) for MatMul, except the
    time-major encoder's first layer.
-3. What is left in fp32 and large (the positional convolution, folded position tables, depthwise
-   convolutions) is stored as int8 with one scale per output channel and a DequantizeLinear in front:
-   the computation stays fp32, the file shrinks by three quarters of those weights.
+3. What is left in fp32 and large (the positional convolution, folded position tables, w2v-BERT's
+   adapter convolutions; depthwise convolutions are under the size floor) is stored as int8 with one
+   scale per output channel and a DequantizeLinear in front: the computation stays fp32 (onnxruntime
+   dequantises on each run rather than folding), the file shrinks by three quarters of those weights.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ STORED_INT8_MIN_ELEMENTS = 65536
 @dataclass(frozen=True)
 class Quantized:
     float_nodes: list[str]  # products kept fp32 on purpose
-    stored_int8: list[str]  # fp32 weights stored as int8 and dequantised when the session loads them
+    stored_int8: list[str]  # fp32 weights stored as int8, dequantised in the graph on each run
 
 
 def quantize_int8(source: Path, target: Path, ops: tuple[str, ...]) -> Quantized:
