@@ -20,6 +20,7 @@ class JsonOptions(BaseModel):
     model: str | None = Field(None, max_length=128)
     webhook_url: str | None = Field(None, max_length=2048)
     metadata: dict[str, Any] | None = None
+    format_text: bool | None = None
 
     def metadata_field(self) -> str | None:
         """`metadata` as the form carries it (JSON text), for the checks both share."""

@@ -21,7 +21,7 @@ from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
 from api.idempotency import REPLAY_HEADER, Idempotency, made_once
 from api.json_body import JsonOptions, read_json
 from api.schemas import error_responses
-from api.submission import job_options
+from api.submission import FormatTextField, job_options
 from stt_common import events
 from stt_common.errors import TooManyFiles
 from stt_common.models import Batch, Job, JobStatus
@@ -85,6 +85,7 @@ def create_batch(
             "on each of its jobs and their events."
         ),
     ] = None,
+    format_text: FormatTextField = None,
     idempotency_key: Annotated[
         str | None,
         Header(min_length=1, max_length=255, description="Retry-safe: the same key and request return the same batch."),
@@ -95,8 +96,8 @@ def create_batch(
     and the rest are queued. Returns at once with the batch and its items; URLs are downloaded by workers."""
     if from_json is not None:
         audio_urls, model, webhook_url = from_json.audio_urls, from_json.model, from_json.webhook_url
-        metadata = from_json.metadata_field()
-    options = job_options(settings, principal.tenant, model, webhook_url, metadata)
+        metadata, format_text = from_json.metadata_field(), from_json.format_text
+    options = job_options(settings, principal.tenant, model, webhook_url, metadata, format_text)
     uploads, urls = list(files or []), list(audio_urls or [])
     if len(uploads) + len(urls) > settings.max_batch_items:
         raise TooManyFiles.in_batch(settings.max_batch_items)
@@ -106,6 +107,8 @@ def create_batch(
         "metadata": metadata,
         "audio_urls": json.dumps(urls) if urls else None,
     }
+    if format_text is not None:  # keys made before the field existed still match their requests
+        fields["format_text"] = str(format_text)
     parts = [u.file for u in uploads] + ([archive.file] if archive else [])
     idempotency = Idempotency.of(principal.tenant, idempotency_key, "POST /v1/batches", fields, parts)
 

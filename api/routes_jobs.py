@@ -18,7 +18,7 @@ from api.deps import CeleryDep, SessionDep, SettingsDep, StorageDep
 from api.idempotency import REPLAY_HEADER, Idempotency, made_once
 from api.json_body import JsonOptions, read_json
 from api.schemas import JobList, error_responses
-from api.submission import job_options, submit, submit_url
+from api.submission import FormatTextField, job_options, submit, submit_url
 from stt_common import jobs
 from stt_common.audio import MEDIA_TYPES
 from stt_common.errors import AudioExpired, AudioMissing, Conflict, ErrorCode, InputError, TranscriptExpired
@@ -77,6 +77,7 @@ def create_job(
             description="A JSON object of your own (at most 4 KB and 16 levels), returned with the job and its events."
         ),
     ] = None,
+    format_text: FormatTextField = None,
     idempotency_key: Annotated[
         str | None,
         Header(min_length=1, max_length=255, description="Retry-safe: the same key and request return the same job."),
@@ -86,13 +87,15 @@ def create_job(
     transcription. Returns at once with the queued job; a URL is downloaded by the worker."""
     if from_json is not None:
         audio_url, model, webhook_url = from_json.audio_url, from_json.model, from_json.webhook_url
-        metadata = from_json.metadata_field()
+        metadata, format_text = from_json.metadata_field(), from_json.format_text
     if (file is None) == (audio_url is None):
         raise InputError(
             "give the audio as `file` or as `audio_url`, one of them", code=ErrorCode.validation_error, http_status=422
         )
-    options = job_options(settings, principal.tenant, model, webhook_url, metadata)
+    options = job_options(settings, principal.tenant, model, webhook_url, metadata, format_text)
     fields = {"model": model, "webhook_url": webhook_url, "metadata": metadata, "audio_url": audio_url}
+    if format_text is not None:  # keys made before the field existed still match their requests
+        fields["format_text"] = str(format_text)
     uploads = [file.file] if file is not None else []
     idempotency = Idempotency.of(principal.tenant, idempotency_key, "POST /v1/jobs", fields, uploads)
 

@@ -71,7 +71,7 @@ async def create_transcription(
         raise InputError(
             f"model {name!r} transcribes {served_language!r}, not {language!r}", code=ErrorCode.unsupported_language
         )
-    options = job_options(settings, principal.tenant, name, None, None)
+    options = job_options(settings, principal.tenant, name, None, None, format_text=True)  # as OpenAI's text is
     async with _waiting_slot(principal.tenant, settings.openai_max_waiting):
         job_id = await run_in_threadpool(_submit, state, file.file, file.filename, options)
         job = await _wait(state, job_id, settings.openai_wait_seconds)

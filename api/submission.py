@@ -8,10 +8,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Annotated, Any, BinaryIO
 from urllib.parse import urlsplit
 
 from celery import Celery
+from fastapi import Form
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -40,6 +41,16 @@ MAX_METADATA_BYTES = 4096
 MAX_METADATA_DEPTH = 16
 
 
+# The `format_text` form field of the create routes (docs/API.md, *Readable text*).
+FormatTextField = Annotated[
+    bool | None,
+    Form(
+        description="Punctuation, capitals, numbers as digits and suffix apostrophes in the text, words and "
+        "subtitles (the recognizer's text stays in `raw_text`); default STT_FORMAT_TEXT (on)."
+    ),
+]
+
+
 @dataclass(frozen=True)
 class JobOptions:
     """What a client may set on a job (or on every job of a batch) besides the audio."""
@@ -49,6 +60,7 @@ class JobOptions:
     meta: dict[str, Any] | None = None
     batch_id: uuid.UUID | None = None
     tenant: str = DEFAULT_TENANT
+    format_text: bool = True
 
     def new_job(self, **fields: Any) -> Job:
         """A job with these options and `fields` (its audio, status, place in a batch...)."""
@@ -59,6 +71,7 @@ class JobOptions:
             batch_id=self.batch_id,
             webhook_url=self.webhook_url,
             meta=self.meta,
+            format_text=self.format_text,
             **fields,
         )
 
@@ -109,7 +122,12 @@ def _nesting(text: str) -> int:
 
 
 def job_options(
-    settings: Settings, tenant: str, model: str | None, webhook_url: str | None, metadata: str | None
+    settings: Settings,
+    tenant: str,
+    model: str | None,
+    webhook_url: str | None,
+    metadata: str | None,
+    format_text: bool | None = None,
 ) -> JobOptions:
     """Check the form fields every create route shares, before any audio is looked at."""
     return JobOptions(
@@ -117,6 +135,7 @@ def job_options(
         webhook_url=check_url(webhook_url, settings.webhook_allowed_hosts) if webhook_url else None,
         meta=parse_metadata(metadata),
         tenant=tenant,
+        format_text=settings.format_text if format_text is None else format_text,
     )
 
 

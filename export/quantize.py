@@ -72,7 +72,8 @@ def store_weights_int8(path: Path, min_elements: int = STORED_INT8_MIN_ELEMENTS)
     model = onnx.load(str(path))
     graph = model.graph
     stored, dequantize = [], []
-    for index, weight in enumerate(graph.initializer):
+    for index in range(len(graph.initializer)):  # not the scales appended below (a table's can be large)
+        weight = graph.initializer[index]
         if weight.data_type != TensorProto.FLOAT or int(np.prod(weight.dims)) < min_elements:
             continue
         values = numpy_helper.to_array(weight)

@@ -8,8 +8,9 @@ import enum
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Float, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 from stt_common.db import Base, UTCDateTime, utcnow
 
@@ -57,6 +58,7 @@ class Job(Base):
     batch_index: Mapped[int | None] = mapped_column(Integer)  # position of the file in its batch
     webhook_url: Mapped[str | None] = mapped_column(String(2048))
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)  # the client's, echoed back
+    format_text: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), nullable=False)
 
     # The upload. `audio_key` names the object in storage; the client's filename is kept for display only.
     # A job submitted by URL has `source_url` and no audio until its worker has fetched it into storage

@@ -39,7 +39,10 @@ class SegmentOut(BaseModel):
 class ResultSummaryOut(BaseModel):
     """A result in lists: the text only (GET the job for words and segments)."""
 
-    text: str
+    text: str = Field(description="The transcript: formatted unless the job said `format_text=false`.")
+    raw_text: str | None = Field(
+        None, description="The recognizer's own text (lower case, no punctuation) when `text` is formatted."
+    )
     duration_s: float | None = Field(None, description="Length of the audio transcribed, in seconds.")
 
 
@@ -52,6 +55,7 @@ class ResultOut(ResultSummaryOut):
         transcript = Transcript.from_dict(result)
         return cls(
             text=transcript.text,
+            raw_text=transcript.raw_text,
             duration_s=transcript.duration_s,
             words=[WordOut(**asdict(w)) for w in transcript.words],
             segments=[SegmentOut(**asdict(s)) for s in transcript.segments],
@@ -99,6 +103,7 @@ class JobSummaryOut(BaseModel):
     batch_index: int | None = Field(None, description="Its file's position in the batch request.")
     webhook_url: str | None = None
     metadata: dict[str, Any] | None = Field(None, description="As the client sent it.")
+    format_text: bool = Field(description="Whether the result is formatted (punctuation, capitals, digits).")
     progress: float = Field(ge=0, le=1, description="Fraction of the audio transcribed so far.")
     eta_seconds: float | None = Field(
         None, description="Estimated seconds until a processing job finishes, from its progress so far."
@@ -129,6 +134,7 @@ class JobSummaryOut(BaseModel):
             batch_index=job.batch_index,
             webhook_url=job.webhook_url,
             metadata=job.meta,
+            format_text=job.format_text,
             progress=job.progress,
             eta_seconds=eta_seconds(job),
             attempts=job.attempts,
@@ -153,7 +159,7 @@ class JobSummaryOut(BaseModel):
     @staticmethod
     def _result(result: dict[str, Any]) -> ResultSummaryOut:
         transcript = Transcript.from_dict(result)
-        return ResultSummaryOut(text=transcript.text, duration_s=transcript.duration_s)
+        return ResultSummaryOut(text=transcript.text, raw_text=transcript.raw_text, duration_s=transcript.duration_s)
 
 
 class JobOut(JobSummaryOut):

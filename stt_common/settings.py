@@ -52,6 +52,15 @@ class Settings(BaseSettings):
         description="Decode with a model's language model when its folder has one (a beam search: "
         "fewer word errors, more decoding time); false decodes greedily.",
     )
+    format_text: bool = Field(
+        True,
+        description="Format transcripts (punctuation, capitals, numbers as digits, apostrophes) unless a job "
+        "says `format_text=false`; the recognizer's own text stays in `raw_text`.",
+    )
+    formatter_dir: Path = Field(
+        REPO_ROOT / "models" / "formatter-tr",
+        description="The formatting stage's folder (its tagger and proper-noun lexicon; training/punctuation.py).",
+    )
     max_upload_bytes: int = Field(1024 * 1024 * 1024, description="Largest accepted upload, in bytes.")
     header_timeout_seconds: float = Field(
         10.0,

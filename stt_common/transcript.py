@@ -58,6 +58,7 @@ class Transcript:
     segments: list[Segment] = field(default_factory=list)
     duration_s: float = 0.0
     model: str = ""
+    raw_text: str | None = None  # the recognizer's own text, when `text` is the formatted one
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,4 +73,5 @@ class Transcript:
             segments=[Segment(**s) for s in stored] if stored is not None else segment(words),
             duration_s=data.get("duration_s", 0.0),
             model=data.get("model", ""),
+            raw_text=data.get("raw_text"),
         )

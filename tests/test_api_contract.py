@@ -118,10 +118,10 @@ def test_lists_carry_summaries_and_timings_are_rounded_to_the_millisecond(stack:
             session.commit()
         detail = client.get(f"/v1/jobs/{job_id}").json()
         listed = client.get("/v1/jobs").json()["data"][0]
-    assert set(detail["result"]) == {"text", "duration_s", "words", "segments"}
+    assert set(detail["result"]) == {"text", "raw_text", "duration_s", "words", "segments"}
     assert detail["result"]["words"]
     assert listed["id"] == job_id
-    assert set(listed["result"]) == {"text", "duration_s"}
+    assert set(listed["result"]) == {"text", "raw_text", "duration_s"}
     assert detail["timings"]["processing_s"] == 0.012
     assert len(str(detail["timings"]["queue_wait_s"]).split(".")[-1]) <= 3
 

@@ -287,3 +287,29 @@ def test_long_audio_in_any_container_reports_progress_and_gives_subtitles(
     finally:
         worker.stop()
         server.stop()
+
+
+@pytest.mark.usefixtures("stack")
+def test_results_are_formatted_unless_the_job_says_not(stt: SttClient, api: httpx.Client, worker: CeleryWorker) -> None:
+    clip = sorted(SAMPLES.glob("clip*"))[0]
+    worker.start()
+    ids = {}
+    for choice in ("default", "false"):
+        data = {} if choice == "default" else {"format_text": "false"}
+        with clip.open("rb") as fh:
+            response = api.post("/v1/jobs", files={"file": (clip.name, fh)}, data=data)
+        assert response.status_code == 202, response.text
+        assert response.json()["format_text"] is (choice == "default")
+        ids[choice] = response.json()["id"]
+    formatted = stt.wait(ids["default"], timeout=60)["result"]
+    raw = stt.wait(ids["false"], timeout=60)["result"]
+    assert raw["raw_text"] is None
+    assert raw["text"] == raw["text"].lower() and not raw["text"].endswith(".")
+    assert formatted["raw_text"] == raw["text"]  # the same audio, the same recognizer text
+    assert formatted["text"][0].isupper() and formatted["text"].endswith((".", "?"))
+    assert formatted["text"] == " ".join(w["word"] for w in formatted["words"])
+    spoken = {(w["start"], w["end"]) for w in raw["words"]}
+    for word in formatted["words"]:  # each formatted word starts and ends where spoken words do
+        assert any(s == word["start"] for s, _ in spoken) and any(e == word["end"] for _, e in spoken)
+    srt_text = api.get(f"/v1/jobs/{ids['default']}/transcript", params={"format": "srt"}).text
+    assert formatted["text"].split()[0] in srt_text

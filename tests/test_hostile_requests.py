@@ -350,6 +350,36 @@ def test_hostile_ranges_need_a_key_first_and_then_get_a_code_or_the_whole_file(
                 assert (after.status_code, after.json()["error"]["code"]) == (400, "invalid_range"), name
 
 
+HOSTILE_FORMAT_TEXT = {
+    "not a boolean": "maybe",
+    "a number": "2",
+    "100 kB": "t" * 100_000,
+    "JSON object": '{"format_text": true}',
+}
+
+
+def test_hostile_format_text_needs_a_key_first_then_gets_a_code_and_makes_nothing(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    stack = make_stack(migrated_sqlite(tmp_path), redis_server.url, tmp_path, auth_enabled=True)
+    with TestClient(create_app(stack.settings)) as client:
+        key = new_key(stack, "acme")
+        for name, value in HOSTILE_FORMAT_TEXT.items():
+            for path, files in (("/v1/jobs", {"file": ("a.wav", CLIP)}), ("/v1/batches", {"files": ("a.wav", CLIP)})):
+                before = client.post(path, files=files, data={"format_text": value})
+                assert (before.status_code, before.json()["error"]["code"]) == (401, "missing_api_key"), name
+                started = time.perf_counter()
+                after = client.post(path, files=files, data={"format_text": value}, headers=key)
+                assert time.perf_counter() - started < 2, name
+                assert after.status_code in (400, 422), (name, after.text)
+                assert after.json()["error"]["code"] in ("validation_error", "field_too_large"), (name, after.text)
+        body = {"audio_url": "https://example.com/a.wav", "format_text": "sometimes"}
+        r = client.post("/v1/jobs", json=body, headers=key)
+        assert (r.status_code, r.json()["error"]["code"]) == (422, "validation_error"), r.text
+    assert _rows(stack) == (0, 0)
+    assert stack.storage.list_keys() == []
+
+
 @pytest.mark.parametrize(
     "path",
     ["/web/%2e%2e/web.py", "/web/..%2fweb.py", "/web/%2e%2e/%2e%2e/pyproject.toml", "/web//etc/passwd", "/web/"],

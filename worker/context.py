@@ -13,6 +13,8 @@ from stt_common.errors import ModelError
 from stt_common.model_folder import list_models
 from stt_common.settings import Settings
 from stt_common.storage import open_storage
+from stt_common.transcript import Word
+from worker.formatting import CONFIG_FILE, Formatter
 from worker.recognizer import Recognizer
 from worker.runner import WorkerContext
 
@@ -50,6 +52,15 @@ def load_recognizers(settings: Settings) -> dict[str, Recognizer]:
     return recognizers
 
 
+def load_formatter(settings: Settings) -> Formatter | None:
+    """The formatting stage, warmed. Required when formatting is the default; optional otherwise."""
+    if not settings.format_text and not (settings.formatter_dir / CONFIG_FILE).is_file():
+        return None
+    formatter = Formatter.load(settings.formatter_dir)
+    formatter.format_words([Word("saat", 0.0, 0.1, 1.0), Word("onda", 0.1, 0.2, 1.0)])
+    return formatter
+
+
 def build_context(settings: Settings, publish: Callable[[list[uuid.UUID]], None]) -> WorkerContext:
     factory = make_session_factory(make_engine(settings.database_url))
     events.publish_after_commit(factory, publish)
@@ -58,6 +69,7 @@ def build_context(settings: Settings, publish: Callable[[list[uuid.UUID]], None]
         session_factory=factory,
         storage=open_storage(settings),
         recognizers=load_recognizers(settings),
+        formatter=load_formatter(settings),
     )
     try:
         with factory() as session:

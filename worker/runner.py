@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from stt_common.errors import AudioMissing, ErrorCode, InputError, TransientErro
 from stt_common.models import Job
 from stt_common.settings import Settings
 from stt_common.storage import Storage, audio_key, discard
+from worker.formatting import Formatter
 from worker.recognizer import Recognizer, Timed
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class WorkerContext:
     session_factory: sessionmaker[Session]
     storage: Storage
     recognizers: Mapping[str, Recognizer]  # committed webhook events leave by the factory's after-commit hook
+    formatter: Formatter | None = None  # None: STT_FORMAT_TEXT off and no formatter folder
 
 
 def run_job(ctx: WorkerContext, job_id: uuid.UUID) -> Outcome:
@@ -71,6 +73,7 @@ def _run(ctx: WorkerContext, job_id: uuid.UUID) -> Outcome:
             (job.model, job.audio_key, job.audio_sha256, job.duration_s) if job else ("", None, None, None)
         )
         source_url = job.source_url if job else None
+        format_text = bool(job and job.format_text)
         waited = (job.started_at - job.created_at).total_seconds() if job and job.started_at else None
     if attempt is None:
         log.info("job %s: not claimable (duplicate delivery, canceled or finished); skipped", job_id)
@@ -83,6 +86,8 @@ def _run(ctx: WorkerContext, job_id: uuid.UUID) -> Outcome:
             if key is None and source_url:  # submitted by URL and not fetched yet (a retry finds it fetched)
                 key, sha256, seconds = _fetch_source(ctx, job_id, attempt, source_url)
             timed = _transcribe(ctx, model, key, sha256, seconds, ProgressReporter(ctx, job_id, attempt, lease))
+            if format_text:
+                timed = replace(timed, transcript=_formatter(ctx).format(timed.transcript, ctx.settings.segment_rules))
             faults.hit("worker.before_complete")
     except JobLost:
         log.info("job %s: canceled or taken over while running; stopped", job_id)
@@ -243,6 +248,15 @@ def _transcribe(
         return recognizer.transcribe_file(
             path, ctx.settings.max_audio_seconds, expected_seconds=seconds, on_progress=progress
         )
+
+
+def _formatter(ctx: WorkerContext) -> Formatter:
+    if ctx.formatter is None:
+        raise InputError(
+            "this worker has no formatter (STT_FORMATTER_DIR); submit with format_text=false",
+            code=ErrorCode.model_unavailable,
+        )
+    return ctx.formatter
 
 
 def _fail(ctx: WorkerContext, job_id: uuid.UUID, attempt: int | None, code: str, message: str) -> Outcome:
