@@ -73,7 +73,8 @@ def test_the_bundled_model_card_states_its_licence_and_sources() -> None:
 
     from training.model_card import FRONT_MATTER, PROVENANCE
 
-    for card in (REPO_ROOT / "models").glob("*/README.md"):
+    for manifest in (REPO_ROOT / "models").glob("*/manifest.json"):  # the recognizer models
+        card = manifest.with_name("README.md")
         text = card.read_text(encoding="utf-8")
         assert text.startswith(FRONT_MATTER), card  # as training/model_card.py writes it
         front = yaml.safe_load(text.split("---")[1])
@@ -82,6 +83,18 @@ def test_the_bundled_model_card_states_its_licence_and_sources() -> None:
         assert "rspeer/wordfreq" in front["datasets"]
         assert PROVENANCE in text
         assert f"models/{card.parent.name}/" in (REPO_ROOT / "NOTICE").read_text(encoding="utf-8")
+
+
+def test_the_formatter_card_states_its_licence_and_sources() -> None:
+    import yaml
+
+    card = (REPO_ROOT / "models" / "formatter-tr" / "README.md").read_text(encoding="utf-8")
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["license"] == "apache-2.0"  # treebank text and Zemberek's lexicon, both Apache-2.0
+    assert front["datasets"] == ["google-research-datasets/turkish-treebanks"]
+    assert "Zemberek" in card
+    notice = (REPO_ROOT / "NOTICE").read_text(encoding="utf-8")
+    assert "models/formatter-tr/" in notice and "zemberek-nlp" in notice
 
 
 def test_the_licence_file_is_the_one_the_package_declares() -> None:
