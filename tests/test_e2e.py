@@ -304,12 +304,15 @@ def test_results_are_formatted_unless_the_job_says_not(stt: SttClient, api: http
     formatted = stt.wait(ids["default"], timeout=60)["result"]
     raw = stt.wait(ids["false"], timeout=60)["result"]
     assert raw["raw_text"] is None
-    assert raw["text"] == raw["text"].lower() and not raw["text"].endswith(".")
+    assert raw["text"] == raw["text"].lower()
+    assert not raw["text"].endswith(".")
     assert formatted["raw_text"] == raw["text"]  # the same audio, the same recognizer text
-    assert formatted["text"][0].isupper() and formatted["text"].endswith((".", "?"))
+    assert formatted["text"][0].isupper()
+    assert formatted["text"].endswith((".", "?"))
     assert formatted["text"] == " ".join(w["word"] for w in formatted["words"])
     spoken = {(w["start"], w["end"]) for w in raw["words"]}
     for word in formatted["words"]:  # each formatted word starts and ends where spoken words do
-        assert any(s == word["start"] for s, _ in spoken) and any(e == word["end"] for _, e in spoken)
+        assert word["start"] in {s for s, _ in spoken}
+        assert word["end"] in {e for _, e in spoken}
     srt_text = api.get(f"/v1/jobs/{ids['default']}/transcript", params={"format": "srt"}).text
     assert formatted["text"].split()[0] in srt_text

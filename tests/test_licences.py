@@ -94,7 +94,8 @@ def test_the_formatter_card_states_its_licence_and_sources() -> None:
     assert front["datasets"] == ["google-research-datasets/turkish-treebanks"]
     assert "Zemberek" in card
     notice = (REPO_ROOT / "NOTICE").read_text(encoding="utf-8")
-    assert "models/formatter-tr/" in notice and "zemberek-nlp" in notice
+    assert "models/formatter-tr/" in notice
+    assert "zemberek-nlp" in notice
 
 
 def test_the_licence_file_is_the_one_the_package_declares() -> None:
