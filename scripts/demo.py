@@ -120,13 +120,16 @@ def main() -> int:
                     ", held out from training" if references[name]["held_out_voice"] else ""
                 )
                 print(f"  reference : {references[name]['text']}  ({voice})")
-                print(f"  transcript: {job['result']['text']}")
-                hypotheses.append(job["result"]["text"])
+                result = job["result"]
+                print(f"  transcript: {result['text']}")
+                if result.get("raw_text") is not None:  # the references are written as the recognizer writes
+                    print(f"  recognizer: {result['raw_text']}")
+                hypotheses.append(result["raw_text"] if result.get("raw_text") is not None else result["text"])
                 refs.append(str(references[name]["text"]))
             if hypotheses:
                 print(
-                    f"\nWER over {len(hypotheses)} held-out sentences: {jiwer.wer(refs, hypotheses):.3f}, "
-                    f"CER {jiwer.cer(refs, hypotheses):.3f}"
+                    f"\nWER of the recognizer's text over {len(hypotheses)} held-out sentences: "
+                    f"{jiwer.wer(refs, hypotheses):.3f}, CER {jiwer.cer(refs, hypotheses):.3f}"
                 )
     finally:
         stop(api)
