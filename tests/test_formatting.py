@@ -155,6 +155,11 @@ def test_a_long_text_is_not_cut_at_window_edges(formatter: Formatter) -> None:
             assert windowed[i].word == whole[i].word, (i, windowed[i - 2 : i + 3], whole[i - 2 : i + 3])
 
 
+def test_silence_formats_to_nothing(formatter: Formatter) -> None:
+    out = formatter.format(Transcript(text="", words=[], duration_s=3.0))
+    assert (out.text, out.words, out.segments, out.raw_text, out.duration_s) == ("", [], [], "", 3.0)
+
+
 def test_folder_is_verified(tmp_path: Path) -> None:
     import shutil
 

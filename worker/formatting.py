@@ -87,6 +87,8 @@ class Formatter:
         return f"{stem}'{ending}" if ending else stem
 
     def format_words(self, words: list[Word]) -> list[Word]:
+        if not words:  # silence: the tagger is not run on nothing
+            return []
         spoken = [w.word for w in words]
         punctuation, case, apostrophe = self.labels(spoken)
         spans = {span.start: span for span in numbers.spans(spoken)}
