@@ -9,7 +9,7 @@ lexicon knows its stem) so a suffixed form the training text never held still lo
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,15 +49,22 @@ class ProperNoun:
 Lexicon = Mapping[str, ProperNoun]  # Turkish-lower-case stem → how it is written
 
 
-def proper_stem(word: str, lexicon: Lexicon) -> tuple[str, str] | None:
-    """(stem, ending) when `word` (lower case, apostrophes removed) is a known proper noun, bare or with an
-    inflectional ending; the longest stem wins."""
-    if word in lexicon:
+def known_stem(word: str, known: Container[str], spellings: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """(stem, ending) when `word` (lower case, apostrophes removed) is one of `known`, bare or with an
+    inflectional ending; the longest stem wins. `spellings` maps a stem's form before an ending to the
+    stem ("dörd" → "dört")."""
+    if word in known:
         return word, ""
     for cut in range(len(word) - 1, MIN_STEM - 1, -1):
-        if word[cut:] in SUFFIXES and word[:cut] in lexicon:
-            return word[:cut], word[cut:]
+        stem = spellings.get(word[:cut], word[:cut]) if spellings else word[:cut]
+        if word[cut:] in SUFFIXES and stem in known:
+            return stem, word[cut:]
     return None
+
+
+def proper_stem(word: str, lexicon: Lexicon) -> tuple[str, str] | None:
+    """(stem, ending) when `word` is a known proper noun, bare or inflected."""
+    return known_stem(word, lexicon)
 
 
 _VOWELS = set("aeıioöuüâîû")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stt_common.punctuation import SUFFIXES
+from stt_common.punctuation import known_stem
 
 UNITS = {"sıfır": 0, "bir": 1, "iki": 2, "üç": 3, "dört": 4, "beş": 5, "altı": 6, "yedi": 7, "sekiz": 8, "dokuz": 9}
 TENS = {
@@ -77,15 +77,7 @@ class Number:
 
 def _split(word: str) -> tuple[str, str] | None:
     """(number word, suffix) for a number word bare or with a case suffix."""
-    bare = word.replace("'", "")
-    if bare in NUMBER_WORDS:
-        return bare, ""
-    for cut in range(len(bare) - 1, 1, -1):
-        head, tail = bare[:cut], bare[cut:]
-        head = SOFTENED.get(head, head)
-        if head in NUMBER_WORDS and tail in SUFFIXES:
-            return head, tail
-    return None
+    return known_stem(word.replace("'", ""), NUMBER_WORDS, SOFTENED)
 
 
 def read_number(words: list[str], start: int) -> Number | None:
@@ -137,11 +129,8 @@ def with_suffix(text: str, suffix: str) -> str:
 
 def _month(word: str) -> tuple[str, str] | None:
     """(written month, suffix) for "mart", "martta", "mart'ta"."""
-    bare = word.replace("'", "")
-    for cut in range(len(bare), 2, -1):
-        if bare[:cut] in MONTHS and (cut == len(bare) or bare[cut:] in SUFFIXES):
-            return MONTHS[bare[:cut]], bare[cut:]
-    return None
+    found = known_stem(word.replace("'", ""), MONTHS)
+    return (MONTHS[found[0]], found[1]) if found else None
 
 
 def spans(words: list[str]) -> list[Span]:
@@ -206,8 +195,7 @@ def _decimal(words: list[str], index: int, whole: Number) -> Span | None:
 
 
 def _is_measure(word: str) -> bool:
-    bare = word.replace("'", "")
-    return any(bare.startswith(m) and (bare == m or bare[len(m) :] in SUFFIXES) for m in MEASURES)
+    return known_stem(word.replace("'", ""), MEASURES) is not None
 
 
 def _clock(words: list[str], index: int, hour: Number) -> Span:
