@@ -351,11 +351,12 @@ def main() -> None:
     lexicon = build_lexicon(train_sentences)
     print(f"{len(train_sentences)} training sentences, {len(held_out)} held out, {len(lexicon)} proper nouns")
     started = time.perf_counter()
-    model = train_model([tag(s) for s in train_sentences], lexicon, args.epochs, args.seed)
+    tagged = [tag(s) for s in train_sentences]
+    model = train_model(tagged, lexicon, args.epochs, args.seed)
     meta = {
         "sentences": len(train_sentences),
         "held_out_sentences": len(held_out),
-        "words": sum(len(tag(s).words) for s in train_sentences),
+        "words": sum(len(t.words) for t in tagged),
         "proper_nouns": len(lexicon),
         "epochs": args.epochs,
         "seed": args.seed,
