@@ -161,12 +161,17 @@ def test_silence_formats_to_nothing(formatter: Formatter) -> None:
 
 
 def test_folder_is_verified(tmp_path: Path) -> None:
+    import json
     import shutil
 
     from stt_common.errors import ModelError
 
     copy = tmp_path / "formatter"
     shutil.copytree(FOLDER, copy)
+    config = json.loads((copy / "formatter.json").read_text(encoding="utf-8"))
+    (copy / "formatter.json").write_text(json.dumps({**config, "overlap_words": config["window_words"]}))
+    with pytest.raises(ModelError, match="overlap_words"):  # windows that would never advance
+        Formatter.load(copy)
     with (copy / "propers.tsv").open("a", encoding="utf-8") as fh:
         fh.write("zzz\tZzz\t0\n")
     with pytest.raises(ModelError, match="sha256"):

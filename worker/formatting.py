@@ -59,7 +59,10 @@ class Formatter:
                 lexicon = read_lexicon(fh)
         except (OSError, KeyError, ValueError) as exc:
             raise ModelError(f"{folder} is not a formatter folder: {exc}") from exc
-        return cls(session, lexicon, int(config["window_words"]), int(config["overlap_words"]))
+        window, overlap = int(config["window_words"]), int(config["overlap_words"])
+        if not 0 <= overlap < window:  # windows() would never advance
+            raise ModelError(f"{folder}: overlap_words must be at least 0 and less than window_words")
+        return cls(session, lexicon, window, overlap)
 
     def labels(self, words: list[str]) -> tuple[list[int], list[int], list[int]]:
         """(punctuation, case, apostrophe) label indices of each word, window by window."""
