@@ -329,10 +329,14 @@ HOSTILE_RANGES = {
 }
 
 
-def test_hostile_ranges_need_a_key_first_and_then_get_a_code_or_the_whole_file(
-    redis_server: RedisServer, tmp_path: Path
-) -> None:
-    stack = make_stack(migrated_sqlite(tmp_path), redis_server.url, tmp_path, auth_enabled=True)
+@pytest.fixture
+def keyed_stack(redis_server: RedisServer, tmp_path: Path) -> Stack:
+    """A stack with keys on, its own SQLite: what a client without a key meets first."""
+    return make_stack(migrated_sqlite(tmp_path), redis_server.url, tmp_path, auth_enabled=True)
+
+
+def test_hostile_ranges_need_a_key_first_and_then_get_a_code_or_the_whole_file(keyed_stack: Stack) -> None:
+    stack = keyed_stack
     with TestClient(create_app(stack.settings)) as client:
         key = new_key(stack, "acme")
         r = client.post("/v1/jobs", files={"file": ("clip01.wav", CLIP)}, headers=key)
@@ -358,10 +362,8 @@ HOSTILE_FORMAT_TEXT = {
 }
 
 
-def test_hostile_format_text_needs_a_key_first_then_gets_a_code_and_makes_nothing(
-    redis_server: RedisServer, tmp_path: Path
-) -> None:
-    stack = make_stack(migrated_sqlite(tmp_path), redis_server.url, tmp_path, auth_enabled=True)
+def test_hostile_format_text_needs_a_key_first_then_gets_a_code_and_makes_nothing(keyed_stack: Stack) -> None:
+    stack = keyed_stack
     with TestClient(create_app(stack.settings)) as client:
         key = new_key(stack, "acme")
         for name, value in HOSTILE_FORMAT_TEXT.items():
@@ -384,9 +386,8 @@ def test_hostile_format_text_needs_a_key_first_then_gets_a_code_and_makes_nothin
     "path",
     ["/web/%2e%2e/web.py", "/web/..%2fweb.py", "/web/%2e%2e/%2e%2e/pyproject.toml", "/web//etc/passwd", "/web/"],
 )
-def test_the_page_serves_nothing_outside_its_folder(redis_server: RedisServer, tmp_path: Path, path: str) -> None:
-    stack = make_stack(migrated_sqlite(tmp_path), redis_server.url, tmp_path, auth_enabled=True)
-    with TestClient(create_app(stack.settings)) as client:
+def test_the_page_serves_nothing_outside_its_folder(keyed_stack: Stack, path: str) -> None:
+    with TestClient(create_app(keyed_stack.settings)) as client:
         r = client.get(path)
         assert r.status_code == 404, (path, r.status_code)
         assert "mount_page" not in r.text
